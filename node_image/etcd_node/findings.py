@@ -1,0 +1,43 @@
+"""What a pre-start check found: an error stops the member, a warning does not."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Severity(str, Enum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem, phrased for the person who has to fix it.
+
+    `message` says what is wrong (etcd's clustering-guide wording where it has
+    one); `fix` says what to change. `code` is stable, for tests and for the
+    operator to turn into a status condition reason.
+    """
+
+    severity: Severity
+    code: str
+    message: str
+    fix: str = ""
+
+    def render(self) -> str:
+        text = f"etcd-node: {self.severity.value}: {self.message}"
+        return f"{text}\n  fix: {self.fix}" if self.fix else text
+
+
+def error(code: str, message: str, fix: str = "") -> Finding:
+    return Finding(Severity.ERROR, code, message, fix)
+
+
+def warning(code: str, message: str, fix: str = "") -> Finding:
+    return Finding(Severity.WARNING, code, message, fix)
+
+
+def errors(findings: Iterable[Finding]) -> list[Finding]:
+    return [f for f in findings if f.severity is Severity.ERROR]

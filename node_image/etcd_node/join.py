@@ -1,0 +1,87 @@
+"""Joining a running cluster: `--initial-cluster` built from the live member list.
+
+After `member add` (done by a person with etcdctl, or by the operator), the new
+member must start with `--initial-cluster-state existing` and an initial cluster
+that matches the live membership exactly. Building it from the member list
+removes the most error-prone flag of runtime reconfiguration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .findings import Finding, error
+from .httpjson import HTTPError, TLSClient, call
+from .urls import format_initial_cluster
+
+
+@dataclass(frozen=True)
+class Member:
+    id: int
+    name: str
+    peer_urls: tuple[str, ...]
+    client_urls: tuple[str, ...] = ()
+    is_learner: bool = False
+
+    @property
+    def started(self) -> bool:
+        """etcd fills in a member's name only once it has started and published it."""
+        return bool(self.name)
+
+
+def parse_members(answer: dict) -> list[Member]:
+    """Members from the v3 JSON gateway's `/v3/cluster/member/list` answer."""
+    return [
+        Member(
+            id=int(m.get("ID", 0)),
+            name=m.get("name", ""),
+            peer_urls=tuple(m.get("peerURLs", [])),
+            client_urls=tuple(m.get("clientURLs", [])),
+            is_learner=bool(m.get("isLearner", False)),
+        )
+        for m in answer.get("members", [])
+    ]
+
+
+def member_list(endpoints: Sequence[str], tls: TLSClient | None = None) -> list[Member]:
+    """Ask each endpoint in turn (I/O); raises HTTPError when none answers."""
+    failures = []
+    for endpoint in endpoints:
+        try:
+            return parse_members(call(f"{endpoint.rstrip('/')}/v3/cluster/member/list", {"linearizable": True}, tls=tls))
+        except HTTPError as exc:
+            failures.append(str(exc))
+    raise HTTPError("; ".join(failures) or "no join endpoints given")
+
+
+def initial_cluster(name: str, advertised: Sequence[str], members: Sequence[Member]) -> tuple[str, list[Finding]]:
+    """The `--initial-cluster` for joining, or the reason joining cannot work."""
+    mine = set(advertised)
+    own = [m for m in members if mine & set(m.peer_urls)]
+    peer_list = ",".join(advertised)
+    if not own:
+        return "", [
+            error(
+                "MemberNotAdded",
+                f"{name} ({peer_list}) is not in the cluster's member list, so it cannot join as existing",
+                f"add it first: etcdctl member add {name} --peer-urls={peer_list} --learner "
+                "(then promote it once it has caught up)",
+            )
+        ]
+    member = own[0]
+    if member.started:
+        return "", [
+            error(
+                "MemberAlreadyBootstrapped",
+                f"member {member.name} ({member.id:x}) with peer URL {peer_list} has already been bootstrapped, "
+                "but this data dir is empty: its data was lost",
+                f"remove the stale entry (etcdctl member remove {member.id:x}), add it again "
+                f"(etcdctl member add {name} --peer-urls={peer_list} --learner) and restart this member",
+            )
+        ]
+    entries: list[tuple[str, str]] = []
+    for m in members:
+        member_name = name if m is member else (m.name or f"unstarted-{m.id:x}")
+        entries += [(member_name, url) for url in m.peer_urls]
+    return format_initial_cluster(entries), []

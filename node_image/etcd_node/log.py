@@ -1,0 +1,31 @@
+"""structlog set up once: JSON lines when not on a terminal, readable console output otherwise."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+
+def _event_first(_logger: object, _name: str, event: dict) -> dict:
+    """Put time, level and message first so a JSON line reads left to right."""
+    head = {k: event.pop(k) for k in ("timestamp", "level", "event") if k in event}
+    return {**head, **event}
+
+
+def configure(json: bool | None = None) -> structlog.stdlib.BoundLogger:
+    json = (not sys.stderr.isatty()) if json is None else json
+    renderer = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _event_first,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+    return structlog.get_logger("etcd-node")
