@@ -16,7 +16,7 @@ def _event_first(_logger: object, _name: str, event: dict) -> dict:
 
 def configure(json: bool | None = None) -> structlog.stdlib.BoundLogger:
     json = (not sys.stderr.isatty()) if json is None else json
-    renderer = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+    renderer = structlog.processors.JSONRenderer(ensure_ascii=False) if json else structlog.dev.ConsoleRenderer(colors=False)
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,
