@@ -15,7 +15,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
-from . import flags, gateway, kube, preflight, srv, watch
+from . import flags, gateway, kube, preflight, watch
 from .findings import Finding, Severity, errors
 from .log import configure
 
@@ -93,6 +93,8 @@ def _gateway(argv: Sequence[str], environ: Mapping[str, str], log) -> int:
         return 2
     endpoints = gateway.static_endpoints(options)
     if not endpoints and options.get("discovery-srv"):
+        from . import srv
+
         answer = srv.lookup(options["discovery-srv"], options.get("discovery-srv-name", ""), kind="client")
         endpoints = gateway.endpoints_from_srv(answer)
         log.info("cluster endpoints from SRV records", records=answer.queried, endpoints=endpoints)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from .findings import Finding, error
 from .flags import split_list
-from .srv import SrvAnswer
+
+if TYPE_CHECKING:
+    from .srv import SrvAnswer
 
 GATEWAY_FLAGS = ("listen-addr", "retry-delay", "trusted-ca-file", "insecure-discovery")
 
@@ -20,7 +23,7 @@ def strip_scheme(endpoint: str) -> str:
     return endpoint
 
 
-def endpoints_from_srv(answer: SrvAnswer) -> list[str]:
+def endpoints_from_srv(answer: "SrvAnswer") -> list[str]:
     """Client endpoints from `_etcd-client-ssl` / `_etcd-client` records (either may exist)."""
     return [f"{t.host}:{t.port}" for t in (*answer.plain_targets, *answer.tls_targets)]
 

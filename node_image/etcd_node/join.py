@@ -84,4 +84,5 @@ def initial_cluster(name: str, advertised: Sequence[str], members: Sequence[Memb
     for m in members:
         member_name = name if m is member else (m.name or f"unstarted-{m.id:x}")
         entries += [(member_name, url) for url in m.peer_urls]
-    return format_initial_cluster(entries), []
+    # Sorted so the same membership always yields the same flag (readable, diffable).
+    return format_initial_cluster(sorted(entries)), []

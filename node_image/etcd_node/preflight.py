@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from . import checks, datadir, discovery, join, srv, tls
+from . import checks, datadir, discovery, join
 from .findings import Finding, error
 from .flags import split_list
 from .httpjson import HTTPError, TLSClient
@@ -45,6 +45,8 @@ def prepare(options: dict[str, str], agent: Mapping[str, str], etcd_bin: str, no
     resolver_cache: dict[str, list[str]] = {}
 
     def resolve(host: str) -> list[str]:
+        from . import srv  # dnspython loads only when a name must be resolved
+
         if host not in resolver_cache:
             resolver_cache[host] = srv.resolve_host(host)
         return resolver_cache[host]
@@ -53,10 +55,22 @@ def prepare(options: dict[str, str], agent: Mapping[str, str], etcd_bin: str, no
     srv_domain = opts.get("discovery-srv") or None
     if not plan.restarting:
         plan.findings += _bootstrap_sources(opts, etcd_bin, resolve)
-    for side in tls.configured_sides(opts):
+    sides = _tls_sides(opts)
+    if sides:
+        from . import tls  # cryptography loads only when there are certificates to check
+
+    for side in sides:
         hosts = tls.hosts_needed(opts, side.side, srv_domain)
         plan.findings += tls.check(tls.load(side), hosts, now, srv_domain)
     return plan
+
+
+def _tls_sides(opts: Mapping[str, str]) -> list:
+    if not any(opts.get(f"{prefix}cert-file") for prefix in ("", "peer-")):
+        return []
+    from . import tls
+
+    return tls.configured_sides(opts)
 
 
 def _join(opts: dict[str, str], agent: Mapping[str, str]) -> list[Finding]:
@@ -97,6 +111,8 @@ def _bootstrap_sources(opts: dict[str, str], etcd_bin: str, resolve: checks.Reso
     name = checks.name_of(opts)
     advertised = split_list(opts.get("initial-advertise-peer-urls"))
     if opts.get("discovery-srv"):
+        from . import srv
+
         answer = srv.lookup(opts["discovery-srv"], opts.get("discovery-srv-name", ""))
         try:
             hosts = [u.host for u in parse_urls(opts.get("initial-advertise-peer-urls"), "initial-advertise-peer-urls")]

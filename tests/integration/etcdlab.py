@@ -98,7 +98,7 @@ class EtcdLab:
             *(tls.flags() if tls else []),
             *args,
         ]
-        return host.run(argv, env=self.env(ETCDCTL_API="3"), timeout=timeout)
+        return host.run(argv, env=self.env(), timeout=timeout)
 
     def members(self, host: Host, endpoints: str, tls: ClientTLS | None = None) -> list[dict]:
         result = self.etcdctl(host, endpoints, "member", "list", "-w", "json", tls=tls)
