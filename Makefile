@@ -10,7 +10,7 @@ export ETCD_BIN ?= $(CACHE)/bin
 setup:
 	bash hack/install-deps.sh
 	test -x .venv/bin/python || python3 -m venv .venv
-	.venv/bin/pip install -q -e '.[test]'
+	.venv/bin/pip install -q -e '.[operator,test]'
 	bash hack/build-etcd.sh
 
 etcd:

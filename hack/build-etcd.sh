@@ -16,8 +16,10 @@ versions=("$@")
 
 build_one() {
   local v=$1 dest="$bin_dir/etcd-$1"
-  if [ -x "$dest/etcd" ] && [ -x "$dest/etcdctl" ] && [ -x "$dest/etcdutl" ] \
-     && "$dest/etcd" --version 2>/dev/null | grep -q "etcd Version: ${v#v}"; then
+  # Capture first: `etcd --version | grep -q` under pipefail fails when grep exits early.
+  local have=""
+  [ -x "$dest/etcd" ] && have=$("$dest/etcd" --version 2>/dev/null || true)
+  if [ -x "$dest/etcdctl" ] && [ -x "$dest/etcdutl" ] && [[ "$have" == *"etcd Version: ${v#v}"* ]]; then
     echo "etcd $v: cached in $dest"
     return
   fi

@@ -1,0 +1,223 @@
+"""The StatefulSet that runs the members: the node image plus the few variables etcd-node needs.
+
+etcd-node derives each member's name, URLs and initial cluster from the pod's
+identity (downward API) and the headless Service, so the pod template is the
+same for every member and never lists peers itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..models.cluster import BootstrapMode, EtcdClusterSpec, TLSMode, TLSSide
+from .meta import Owner, labels, metadata, selector
+from .naming import CLIENT_PORT, METRICS_PORT, PEER_PORT, ClusterNames
+
+DATA_MOUNT = "/var/lib/etcd"
+PEER_TLS_MOUNT = "/etc/etcd/peer-tls"
+SERVER_TLS_MOUNT = "/etc/etcd/server-tls"
+
+
+@dataclass(frozen=True)
+class MemberTemplateInputs:
+    """Everything the pod template depends on besides the spec."""
+
+    replicas: int
+    initial_members: int
+    cluster_token: str
+    node_image: str
+    discovery_url: str = ""  # bootstrap mode discovery with a v2 URL
+    discovery_endpoints: str = ""  # ... or the client URLs of another EtcdCluster (v3 discovery)
+
+
+def _uses_files(side: TLSSide) -> bool:
+    return side.mode in (TLSMode.SELF_SIGNED, TLSMode.SECRET)
+
+
+def _tls_env(side: TLSSide, prefix: str, mount: str) -> list[dict[str, Any]]:
+    """etcd's TLS variables for one side; selfSigned Secrets hold a pair per pod."""
+    var = f"ETCD_{prefix}"
+    if side.mode is TLSMode.AUTO:
+        return [{"name": f"{var}AUTO_TLS", "value": "true"}]
+    if not _uses_files(side):
+        return []
+    stem = "$(ETCD_NODE_POD_NAME)" if side.mode is TLSMode.SELF_SIGNED else "tls"
+    return [
+        {"name": f"{var}CERT_FILE", "value": f"{mount}/{stem}.crt"},
+        {"name": f"{var}KEY_FILE", "value": f"{mount}/{stem}.key"},
+        {"name": f"{var}TRUSTED_CA_FILE", "value": f"{mount}/ca.crt"},
+        {"name": f"{var}CLIENT_CERT_AUTH", "value": "true"},
+    ]
+
+
+def _field(path: str) -> dict[str, Any]:
+    return {"valueFrom": {"fieldRef": {"fieldPath": path}}}
+
+
+def _etcd_option_env(spec: EtcdClusterSpec) -> list[dict[str, Any]]:
+    options = spec.etcd
+    if options is None:
+        return []
+    pairs = {
+        "ETCD_QUOTA_BACKEND_BYTES": options.quota_backend_bytes,
+        "ETCD_AUTO_COMPACTION_MODE": options.auto_compaction_mode.value if options.auto_compaction_mode else None,
+        "ETCD_AUTO_COMPACTION_RETENTION": options.auto_compaction_retention,
+        "ETCD_SNAPSHOT_COUNT": options.snapshot_count,
+        "ETCD_HEARTBEAT_INTERVAL": options.heartbeat_interval,
+        "ETCD_ELECTION_TIMEOUT": options.election_timeout,
+    }
+    return [{"name": k, "value": str(v)} for k, v in pairs.items() if v is not None]
+
+
+def _readiness_path(version: str) -> str:
+    """/readyz arrived with etcd 3.6 on the metrics listener; 3.5 has /health."""
+    minor = int(version.split(".")[1])
+    return "/readyz" if minor >= 6 else "/health"
+
+
+def build_env(names: ClusterNames, spec: EtcdClusterSpec, inputs: MemberTemplateInputs) -> list[dict[str, Any]]:
+    peer_tls, client_tls = spec.tls.peer.mode is not TLSMode.NONE, spec.tls.client.mode is not TLSMode.NONE
+    bootstrap = {
+        BootstrapMode.STATIC: "static",
+        BootstrapMode.DNS_SRV: "dns-srv",
+        BootstrapMode.DISCOVERY: "discovery",
+    }[spec.bootstrap.mode]
+    env: list[dict[str, Any]] = [
+        {"name": "ETCD_NODE_POD_NAME", **_field("metadata.name")},
+        {"name": "ETCD_NODE_POD_NAMESPACE", **_field("metadata.namespace")},
+        {"name": "ETCD_NODE_SERVICE", "value": names.peer_service},
+        {"name": "ETCD_NODE_CLUSTER_DOMAIN", "value": names.cluster_domain},
+        {"name": "ETCD_NODE_BOOTSTRAP", "value": bootstrap},
+        {"name": "ETCD_NODE_INITIAL_MEMBERS", "value": str(inputs.initial_members)},
+        {"name": "ETCD_NODE_PEER_SCHEME", "value": "https" if peer_tls else "http"},
+        {"name": "ETCD_NODE_CLIENT_SCHEME", "value": "https" if client_tls else "http"},
+        {"name": "ETCD_NODE_JOIN_ENDPOINTS", "value": names.client_url(client_tls)},
+        {"name": "ETCD_NODE_TERMINATION_LOG", "value": "/dev/termination-log"},
+        {"name": "ETCD_DATA_DIR", "value": f"{DATA_MOUNT}/data"},
+        {"name": "ETCD_INITIAL_CLUSTER_TOKEN", "value": inputs.cluster_token},
+        {"name": "ETCD_LISTEN_METRICS_URLS", "value": f"http://0.0.0.0:{METRICS_PORT}"},
+    ]
+    if spec.bootstrap.mode is BootstrapMode.DNS_SRV and spec.bootstrap.srv_name:
+        env.append({"name": "ETCD_NODE_SRV_NAME", "value": spec.bootstrap.srv_name})
+    if spec.bootstrap.mode is BootstrapMode.DISCOVERY and inputs.discovery_url:
+        env.append({"name": "ETCD_DISCOVERY", "value": inputs.discovery_url})
+    if spec.bootstrap.mode is BootstrapMode.DISCOVERY and inputs.discovery_endpoints:
+        env.append({"name": "ETCD_DISCOVERY_ENDPOINTS", "value": inputs.discovery_endpoints})
+        env.append({"name": "ETCD_DISCOVERY_TOKEN", "value": inputs.cluster_token})
+    env += _tls_env(spec.tls.peer, "PEER_", PEER_TLS_MOUNT)
+    env += _tls_env(spec.tls.client, "", SERVER_TLS_MOUNT)
+    env += _etcd_option_env(spec)
+    return env
+
+
+def _tls_volumes(names: ClusterNames, spec: EtcdClusterSpec) -> tuple[list[dict], list[dict]]:
+    volumes, mounts = [], []
+    for side, volume, mount, generated in (
+        (spec.tls.peer, "peer-tls", PEER_TLS_MOUNT, names.peer_tls_secret),
+        (spec.tls.client, "server-tls", SERVER_TLS_MOUNT, names.server_tls_secret),
+    ):
+        if not _uses_files(side):
+            continue
+        secret = generated if side.mode is TLSMode.SELF_SIGNED else side.secret_name
+        volumes.append({"name": volume, "secret": {"secretName": secret, "defaultMode": 0o400}})
+        mounts.append({"name": volume, "mountPath": mount, "readOnly": True})
+    return volumes, mounts
+
+
+def _default_affinity(cluster: str) -> dict[str, Any]:
+    """Prefer one member per node; a hard rule would leave small clusters unschedulable."""
+    return {
+        "podAntiAffinity": {
+            "preferredDuringSchedulingIgnoredDuringExecution": [
+                {
+                    "weight": 100,
+                    "podAffinityTerm": {
+                        "labelSelector": {"matchLabels": selector(cluster)},
+                        "topologyKey": "kubernetes.io/hostname",
+                    },
+                }
+            ]
+        }
+    }
+
+
+def build_statefulset(
+    names: ClusterNames, spec: EtcdClusterSpec, owner: Owner, inputs: MemberTemplateInputs
+) -> dict[str, Any]:
+    pod = spec.pod
+    volumes, tls_mounts = _tls_volumes(names, spec)
+    extra_args = [f"--{k}={v}" for k, v in sorted((spec.etcd.extra_args or {}).items())] if spec.etcd else []
+    container: dict[str, Any] = {
+        "name": "etcd",
+        "image": spec.image or inputs.node_image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["etcd-node"],
+        "args": extra_args,
+        "env": build_env(names, spec, inputs),
+        "ports": [
+            {"name": "client", "containerPort": CLIENT_PORT, "protocol": "TCP"},
+            {"name": "peer", "containerPort": PEER_PORT, "protocol": "TCP"},
+            {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
+        ],
+        # Readiness only: a liveness probe would kill a member that is slow to catch up.
+        "readinessProbe": {
+            "httpGet": {"path": _readiness_path(spec.version), "port": METRICS_PORT, "scheme": "HTTP"},
+            "periodSeconds": 5,
+            "timeoutSeconds": 3,
+            "failureThreshold": 3,
+        },
+        "volumeMounts": [{"name": "data", "mountPath": DATA_MOUNT}, *tls_mounts],
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    if spec.resources is not None:
+        container["resources"] = spec.resources.model_dump(exclude_none=True)
+    template_meta: dict[str, Any] = {
+        "labels": labels(owner.name, "member", pod.labels if pod else None),
+    }
+    if pod and pod.annotations:
+        template_meta["annotations"] = dict(pod.annotations)
+    pod_spec: dict[str, Any] = {
+        "containers": [container],
+        "volumes": volumes,
+        "affinity": (pod.affinity if pod and pod.affinity else _default_affinity(owner.name)),
+        "terminationGracePeriodSeconds": 60,
+    }
+    if pod:
+        for key, value in (
+            ("nodeSelector", pod.node_selector),
+            ("tolerations", pod.tolerations),
+            ("priorityClassName", pod.priority_class_name),
+        ):
+            if value:
+                pod_spec[key] = value
+    sts_spec: dict[str, Any] = {
+        "serviceName": names.peer_service,
+        "replicas": inputs.replicas,
+        # Initial members must start together; later growth is one learner at a time via the runtime API.
+        "podManagementPolicy": "Parallel",
+        "selector": {"matchLabels": selector(owner.name)},
+        "template": {"metadata": template_meta, "spec": pod_spec},
+        "persistentVolumeClaimRetentionPolicy": {
+            "whenDeleted": spec.storage.when_deleted.value,
+            "whenScaled": "Retain",
+        },
+    }
+    if spec.storage.empty_dir:
+        pod_spec["volumes"] = [{"name": "data", "emptyDir": {}}, *volumes]
+    else:
+        claim_spec: dict[str, Any] = {
+            "accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": spec.storage.size}},
+        }
+        if spec.storage.storage_class_name:
+            claim_spec["storageClassName"] = spec.storage.storage_class_name
+        sts_spec["volumeClaimTemplates"] = [
+            {"metadata": {"name": "data", "labels": selector(owner.name)}, "spec": claim_spec}
+        ]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": metadata(names.statefulset, names.namespace, owner, "member"),
+        "spec": sts_spec,
+    }
