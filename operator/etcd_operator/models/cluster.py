@@ -292,6 +292,8 @@ class MemberStatus(ApiModel):
 
 
 class EtcdClusterStatus(ApiModel):
+    model_config = ConfigDict(extra="ignore")  # tolerate fields written by newer operator versions
+
     phase: str | None = None
     observed_generation: int | None = None
     ready_replicas: int | None = None

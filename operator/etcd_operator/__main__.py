@@ -1,0 +1,51 @@
+"""`python -m etcd_operator` / `etcd-operator`: structlog set up once, then kopf."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+import kopf
+import structlog
+
+from .adapters.kube import load_config
+
+
+def configure_logging(json: bool) -> None:
+    shared = [structlog.processors.add_log_level, structlog.processors.TimeStamper(fmt="iso", utc=True)]
+    renderer = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+    )
+    # kopf logs through the standard library: render its records the same way.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(processor=renderer, foreign_pre_chain=shared))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="etcd-operator")
+    parser.add_argument("--namespace", action="append", default=[], help="watch these namespaces (default: all)")
+    parser.add_argument("--liveness", default=os.environ.get("ETCD_OPERATOR_LIVENESS", "http://0.0.0.0:8080/healthz"))
+    parser.add_argument("--log-format", choices=("json", "console"), default=os.environ.get("ETCD_OPERATOR_LOG_FORMAT"))
+    args = parser.parse_args(argv)
+    configure_logging(json=(args.log_format or ("console" if sys.stderr.isatty() else "json")) == "json")
+    load_config()
+    from .handlers import cluster, settings  # noqa: F401 - registers the handlers
+
+    kopf.run(
+        clusterwide=not args.namespace,
+        namespaces=args.namespace,
+        liveness_endpoint=args.liveness or None,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

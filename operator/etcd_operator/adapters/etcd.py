@@ -1,0 +1,128 @@
+"""The one etcd client of the operator: etcd's v3 JSON gateway over HTTPS, with aiohttp.
+
+Why the gateway and not gRPC: it is part of every etcd server (3.4+), speaks the
+same v3 API (member list/add/promote/remove, status), needs no generated stubs,
+and aiohttp is already here through kopf. No maintained asyncio gRPC client for
+etcd exists for Python; the sync ones (python-etcd3) are unmaintained.
+Answers are mapped to our own types; callers never see raw JSON.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+
+class EtcdError(RuntimeError):
+    """etcd refused or could not be reached; `message` is etcd's own words when it answered."""
+
+    def __init__(self, message: str, endpoint: str = ""):
+        super().__init__(f"{endpoint}: {message}" if endpoint else message)
+        self.message = message
+        self.endpoint = endpoint
+
+
+@dataclass(frozen=True)
+class Member:
+    id: int
+    name: str
+    peer_urls: tuple[str, ...]
+    client_urls: tuple[str, ...]
+    is_learner: bool
+
+
+@dataclass(frozen=True)
+class EndpointStatus:
+    endpoint: str
+    member_id: int
+    leader_id: int
+    cluster_id: int
+    version: str
+    is_learner: bool
+    raft_index: int
+    errors: tuple[str, ...] = ()
+
+
+def _member(raw: dict[str, Any]) -> Member:
+    return Member(
+        id=int(raw.get("ID", 0)),
+        name=raw.get("name", ""),
+        peer_urls=tuple(raw.get("peerURLs", [])),
+        client_urls=tuple(raw.get("clientURLs", [])),
+        is_learner=bool(raw.get("isLearner", False)),
+    )
+
+
+class EtcdClient:
+    def __init__(self, endpoints: Sequence[str], ssl_context: ssl.SSLContext | None = None, timeout: float = 5.0):
+        self.endpoints = [e.rstrip("/") for e in endpoints]
+        self._ssl = ssl_context
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+
+    async def _call(self, endpoint: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        connector = aiohttp.TCPConnector(ssl=self._ssl if self._ssl is not None else False)
+        try:
+            async with aiohttp.ClientSession(timeout=self._timeout, connector=connector) as session:
+                method = session.post if body is not None else session.get
+                async with method(f"{endpoint}{path}", json=body) as response:
+                    data = await response.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise EtcdError(str(exc) or type(exc).__name__, endpoint) from exc
+        if isinstance(data, dict) and ("error" in data or "message" in data) and "header" not in data:
+            raise EtcdError(str(data.get("message") or data.get("error")), endpoint)
+        return data if isinstance(data, dict) else {}
+
+    async def _any(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Try each endpoint in turn; membership calls go to whichever member answers."""
+        errors = []
+        for endpoint in self.endpoints:
+            try:
+                return await self._call(endpoint, path, body)
+            except EtcdError as exc:
+                errors.append(str(exc))
+        raise EtcdError("; ".join(errors) or "no endpoints")
+
+    async def member_list(self) -> list[Member]:
+        data = await self._any("/v3/cluster/member/list", {"linearizable": True})
+        return [_member(m) for m in data.get("members", [])]
+
+    async def member_add(self, peer_urls: Sequence[str], learner: bool = True) -> Member:
+        data = await self._any("/v3/cluster/member/add", {"peerURLs": list(peer_urls), "isLearner": learner})
+        return _member(data.get("member", {}))
+
+    async def member_promote(self, member_id: int) -> None:
+        await self._any("/v3/cluster/member/promote", {"ID": str(member_id)})
+
+    async def member_remove(self, member_id: int) -> None:
+        await self._any("/v3/cluster/member/remove", {"ID": str(member_id)})
+
+    async def status(self, endpoint: str) -> EndpointStatus:
+        data = await self._call(endpoint.rstrip("/"), "/v3/maintenance/status", {})
+        header = data.get("header", {})
+        return EndpointStatus(
+            endpoint=endpoint,
+            member_id=int(header.get("member_id", 0)),
+            leader_id=int(data.get("leader", 0)),
+            cluster_id=int(header.get("cluster_id", 0)),
+            version=data.get("version", ""),
+            is_learner=bool(data.get("isLearner", False)),
+            raft_index=int(data.get("raftIndex", 0)),
+            errors=tuple(data.get("errors", []) or ()),
+        )
+
+    async def healthy(self, endpoint: str) -> bool:
+        try:
+            data = await self._call(endpoint.rstrip("/"), "/health")
+        except EtcdError:
+            return False
+        return str(data.get("health", "")).lower() == "true"
+
+
+def client_ssl_context(ca_pem: bytes, cert_path: str, key_path: str) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cadata=ca_pem.decode())
+    ctx.load_cert_chain(cert_path, key_path)
+    return ctx

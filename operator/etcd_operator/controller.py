@@ -1,0 +1,174 @@
+"""The I/O shell around the pure core: read what exists, ask the core what should, apply it.
+
+Every function here is safe to run twice or to be killed half way: writes are
+server-side applies of objects the core computed from the spec and from what
+already exists, so a second run converges on the same objects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from .adapters.etcd import EtcdClient, EtcdError, client_ssl_context
+from .adapters.kube import Kube
+from .models.cluster import EtcdClusterSpec, EtcdClusterStatus, TLSMode
+from .reconcile.desired import ClusterIdentity, default_token, desired_objects, needs_generated_tls
+from .reconcile.secrets import tls_secrets
+from .reconcile.status import Observed, ObservedMember, compute_status
+from .resources.meta import selector
+from .resources.secrets import secret_bytes
+from .resources.statefulset import MemberTemplateInputs
+
+log = structlog.get_logger("etcd-operator")
+
+DEFAULT_NODE_IMAGE = "etcd-node"
+
+
+@dataclass(frozen=True)
+class ClusterContext:
+    identity: ClusterIdentity
+    spec: EtcdClusterSpec
+    status: EtcdClusterStatus
+    generation: int
+
+
+def node_image(spec: EtcdClusterSpec) -> str:
+    repo = os.environ.get("ETCD_OPERATOR_NODE_IMAGE", DEFAULT_NODE_IMAGE)
+    return f"{repo}:{spec.version}"
+
+
+def cluster_domain() -> str:
+    return os.environ.get("ETCD_OPERATOR_CLUSTER_DOMAIN", "cluster.local")
+
+
+def template_inputs(ctx: ClusterContext, sts: dict[str, Any] | None) -> MemberTemplateInputs:
+    initial = ctx.status.initial_members or ctx.spec.replicas
+    # Membership changes after bootstrap go through etcd's runtime API one member at a time;
+    # until that lands, the StatefulSet keeps the size it was bootstrapped with.
+    replicas = (sts or {}).get("spec", {}).get("replicas") or initial
+    discovery_url = ctx.spec.bootstrap.discovery_url or ""
+    return MemberTemplateInputs(
+        replicas=replicas,
+        initial_members=initial,
+        cluster_token=ctx.spec.cluster_token or default_token(ctx.identity),
+        node_image=node_image(ctx.spec),
+        discovery_url=discovery_url,
+    )
+
+
+def _existing_secrets(kube: Kube, ctx: ClusterContext) -> dict[str, dict[str, bytes]]:
+    names = ctx.identity.names
+    found = {}
+    for name in (
+        names.peer_ca_secret,
+        names.client_ca_secret,
+        names.peer_tls_secret,
+        names.server_tls_secret,
+        names.client_tls_secret,
+    ):
+        secret = kube.get("v1", "Secret", name, names.namespace)
+        if secret is not None:
+            found[name] = secret_bytes(secret)
+    return found
+
+
+def ensure_objects(kube: Kube, ctx: ClusterContext) -> list[str]:
+    """Apply Secrets (if selfSigned), Services, StatefulSet and PDB; returns what was applied."""
+    names = ctx.identity.names
+    applied = []
+    sts = kube.get("apps/v1", "StatefulSet", names.statefulset, names.namespace)
+    inputs = template_inputs(ctx, sts)
+    if needs_generated_tls(ctx.spec):
+        for secret in tls_secrets(
+            ctx.identity, ctx.spec, inputs.replicas, _existing_secrets(kube, ctx), datetime.now(UTC)
+        ):
+            kube.apply(secret)
+            applied.append(f"Secret/{secret['metadata']['name']}")
+    for obj in desired_objects(ctx.identity, ctx.spec, inputs):
+        kube.apply(obj)
+        applied.append(f"{obj['kind']}/{obj['metadata']['name']}")
+    return applied
+
+
+def _pod_errors(pods: list[dict[str, Any]]) -> dict[str, str]:
+    """etcd-node writes its refusal to the termination log; the kubelet copies it into the pod status."""
+    errors = {}
+    for pod in pods:
+        for status in (pod.get("status") or {}).get("containerStatuses") or []:
+            state = status.get("lastState") or {}
+            terminated = state.get("terminated") or (status.get("state") or {}).get("terminated")
+            message = (terminated or {}).get("message") or ""
+            if "etcd-node: error:" in message:
+                errors[pod["metadata"]["name"]] = message.strip().splitlines()[0].removeprefix("etcd-node: error: ")
+    return errors
+
+
+async def _etcd_view(kube: Kube, ctx: ClusterContext) -> tuple[tuple[ObservedMember, ...] | None, dict, str]:
+    names = ctx.identity.names
+    client_tls = ctx.spec.tls.client.mode is not TLSMode.NONE
+    endpoint = names.client_url(client_tls)
+    with tempfile.TemporaryDirectory(prefix="etcd-operator-") as tmp:
+        ssl_context = None
+        if ctx.spec.tls.client.mode is TLSMode.SELF_SIGNED:
+            secret = secret_bytes(kube.get("v1", "Secret", names.client_tls_secret, names.namespace))
+            if not secret:
+                return None, {}, "client certificate Secret not created yet"
+            cert, key = Path(tmp, "tls.crt"), Path(tmp, "tls.key")
+            cert.write_bytes(secret["tls.crt"])
+            key.write_bytes(secret["tls.key"])
+            ssl_context = client_ssl_context(secret["ca.crt"], str(cert), str(key))
+        elif client_tls:
+            return None, {}, f"client TLS mode {ctx.spec.tls.client.mode.value}: health checks not supported yet"
+        etcd = EtcdClient([endpoint], ssl_context)
+        try:
+            members = await etcd.member_list()
+        except EtcdError as exc:
+            return None, {}, f"cannot reach etcd at {endpoint}: {exc.message}"
+        observed, facts = [], {}
+        for member in members:
+            healthy, status = False, None
+            for url in member.client_urls:
+                try:
+                    status = await etcd.status(url)
+                    healthy = not status.errors and await etcd.healthy(url)
+                    break
+                except EtcdError:
+                    continue
+            if status is not None:
+                facts.setdefault("leader", status.leader_id)
+                facts.setdefault("cluster_id", status.cluster_id)
+                facts.setdefault("version", status.version)
+            observed.append(
+                ObservedMember(member.name, member.id, member.peer_urls, member.client_urls, member.is_learner, healthy)
+            )
+        return tuple(observed), facts, ""
+
+
+async def observe_and_compute_status(kube: Kube, ctx: ClusterContext, now: datetime) -> EtcdClusterStatus:
+    names = ctx.identity.names
+    sts = await asyncio.to_thread(kube.get, "apps/v1", "StatefulSet", names.statefulset, names.namespace)
+    pods = await asyncio.to_thread(kube.list, "v1", "Pod", names.namespace, selector(names.name))
+    members, facts, error = await _etcd_view(kube, ctx)
+    sts_status = (sts or {}).get("status") or {}
+    ever = ctx.status.phase in ("Running", "Degraded", "Unavailable")
+    observed = Observed(
+        generation=ctx.generation,
+        sts_replicas=int(((sts or {}).get("spec") or {}).get("replicas") or 0),
+        sts_ready=int(sts_status.get("readyReplicas") or 0),
+        members=members,
+        leader_id=facts.get("leader"),
+        cluster_id=facts.get("cluster_id"),
+        version=facts.get("version"),
+        etcd_error=error,
+        pod_errors=_pod_errors(pods),
+        ever_available=ever,
+    )
+    return compute_status(ctx.spec, observed, ctx.status, now.strftime("%Y-%m-%dT%H:%M:%SZ"))

@@ -1,0 +1,182 @@
+"""Observed state -> status and conditions. Pure: the clock is passed in.
+
+Conditions follow Kubernetes conventions: `Available` (quorum of healthy voting
+members answers), `Progressing` (the cluster is moving towards its spec),
+`Degraded` (something needs a person's attention), each with a reason from
+`Reason` and `lastTransitionTime` kept while the status does not change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+
+from ..models.cluster import Condition, ConditionStatus, EtcdClusterSpec, EtcdClusterStatus, MemberStatus
+
+
+class Reason(str, Enum):
+    QUORUM_HEALTHY = "QuorumHealthy"
+    QUORUM_LOST = "QuorumLost"
+    ETCD_UNREACHABLE = "EtcdUnreachable"
+    BOOTSTRAPPING = "Bootstrapping"
+    MEMBERS_STARTING = "MembersStarting"
+    RECONCILED = "Reconciled"
+    SCALING_PENDING = "ScalingPending"
+    MEMBER_UNHEALTHY = "MemberUnhealthy"
+    BOOTSTRAP_ERROR = "BootstrapError"
+    AS_EXPECTED = "AsExpected"
+
+
+@dataclass(frozen=True)
+class ObservedMember:
+    name: str
+    id: int
+    peer_urls: tuple[str, ...]
+    client_urls: tuple[str, ...]
+    is_learner: bool
+    healthy: bool
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What the operator saw this pass; `members` is None when etcd could not be reached."""
+
+    generation: int
+    sts_replicas: int
+    sts_ready: int
+    members: tuple[ObservedMember, ...] | None = None
+    leader_id: int | None = None
+    cluster_id: int | None = None
+    version: str | None = None
+    etcd_error: str = ""
+    pod_errors: dict[str, str] = field(default_factory=dict)  # pod -> etcd-node's termination message
+    ever_available: bool = False
+
+
+def quorum(voting: int) -> int:
+    return voting // 2 + 1
+
+
+def _condition(kind: str, ok: bool, reason: Reason, message: str, generation: int) -> Condition:
+    return Condition(
+        type=kind,
+        status=ConditionStatus.TRUE if ok else ConditionStatus.FALSE,
+        reason=reason.value,
+        message=message,
+        observed_generation=generation,
+    )
+
+
+def conditions(spec: EtcdClusterSpec, observed: Observed) -> list[Condition]:
+    gen = observed.generation
+    members = observed.members
+    if members is None:
+        reason = Reason.BOOTSTRAPPING if not observed.ever_available else Reason.ETCD_UNREACHABLE
+        available = _condition("Available", False, reason, observed.etcd_error or "etcd has not answered yet", gen)
+    else:
+        voting = [m for m in members if not m.is_learner]
+        healthy = [m for m in voting if m.healthy]
+        ok = bool(voting) and len(healthy) >= quorum(len(voting))
+        available = _condition(
+            "Available",
+            ok,
+            Reason.QUORUM_HEALTHY if ok else Reason.QUORUM_LOST,
+            f"{len(healthy)} of {len(voting)} voting members healthy (quorum {quorum(len(voting)) if voting else 1})",
+            gen,
+        )
+    settled = (
+        members is not None
+        and len(members) == spec.replicas
+        and observed.sts_ready == spec.replicas
+        and all(m.healthy and not m.is_learner for m in members)
+    )
+    if settled:
+        progressing = _condition("Progressing", False, Reason.RECONCILED, "all members started and healthy", gen)
+    elif observed.sts_replicas != spec.replicas:
+        progressing = _condition(
+            "Progressing",
+            True,
+            Reason.SCALING_PENDING,
+            f"spec.replicas is {spec.replicas}, the cluster has {observed.sts_replicas} members",
+            gen,
+        )
+    else:
+        progressing = _condition(
+            "Progressing",
+            True,
+            Reason.MEMBERS_STARTING,
+            f"{observed.sts_ready} of {spec.replicas} members ready",
+            gen,
+        )
+    if observed.pod_errors:
+        detail = "; ".join(f"{pod}: {msg}" for pod, msg in sorted(observed.pod_errors.items()))
+        degraded = _condition("Degraded", True, Reason.BOOTSTRAP_ERROR, detail, gen)
+    elif members is not None and any(not m.healthy for m in members):
+        sick = ", ".join(sorted(m.name or f"{m.id:x}" for m in members if not m.healthy))
+        degraded = _condition("Degraded", True, Reason.MEMBER_UNHEALTHY, f"unhealthy: {sick}", gen)
+    else:
+        degraded = _condition("Degraded", False, Reason.AS_EXPECTED, "", gen)
+    return [available, progressing, degraded]
+
+
+def merge_transitions(new: Sequence[Condition], old: Sequence[Condition] | None, now: str) -> list[Condition]:
+    """Keep lastTransitionTime when a condition's status did not change."""
+    before = {c.type: c for c in old or []}
+    merged = []
+    for cond in new:
+        prev = before.get(cond.type)
+        keep = prev is not None and prev.status == cond.status and prev.last_transition_time
+        merged.append(cond.model_copy(update={"last_transition_time": prev.last_transition_time if keep else now}))
+    return merged
+
+
+def phase(conds: Sequence[Condition], ever_available: bool) -> str:
+    by_type = {c.type: c for c in conds}
+    if by_type["Available"].status is ConditionStatus.TRUE:
+        return "Degraded" if by_type["Degraded"].status is ConditionStatus.TRUE else "Running"
+    if not ever_available:
+        return "Failed" if by_type["Degraded"].reason == Reason.BOOTSTRAP_ERROR.value else "Bootstrapping"
+    return "Unavailable"
+
+
+def compute_status(
+    spec: EtcdClusterSpec, observed: Observed, previous: EtcdClusterStatus | None, now: str
+) -> EtcdClusterStatus:
+    previous = previous or EtcdClusterStatus()
+    conds = merge_transitions(conditions(spec, observed), previous.conditions, now)
+    ever = observed.ever_available or conds[0].status is ConditionStatus.TRUE
+    members = None
+    if observed.members is not None:
+        members = [
+            MemberStatus(
+                name=m.name,
+                id=f"{m.id:x}",
+                peer_urls=list(m.peer_urls),
+                client_urls=list(m.client_urls),
+                is_learner=m.is_learner,
+                healthy=m.healthy,
+            )
+            for m in sorted(observed.members, key=lambda m: m.name)
+        ]
+    leader = None
+    if observed.members is not None and observed.leader_id is not None:
+        leader = next((m.name for m in observed.members if m.id == observed.leader_id), None)
+    return EtcdClusterStatus(
+        phase=phase(conds, ever),
+        ready_replicas=observed.sts_ready,
+        initial_members=previous.initial_members,
+        members=members if members is not None else previous.members,
+        leader=leader if observed.members is not None else previous.leader,
+        cluster_id=f"{observed.cluster_id:x}" if observed.cluster_id is not None else previous.cluster_id,
+        version=observed.version or previous.version,
+        conditions=conds,
+        # Written last, as the marker that this generation has been observed.
+        observed_generation=observed.generation,
+    )
+
+
+def transitions(old: Sequence[Condition] | None, new: Sequence[Condition]) -> list[Condition]:
+    """Conditions whose status or reason changed: each becomes an Event."""
+    before = {c.type: (c.status, c.reason) for c in old or []}
+    return [c for c in new if before.get(c.type) != (c.status, c.reason)]

@@ -1,0 +1,48 @@
+from pathlib import Path
+
+import yaml
+
+from etcd_operator import crd
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_checked_in_crds_match_the_models():
+    expected = crd.render()
+    for path in crd.OUTPUTS:
+        assert path.read_text() == expected, f"{path.relative_to(ROOT)} drifted from the models: run `make crds`"
+
+
+def walk(node, path="$"):
+    if isinstance(node, dict):
+        yield path, node
+        for key, value in node.items():
+            yield from walk(value, f"{path}.{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from walk(value, f"{path}[{i}]")
+
+
+def test_schema_is_structural():
+    schema = crd.crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    for path, node in walk(schema):
+        for forbidden in ("$ref", "$defs", "anyOf", "title", "propertyNames"):
+            assert forbidden not in node or path.endswith(".properties"), f"{forbidden} at {path}"
+        assert node.get("additionalProperties") is not False, path
+        if "properties" in node and not path.endswith(".properties"):
+            assert node.get("type") == "object", path
+
+
+def test_defaults_and_rules_are_where_intended():
+    spec = crd.crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    props = spec["properties"]
+    assert props["replicas"] == {**props["replicas"], "default": 3, "minimum": 1, "maximum": 9}
+    assert props["bootstrap"]["default"] == {} and props["bootstrap"]["properties"]["mode"]["default"] == "static"
+    assert props["tls"]["properties"]["peer"]["properties"]["mode"]["enum"] == ["selfSigned", "auto", "secret", "none"]
+    messages = [rule["message"] for rule in spec["x-kubernetes-validations"]]
+    assert any("bootstrap.mode cannot change" in m for m in messages)
+    assert props["pod"]["properties"]["affinity"]["x-kubernetes-preserve-unknown-fields"] is True
+
+
+def test_rendered_yaml_round_trips():
+    assert yaml.safe_load(crd.render()) == crd.crd()

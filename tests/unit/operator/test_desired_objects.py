@@ -1,0 +1,85 @@
+"""Golden files for the builders: `UPDATE_GOLDEN=1 pytest tests/unit/operator` rewrites them after a deliberate change."""
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from etcd_operator.models.cluster import EtcdClusterSpec
+from etcd_operator.reconcile.desired import ClusterIdentity, default_token, desired_objects
+from etcd_operator.resources.pdb import build_pdb
+from etcd_operator.resources.statefulset import MemberTemplateInputs
+
+GOLDEN = Path(__file__).parent / "golden"
+IDENTITY = ClusterIdentity.of("main", "db", "6f1c2d3e-0000-4000-8000-000000000000")
+
+CASES = {
+    "static-selfsigned": {},
+    "dnssrv-auto-tls": {
+        "bootstrap": {"mode": "dnsSRV", "srvName": "main"},
+        "tls": {"peer": {"mode": "auto"}, "client": {"mode": "none"}},
+        "storage": {"emptyDir": True},
+    },
+    "secret-tls-tuned": {
+        "replicas": 5,
+        "version": "3.5.35",
+        "tls": {"peer": {"mode": "secret", "secretName": "peer-certs"}, "client": {"mode": "secret", "secretName": "c"}},
+        "storage": {"size": "8Gi", "storageClassName": "fast", "whenDeleted": "Delete"},
+        "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}},
+        "pod": {"nodeSelector": {"disk": "ssd"}, "priorityClassName": "high", "labels": {"team": "a"}},
+        "etcd": {"quotaBackendBytes": 8589934592, "heartbeatInterval": 100, "electionTimeout": 1000,
+                 "extraArgs": {"max-request-bytes": "10485760"}},
+    },
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_golden(case):
+    spec = EtcdClusterSpec.model_validate(CASES[case])
+    inputs = MemberTemplateInputs(
+        replicas=spec.replicas, initial_members=spec.replicas, cluster_token=default_token(IDENTITY),
+        node_image=f"etcd-node:{spec.version}",
+    )
+    rendered = yaml.safe_dump_all(desired_objects(IDENTITY, spec, inputs), sort_keys=True)
+    path = GOLDEN / f"{case}.yaml"
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(rendered)
+    assert rendered == path.read_text(), f"{path.name} differs: review and rerun with UPDATE_GOLDEN=1"
+
+
+def env_of(objects):
+    sts = next(o for o in objects if o["kind"] == "StatefulSet")
+    return {e["name"]: e.get("value") for e in sts["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+
+def test_selfsigned_members_pick_their_own_certificate_and_use_https():
+    spec = EtcdClusterSpec()
+    inputs = MemberTemplateInputs(3, 3, "tok", "etcd-node:3.6.16")
+    env = env_of(desired_objects(IDENTITY, spec, inputs))
+    assert env["ETCD_PEER_CERT_FILE"] == "/etc/etcd/peer-tls/$(ETCD_NODE_POD_NAME).crt"
+    assert env["ETCD_NODE_PEER_SCHEME"] == "https" and env["ETCD_CLIENT_CERT_AUTH"] == "true"
+    assert env["ETCD_NODE_JOIN_ENDPOINTS"] == "https://main-client.db.svc.cluster.local:2379"
+
+
+def test_srv_port_names_follow_tls():
+    objects = desired_objects(IDENTITY, EtcdClusterSpec(), MemberTemplateInputs(3, 3, "t", "i"))
+    peer = objects[0]
+    assert peer["spec"]["clusterIP"] == "None" and peer["spec"]["publishNotReadyAddresses"] is True
+    assert [p["name"] for p in peer["spec"]["ports"]] == ["etcd-server-ssl", "etcd-client-ssl"]
+    plain = EtcdClusterSpec.model_validate({"tls": {"peer": {"mode": "none"}, "client": {"mode": "none"}}})
+    ports = desired_objects(IDENTITY, plain, MemberTemplateInputs(3, 3, "t", "i"))[0]["spec"]["ports"]
+    assert [p["name"] for p in ports] == ["etcd-server", "etcd-client"]
+
+
+@pytest.mark.parametrize(("replicas", "min_available"), [(1, 0), (2, 2), (3, 2), (4, 3), (5, 3), (7, 4)])
+def test_pdb_keeps_quorum(replicas, min_available):
+    assert build_pdb(IDENTITY.names, replicas, IDENTITY.owner)["spec"]["minAvailable"] == min_available
+
+
+def test_every_object_is_owned_and_labelled():
+    for obj in desired_objects(IDENTITY, EtcdClusterSpec(), MemberTemplateInputs(3, 3, "t", "i")):
+        meta = obj["metadata"]
+        assert meta["ownerReferences"][0]["uid"] == IDENTITY.owner.uid
+        assert meta["labels"]["app.kubernetes.io/managed-by"] == "etcd-operator"
