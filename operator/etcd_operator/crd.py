@@ -40,6 +40,10 @@ def structural(schema: dict[str, Any]) -> dict[str, Any]:
             rest = {k: v for k, v in node.items() if k != "anyOf"}
             if len(options) == 1:
                 return walk({**options[0], **rest})
+        if "patternProperties" in node:
+            # Kubernetes has no patternProperties: keep the value schema; key rules go in CEL.
+            (value_schema,) = node["patternProperties"].values()
+            node = {k: v for k, v in node.items() if k != "patternProperties"} | {"additionalProperties": value_schema}
         out: dict[str, Any] = {}
         for key, value in node.items():
             if key in ("title", "$defs", "propertyNames"):

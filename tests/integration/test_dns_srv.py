@@ -23,6 +23,15 @@ def srv_flags(name: str, host_or_ip: str, scheme: str = "http", listen_ip: str =
     ]  # fmt: skip
 
 
+def tls_flags(cert, key, ca_file) -> list[str]:
+    """One certificate for both sides, client and peer certificate auth on."""
+    return [
+        f"--cert-file={cert}", f"--key-file={key}", f"--trusted-ca-file={ca_file}", "--client-cert-auth",
+        f"--peer-cert-file={cert}", f"--peer-key-file={key}", f"--peer-trusted-ca-file={ca_file}",
+        "--peer-client-cert-auth",
+    ]  # fmt: skip
+
+
 def test_dns_srv_with_domain_names(lab):
     hosts = lab.add_guide_hosts(srv="http")
     for host in hosts.values():
@@ -51,13 +60,8 @@ def test_dns_srv_over_tls(lab):
     for host in hosts.values():
         # The SRV domain must be a SAN, or peers reject each other (the guide's "Notes for DNS SRV").
         cert, key = make_cert(ca, host.name, [host.hostname, "example.com", host.ip], now).write(certs, host.name)
-        tls_flags = [
-            f"--cert-file={cert}", f"--key-file={key}", f"--trusted-ca-file={ca_file}", "--client-cert-auth",
-            f"--peer-cert-file={cert}", f"--peer-key-file={key}", f"--peer-trusted-ca-file={ca_file}",
-            "--peer-client-cert-auth",
-        ]  # fmt: skip
         flags = srv_flags(host.name, host.hostname, scheme="https")
-        lab.start(host, [*flags, *tls_flags, "--data-dir", str(lab.data_dir(host.name))])
+        lab.start(host, [*flags, *tls_flags(cert, key, ca_file), "--data-dir", str(lab.data_dir(host.name))])
     user_cert, user_key = make_cert(ca, "user", [], now).write(certs, "user")
     tls = ClientTLS(ca=str(ca_file), cert=str(user_cert), key=str(user_key))
     client = hosts["infra2"]
@@ -73,11 +77,8 @@ def test_srv_domain_missing_from_certificate_stops_before_etcd(lab):
     ca_file, _ = ca.write(certs, "ca")
     host = hosts["infra0"]
     cert, key = make_cert(ca, host.name, [host.hostname, host.ip], now).write(certs, host.name)
-    flags = srv_flags(host.name, host.hostname, scheme="https") + [
-        f"--cert-file={cert}", f"--key-file={key}", f"--trusted-ca-file={ca_file}",
-        f"--peer-cert-file={cert}", f"--peer-key-file={key}", f"--peer-trusted-ca-file={ca_file}",
-        "--data-dir", str(lab.data_dir(host.name)),
-    ]  # fmt: skip
+    flags = [*srv_flags(host.name, host.hostname, scheme="https"), *tls_flags(cert, key, ca_file),
+             "--data-dir", str(lab.data_dir(host.name))]  # fmt: skip
     result = lab.run_node(host, flags)
     assert result.returncode == 1
     assert "CertificateSANMissing" in result.stderr

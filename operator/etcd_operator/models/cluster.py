@@ -59,6 +59,11 @@ class ApiModel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
 
+def server_default(model: type[BaseModel]) -> dict[str, Any]:
+    """A nested object's full default, for the CRD: the API server checks CEL rules against it as is."""
+    return {"default": model().model_dump(by_alias=True, exclude_none=True, mode="json")}
+
+
 class BootstrapMode(str, Enum):
     STATIC = "static"
     DNS_SRV = "dnsSRV"
@@ -130,12 +135,12 @@ class TLSSide(ApiModel):
 
 class TLS(ApiModel):
     peer: TLSSide = Field(
-        default_factory=TLSSide, description="Member-to-member traffic.", json_schema_extra={"default": {}}
+        default_factory=TLSSide, description="Member-to-member traffic.", json_schema_extra=server_default(TLSSide)
     )
     client: TLSSide = Field(
         default_factory=TLSSide,
         description="Client traffic (and the operator's own).",
-        json_schema_extra={"default": {}},
+        json_schema_extra=server_default(TLSSide),
     )
 
 
@@ -202,6 +207,10 @@ class EtcdOptions(ApiModel):
                     "etcd.electionTimeout must be at least 5 times etcd.heartbeatInterval",
                 ),
                 _cel(
+                    "!has(self.extraArgs) || self.extraArgs.all(k, k.matches('^[a-z0-9][a-z0-9-]*$'))",
+                    "etcd.extraArgs keys are etcd flag names without leading dashes, e.g. max-request-bytes",
+                ),
+                _cel(
                     "!has(self.extraArgs) || self.extraArgs.all(k, !(k in " + str(list(OWNED_FLAGS)) + "))",
                     "etcd.extraArgs may not set flags the operator owns (names, URLs, bootstrap, TLS); use the "
                     "typed fields instead",
@@ -216,7 +225,7 @@ class EtcdOptions(ApiModel):
     snapshot_count: Annotated[int | None, Field(ge=1)] = None
     heartbeat_interval: Annotated[int | None, Field(ge=10, le=5000, description="Milliseconds.")] = None
     election_timeout: Annotated[int | None, Field(ge=50, le=50000, description="Milliseconds.")] = None
-    extra_args: dict[Annotated[str, Field(pattern=r"^[a-z0-9-]+$")], str] | None = Field(
+    extra_args: Annotated[dict[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$")], str] | None, Field(max_length=64)] = Field(
         None, description="More etcd flags, without leading dashes (e.g. max-request-bytes: '10485760')."
     )
 
@@ -256,9 +265,9 @@ class EtcdClusterSpec(ApiModel):
         DEFAULT_VERSION, description="etcd version (3.5.x or later)."
     )
     image: str | None = Field(None, description="Node image override (default: the operator's node image).")
-    bootstrap: Bootstrap = Field(default_factory=Bootstrap, json_schema_extra={"default": {}})
-    tls: TLS = Field(default_factory=TLS, json_schema_extra={"default": {}})
-    storage: Storage = Field(default_factory=Storage, json_schema_extra={"default": {}})
+    bootstrap: Bootstrap = Field(default_factory=Bootstrap, json_schema_extra=server_default(Bootstrap))
+    tls: TLS = Field(default_factory=TLS, json_schema_extra=server_default(TLS))
+    storage: Storage = Field(default_factory=Storage, json_schema_extra=server_default(Storage))
     resources: ResourceRequirements | None = None
     pod: PodOverrides | None = None
     etcd: EtcdOptions | None = None
