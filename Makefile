@@ -2,19 +2,24 @@
 SHELL := /bin/bash
 PYTHON ?= $(if $(wildcard .venv/bin/python),.venv/bin/python,python3)
 CACHE ?= $(HOME)/.cache/etcd-operator
-# Tests find every etcd build through this one directory (see tests/support/binaries.py).
+# Tests find every pinned build through this one directory (see tests/support/binaries.py).
 export ETCD_BIN ?= $(CACHE)/bin
+export PATH := $(CACHE)/bin:$(PATH)
 
-.PHONY: setup demo test unit integration bench etcd clean
+.PHONY: setup demo test unit integration kube-tests bench etcd kube crds apiserver-up cluster-down
 
 setup:
 	bash hack/install-deps.sh
 	test -x .venv/bin/python || python3 -m venv .venv
 	.venv/bin/pip install -q -e '.[operator,test]'
 	bash hack/build-etcd.sh
+	bash hack/build-kube.sh
 
 etcd:
 	bash hack/build-etcd.sh
+
+kube:
+	bash hack/build-kube.sh
 
 demo: setup
 	.venv/bin/python hack/demo.py
@@ -27,6 +32,20 @@ unit:
 
 integration: etcd
 	$(PYTHON) -m pytest -m etcd tests
+
+kube-tests: kube etcd
+	$(PYTHON) -m pytest -m kube tests
+
+# Regenerate the CRD (crds/ and the chart's copy) from the pydantic models.
+crds:
+	$(PYTHON) -m etcd_operator.crd --write
+
+# A real etcd + kube-apiserver + kube-controller-manager on 127.0.0.1; last line: KUBECONFIG=<path>.
+apiserver-up: kube etcd
+	@bash hack/apiserver-up.sh
+
+cluster-down:
+	bash hack/cluster-down.sh
 
 bench: setup
 	.venv/bin/python benchmarks/node_bootstrap.py

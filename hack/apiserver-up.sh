@@ -40,11 +40,21 @@ service_ip=10.96.0.1        # first address: the `kubernetes` service
 for b in "$kube_bin/kube-apiserver" "$kube_bin/kube-controller-manager" "$kube_bin/kubectl"; do
   [ -x "$b" ] || { echo "missing $b: run \`bash hack/build-kube.sh\`" >&2; exit 2; }
 done
-[ -x "$etcd_bin/etcd" ] && [ -x "$etcd_bin/etcdctl" ] \
-  || { echo "missing $etcd_bin/etcd: run \`bash hack/build-etcd.sh\`" >&2; exit 2; }
+for b in "$etcd_bin/etcd" "$etcd_bin/etcdctl"; do
+  [ -x "$b" ] || { echo "missing $b: run \`bash hack/build-etcd.sh\`" >&2; exit 2; }
+done
 mkdir -p "$pki" "$run" "$logs"
 
 log() { echo "apiserver-up: $*" >&2; }
+
+# One starter at a time (parallel test sessions, make and pytest together);
+# hack/cluster-down.sh takes the same lock. Started daemons must not inherit fd 9.
+exec 9>"$state/lock"
+if ! flock -n 9; then
+  log "another apiserver-up/cluster-down holds $state/lock; waiting (up to ${timeout}s)"
+  flock -w "$timeout" 9 || { log "timed out waiting for $state/lock"; exit 1; }
+fi
+
 kubectl() { "$kube_bin/kubectl" --kubeconfig "$kubeconfig" --request-timeout=5s "$@"; }
 
 # --- processes ---------------------------------------------------------------
@@ -68,7 +78,7 @@ stop_stale() {
     "$(readlink -f "$2")") return 0 ;;
     */etcd*|*/kube-apiserver*|*/kube-controller-manager*)
       log "stopping stale $1 (pid $pid, $exe)"
-      bash "$here/cluster-down.sh" "$1" >&2 ;;
+      KUBE_PLANE_LOCK_HELD=1 bash "$here/cluster-down.sh" "$1" >&2 ;;
   esac
   rm -f "$run/$1.pid"
 }
@@ -77,12 +87,19 @@ port_free() { ! (exec 3<>"/dev/tcp/$host/$1") 2>/dev/null; }
 
 # start NAME PORT EXE ARGS...: detached (own session, no inherited stdio, so a
 # caller capturing our output is not held open), logging to logs/NAME.log.
+# In this non-interactive script a background job is no process-group leader,
+# so setsid execs in place and $! is the daemon's own pid.
 start() {
   local name=$1 port=$2
   shift 2
-  port_free "$port" || { echo "$host:$port is in use by another program; cannot start $name" >&2; exit 1; }
+  # A process that was just stopped (or crashed) may still be closing it.
+  local deadline=$((SECONDS + 10))
+  until port_free "$port"; do
+    [ "$SECONDS" -lt "$deadline" ] || { log "$host:$port is in use by another program; cannot start $name"; exit 1; }
+    sleep 0.2
+  done
   log "starting $name (log: $logs/$name.log)"
-  setsid "$@" </dev/null >>"$logs/$name.log" 2>&1 &
+  setsid "$@" </dev/null >>"$logs/$name.log" 2>&1 9>&- &
   echo $! >"$run/$name.pid"
 }
 
@@ -127,22 +144,33 @@ fi
 
 # --- certificates (made once, kept across cluster-down) ----------------------
 
-# sign NAME SUBJECT EXTENSIONS: key + certificate signed by our CA.
+# make_ca NAME CN SIGNED...: self-signed CA key + certificate. A new CA
+# invalidates the certificates it signed (SIGNED), so they are made again.
+make_ca() {
+  local name=$1 cn=$2 c
+  shift 2
+  [ -s "$pki/$name.crt" ] && return 0
+  log "creating $name in $pki"
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$pki/$name.key" -out "$pki/$name.crt" -days 3650 \
+    -subj "/CN=$cn" 2>/dev/null
+  for c in "$@"; do rm -f "$pki/$c.crt" "$pki/$c.key"; done
+}
+
+# sign NAME SUBJECT EXTENSIONS [CA]: key + certificate signed by CA (ca).
 sign() {
-  local name=$1 subj=$2 ext=$3
+  local name=$1 subj=$2 ext=$3 ca=${4:-ca}
   [ -s "$pki/$name.crt" ] && return 0
   openssl req -new -newkey rsa:2048 -nodes -keyout "$pki/$name.key" -subj "$subj" \
     -out "$pki/$name.csr" 2>/dev/null
-  openssl x509 -req -in "$pki/$name.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial \
+  openssl x509 -req -in "$pki/$name.csr" -CA "$pki/$ca.crt" -CAkey "$pki/$ca.key" -CAcreateserial \
     -days 3650 -sha256 -extfile <(printf '%s\n' "$ext") -out "$pki/$name.crt" 2>/dev/null
   rm -f "$pki/$name.csr"
 }
 
-if [ ! -s "$pki/ca.crt" ]; then
-  log "creating CA and certificates in $pki"
-  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$pki/ca.key" -out "$pki/ca.crt" -days 3650 \
-    -subj "/CN=etcd-operator-test-ca" 2>/dev/null
-fi
+make_ca ca etcd-operator-test-ca apiserver admin controller-manager
+# A separate CA for the request-header (front proxy) client: anything it signs
+# may assert any user to the apiserver, so it must not be the client CA.
+make_ca front-proxy-ca etcd-operator-test-front-proxy-ca front-proxy-client
 # The apiserver's serving cert covers loopback and the in-cluster names.
 sign apiserver "/CN=kube-apiserver" "basicConstraints=CA:FALSE
 keyUsage=critical,digitalSignature,keyEncipherment
@@ -155,6 +183,8 @@ extendedKeyUsage=clientAuth"
 sign admin "/O=system:masters/CN=kubernetes-admin" "$client_ext"
 # The controller manager's own identity; RBAC bootstraps its role bindings.
 sign controller-manager "/CN=system:kube-controller-manager" "$client_ext"
+# The apiserver's identity towards aggregated API servers.
+sign front-proxy-client "/CN=front-proxy-client" "$client_ext" front-proxy-ca
 # Service-account token signing key pair.
 if [ ! -s "$pki/sa.key" ]; then
   openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$pki/sa.key" 2>/dev/null
@@ -211,9 +241,14 @@ wait_for "etcd on $host:$etcd_client_port" etcd etcd_healthy
 
 stop_stale kube-apiserver "$kube_bin/kube-apiserver"
 if ! running kube-apiserver "$kube_bin/kube-apiserver"; then
-  # --advertise-address=127.0.0.1 is accepted, but the `kubernetes` service's
-  # endpoints may not be loopback addresses, so the endpoint reconciler is
-  # turned off (nothing in this plane could route to them anyway).
+  # --advertise-address=127.0.0.1 is accepted (without it the apiserver would
+  # advertise the default route's address), but the `kubernetes` service's
+  # endpoints may not be loopback addresses ("may not be in the loopback
+  # range", every 10s), so the endpoint reconciler is off; nothing in this
+  # plane could route to them anyway. The request-header (front proxy) flags
+  # publish the CA that kube-controller-manager's delegated authentication
+  # reads from kube-system/extension-apiserver-authentication; without them it
+  # logs "missing content for CA bundle" errors.
   start kube-apiserver "$api_port" "$kube_bin/kube-apiserver" \
     --bind-address "$host" \
     --advertise-address "$host" \
@@ -228,7 +263,14 @@ if ! running kube-apiserver "$kube_bin/kube-apiserver"; then
     --service-cluster-ip-range "$service_cidr" \
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
     --service-account-key-file "$pki/sa.pub" \
-    --service-account-signing-key-file "$pki/sa.key"
+    --service-account-signing-key-file "$pki/sa.key" \
+    --requestheader-client-ca-file "$pki/front-proxy-ca.crt" \
+    --requestheader-allowed-names front-proxy-client \
+    --requestheader-username-headers X-Remote-User \
+    --requestheader-group-headers X-Remote-Group \
+    --requestheader-extra-headers-prefix X-Remote-Extra- \
+    --proxy-client-cert-file "$pki/front-proxy-client.crt" \
+    --proxy-client-key-file "$pki/front-proxy-client.key"
 fi
 wait_for "kube-apiserver /readyz on $host:$api_port" kube-apiserver apiserver_ready
 

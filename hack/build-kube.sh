@@ -101,9 +101,17 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$build_date"
 done
 
-echo "kubernetes $v: compiling ${bins[*]} (15-30 min on 2 cores when Go's build cache is cold)"
-# Heartbeat so a long cold compile visibly makes progress; killed on exit.
-( while sleep 60; do echo "kubernetes $v: still compiling ($((SECONDS - start))s elapsed)"; done ) &
+echo "kubernetes $v: compiling ${bins[*]} (about 7 min on 2 cores when Go's build cache is cold)"
+# Heartbeat so a long cold compile visibly makes progress; killed on exit,
+# taking its sleep along (an orphaned sleep would hold our stdout open).
+(
+  trap 'kill "$nap" 2>/dev/null; exit 0' TERM
+  while :; do
+    sleep 60 & nap=$!
+    wait "$nap"
+    echo "kubernetes $v: still compiling ($((SECONDS - start))s elapsed)"
+  done
+) &
 heartbeat=$!
 mkdir -p out
 # One invocation shares the compilation of the common dependencies.

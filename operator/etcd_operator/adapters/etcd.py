@@ -100,6 +100,18 @@ class EtcdClient:
     async def member_remove(self, member_id: int) -> None:
         await self._any("/v3/cluster/member/remove", {"ID": str(member_id)})
 
+    async def move_leader(self, to_member_id: int) -> None:
+        """Leadership transfer must be asked of the current leader, so find it first."""
+        for endpoint in self.endpoints:
+            try:
+                status = await self.status(endpoint)
+            except EtcdError:
+                continue
+            if status.member_id == status.leader_id:
+                await self._call(endpoint, "/v3/maintenance/transfer-leadership", {"targetID": str(to_member_id)})
+                return
+        raise EtcdError("no endpoint is the leader")
+
     async def status(self, endpoint: str) -> EndpointStatus:
         data = await self._call(endpoint.rstrip("/"), "/v3/maintenance/status", {})
         header = data.get("header", {})

@@ -1,0 +1,221 @@
+"""Drive real etcd members through a list of sizes with the operator's planner and etcd client.
+
+Runs inside a lab network namespace (the test process cannot reach lab
+addresses): `python -m tests.integration.membership_driver CONFIG.json`. The
+"StatefulSet" here is a set of etcd-node processes started and stopped by
+ordinal in their own namespaces; everything else is the operator's own code:
+`reconcile.membership.plan` chooses each step, `adapters.etcd.EtcdClient`
+carries it out. A writer puts keys throughout; every acknowledged put is read
+back at the end. Prints one JSON summary on stdout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from etcd_operator.adapters.etcd import EtcdClient, EtcdError
+from etcd_operator.reconcile import membership as mp
+
+ORDINAL = re.compile(r"//main-(?P<ordinal>\d+)\.")
+
+
+class Fleet:
+    """Member processes by ordinal: the StatefulSet of this test."""
+
+    def __init__(self, config: dict[str, Any]):
+        self.hosts = config["hosts"]  # ordinal (str) -> {"ns", "ip"}
+        self.python, self.etcd, self.workdir = config["python"], config["etcd"], Path(config["workdir"])
+        self.procs: dict[int, subprocess.Popen] = {}
+        self.replicas = 0
+
+    def peer_url(self, ordinal: int) -> str:
+        return f"http://main-{ordinal}.example.com:2380"
+
+    def client_url(self, ordinal: int) -> str:
+        return f"http://{self.hosts[str(ordinal)]['ip']}:2379"
+
+    def start(self, ordinal: int, join: list[str]) -> None:
+        host = self.hosts[str(ordinal)]
+        data = self.workdir / f"main-{ordinal}"
+        flags = [
+            "--name", f"main-{ordinal}", "--initial-advertise-peer-urls", self.peer_url(ordinal),
+            "--listen-peer-urls", f"http://{host['ip']}:2380", "--listen-client-urls", f"http://{host['ip']}:2379",
+            "--advertise-client-urls", self.client_url(ordinal), "--data-dir", str(data),
+            "--initial-cluster-token", "membership-walk",
+        ]  # fmt: skip
+        if join:
+            flags += ["--initial-cluster-state", "existing", "--join-endpoints", ",".join(join)]
+        else:
+            flags += ["--initial-cluster", f"main-{ordinal}={self.peer_url(ordinal)}", "--initial-cluster-state", "new"]
+        log = (self.workdir / f"main-{ordinal}.log").open("ab")
+        argv = ["ip", "netns", "exec", host["ns"], self.python, "-m", "etcd_node", *flags]
+        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "ETCD_NODE_ETCD_BIN": self.etcd, "PYTHONUNBUFFERED": "1"}
+        self.procs[ordinal] = subprocess.Popen(argv, stdout=log, stderr=log, env=env, start_new_session=True)
+
+    def stop(self, ordinal: int) -> None:
+        proc = self.procs.pop(ordinal, None)
+        if proc is not None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        # A removed member's data is useless and dangerous to restart from: drop it, as the claim would be.
+        shutil.rmtree(self.workdir / f"main-{ordinal}", ignore_errors=True)
+
+    def scale(self, replicas: int, join: list[str]) -> None:
+        for ordinal in range(self.replicas, replicas):
+            self.start(ordinal, join)
+        for ordinal in range(replicas, self.replicas):
+            self.stop(ordinal)
+        self.replicas = replicas
+
+    def shutdown(self) -> None:
+        for ordinal in list(self.procs):
+            proc = self.procs.pop(ordinal)
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(20)
+
+
+class Writer(threading.Thread):
+    """Puts key i=i through whichever member answers; records the puts etcd acknowledged."""
+
+    def __init__(self, endpoints: callable):
+        super().__init__(daemon=True)
+        self.endpoints, self.acked, self.failed, self.stop_flag = endpoints, {}, 0, threading.Event()
+
+    def run(self) -> None:
+        i = 0
+        while not self.stop_flag.is_set() and i < 100_000:
+            key, value = f"/walk/{i:06d}", str(i)
+            body = json.dumps({"key": _b64(key), "value": _b64(value)}).encode()
+            for endpoint in self.endpoints():
+                try:
+                    req = urllib.request.Request(f"{endpoint}/v3/kv/put", data=body, method="POST")
+                    with urllib.request.urlopen(req, timeout=2) as response:
+                        if "header" in json.loads(response.read()):
+                            self.acked[key] = value
+                            break
+                except (OSError, ValueError):
+                    continue
+            else:
+                self.failed += 1
+            i += 1
+            time.sleep(0.02)
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+async def observe(client: EtcdClient) -> tuple[list[mp.MemberState], int | None]:
+    members = await client.member_list()
+    states, leader = [], None
+    for member in members:
+        healthy = False
+        for url in member.client_urls:
+            try:
+                status = await client.status(url)
+                healthy = not status.errors and not (member.is_learner and status.raft_index == 0)
+                leader = leader or status.leader_id
+                break
+            except EtcdError:
+                continue
+        states.append(mp.MemberState(member.id, member.name, member.peer_urls, member.is_learner, healthy))
+    return states, leader
+
+
+async def walk(config: dict[str, Any]) -> dict[str, Any]:
+    fleet = Fleet(config)
+    live = lambda: [fleet.client_url(o) for o in sorted(fleet.procs)]  # noqa: E731
+    fleet.scale(1, [])
+    client = EtcdClient([fleet.client_url(0)], timeout=3)
+    deadline = time.monotonic() + 60
+    while not await client.healthy(fleet.client_url(0)):
+        if time.monotonic() > deadline:
+            raise RuntimeError("first member never became healthy")
+        await asyncio.sleep(0.2)
+    writer = Writer(live)
+    writer.start()
+    steps: list[dict[str, Any]] = []
+    try:
+        for desired in config["sizes"]:
+            started = time.monotonic()
+            while True:
+                client = EtcdClient(live(), timeout=3)
+                try:
+                    members, leader = await observe(client)
+                except EtcdError:
+                    await asyncio.sleep(0.5)
+                    continue
+                step = mp.plan(desired, fleet.replicas, members, leader, fleet.peer_url, ORDINAL)
+                if isinstance(step, mp.Noop):
+                    break
+                if isinstance(step, mp.Refuse):
+                    raise RuntimeError(f"planner refused: {step}")
+                record = {"to": desired, "step": type(step).__name__, "t": round(time.monotonic() - started, 2)}
+                try:
+                    await apply(step, client, fleet, live)
+                    record["ok"] = True
+                except EtcdError as exc:  # e.g. "unhealthy cluster" right after a change: retry next pass
+                    record["ok"] = False
+                    record["error"] = exc.message[:200]
+                    await asyncio.sleep(1)
+                steps.append(record)
+                if isinstance(step, mp.Wait):
+                    await asyncio.sleep(0.5)
+            steps.append({"to": desired, "step": "Reached", "t": round(time.monotonic() - started, 2)})
+    finally:
+        writer.stop_flag.set()
+        writer.join(10)
+    final = EtcdClient(live(), timeout=5)
+    members, _ = await observe(final)
+    missing = 0
+    for key, value in writer.acked.items():
+        got = await final._any("/v3/kv/range", {"key": _b64(key)})
+        kvs = got.get("kvs", [])
+        if not kvs or base64.b64decode(kvs[0]["value"]).decode() != value:
+            missing += 1
+    fleet.shutdown()
+    return {
+        "steps": steps,
+        "members": sorted(m.name for m in members),
+        "acked": len(writer.acked),
+        "unacked": writer.failed,
+        "lost": missing,
+    }
+
+
+async def apply(step: mp.Step, client: EtcdClient, fleet: Fleet, live: callable) -> None:
+    if isinstance(step, mp.AddLearner):
+        await client.member_add([step.peer_url], learner=True)
+    elif isinstance(step, mp.ScaleStatefulSet):
+        fleet.scale(step.replicas, live())
+    elif isinstance(step, mp.Promote):
+        await client.member_promote(step.member_id)
+    elif isinstance(step, mp.MoveLeader):
+        await client.move_leader(step.to_member_id)
+    elif isinstance(step, mp.RemoveMember):
+        await client.member_remove(step.member_id)
+
+
+def main() -> None:
+    config = json.loads(Path(sys.argv[1]).read_text())
+    print(json.dumps(asyncio.run(walk(config))))
+
+
+if __name__ == "__main__":
+    main()

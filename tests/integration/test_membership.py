@@ -1,0 +1,39 @@
+"""Scaling through etcd's runtime API with real members: 1 -> 3 -> 5 -> 3 -> 1, a writer throughout, nothing lost."""
+
+import json
+import sys
+
+import pytest
+
+from tests.support.binaries import ROOT
+
+pytestmark = pytest.mark.etcd
+
+
+def test_walk_1_3_5_3_1_with_a_writer(lab):
+    hosts = {}
+    for ordinal in range(5):
+        host = lab.net.add_host(f"m{ordinal}", f"10.0.1.{20 + ordinal}", hostname=f"main-{ordinal}.example.com")
+        hosts[str(ordinal)] = {"ns": host.ns, "ip": host.ip}
+    ctl = lab.net.add_host("ctl", "10.0.1.30")
+    lab.net.start_dns()
+    workdir = lab.net.tmpdir / "walk"
+    workdir.mkdir()
+    config = {"hosts": hosts, "python": sys.executable, "etcd": lab.etcd, "workdir": str(workdir),
+              "sizes": [3, 5, 3, 1]}  # fmt: skip
+    (workdir / "config.json").write_text(json.dumps(config))
+    env = lab.env(PYTHONPATH=str(ROOT))
+    result = ctl.run([sys.executable, "-m", "tests.integration.membership_driver", str(workdir / "config.json")],
+                     env=env, timeout=280)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    print(json.dumps(summary["steps"], indent=1))
+    assert summary["members"] == ["main-0"]
+    assert summary["lost"] == 0, summary
+    assert summary["acked"] > 100
+    done = [s for s in summary["steps"] if s.get("ok")]
+    kinds = [s["step"] for s in done]
+    assert kinds.count("AddLearner") == 4 and kinds.count("Promote") == 4 and kinds.count("RemoveMember") == 4
+    # One change at a time: every add is followed by its promote before the next add.
+    adds_and_promotes = [k for k in kinds if k in ("AddLearner", "Promote")]
+    assert adds_and_promotes == ["AddLearner", "Promote"] * 4

@@ -1,0 +1,180 @@
+"""The operator against a real kube-apiserver: objects per mode, status, Events, updates, restart, deletion.
+
+No kubelet runs in this tier, so pods stay Pending: the tests cover what the
+operator writes and reports; etcd itself is exercised by the `etcd` and `e2e` tiers.
+"""
+
+import base64
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.integration.netlab import wait_until
+from tests.support.binaries import ROOT
+
+pytestmark = pytest.mark.kube
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Operator:
+    """The operator as a subprocess, like it runs in its pod (but with the admin kubeconfig)."""
+
+    def __init__(self, kubeconfig: Path, log_dir: Path):
+        self.kubeconfig, self.log_dir, self.proc, self.runs = kubeconfig, log_dir, None, 0
+
+    def start(self) -> None:
+        self.runs += 1
+        self.log_path = self.log_dir / f"operator-{self.runs}.log"
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "ETCD_OPERATOR_NODE_IMAGE": "etcd-node"}
+        argv = [sys.executable, "-m", "etcd_operator", "--log-format", "json",
+                "--liveness", f"http://127.0.0.1:{free_port()}/healthz"]  # fmt: skip
+        self.proc = subprocess.Popen(argv, env=env, stdout=self.log_path.open("w"), stderr=subprocess.STDOUT)
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def operator(kubeconfig, crd_installed, tmp_path_factory):
+    op = Operator(kubeconfig, tmp_path_factory.mktemp("operator"))
+    op.start()
+    yield op
+    op.stop()
+
+
+@pytest.fixture(autouse=True)
+def running_operator(operator):
+    return operator
+
+
+def get(kubectl, ns, kind, name):
+    result = kubectl("get", "-n", ns, kind, name, "-o", "json", check=False)
+    return json.loads(result.stdout) if result.returncode == 0 else None
+
+
+def wait_for(kubectl, ns, kind, name, timeout=60):
+    return wait_until(lambda: get(kubectl, ns, kind, name), timeout, interval=0.5, message=f"{kind}/{name} missing")
+
+
+def env_of(sts):
+    return {e["name"]: e.get("value") for e in sts["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+
+def apply_example(kubectl, ns, example):
+    kubectl("apply", "-n", ns, "-f", str(ROOT / "examples" / example))
+    return yaml.safe_load((ROOT / "examples" / example).read_text())["metadata"]["name"]
+
+
+MODES = {
+    # example: (secrets the operator creates, peer/client port names, env that must be set)
+    "etcdcluster.yaml": (
+        {"main-peer-ca", "main-client-ca", "main-peer-tls", "main-server-tls", "main-client-tls"},
+        ["etcd-server-ssl", "etcd-client-ssl"],
+        {"ETCD_NODE_BOOTSTRAP": "static", "ETCD_PEER_CLIENT_CERT_AUTH": "true", "ETCD_NODE_PEER_SCHEME": "https"},
+    ),
+    "dns-srv.yaml": (
+        {"srv-peer-ca", "srv-client-ca", "srv-peer-tls", "srv-server-tls", "srv-client-tls"},
+        ["etcd-server-ssl", "etcd-client-ssl"],
+        {"ETCD_NODE_BOOTSTRAP": "dns-srv"},
+    ),
+    "auto-tls.yaml": (set(), ["etcd-server-ssl", "etcd-client-ssl"], {"ETCD_PEER_AUTO_TLS": "true", "ETCD_AUTO_TLS": "true"}),
+    "discovery.yaml": (
+        set(),
+        ["etcd-server", "etcd-client"],
+        {"ETCD_NODE_BOOTSTRAP": "discovery", "ETCD_NODE_PEER_SCHEME": "http",
+         "ETCD_DISCOVERY": "http://discovery.example.svc:2379/v2/keys/discovery/6c007a14875d53d9bf0ef5a6fc0257c817f0fb83"},
+    ),
+    "secret-tls.yaml": (set(), ["etcd-server-ssl", "etcd-client-ssl"], {"ETCD_PEER_CERT_FILE": "/etc/etcd/peer-tls/tls.crt"}),
+}
+
+
+@pytest.mark.parametrize("example", sorted(MODES))
+def test_objects_for_each_bootstrap_and_tls_mode(kubectl, namespace, example):
+    secrets, ports, env = MODES[example]
+    name = apply_example(kubectl, namespace, example)
+    sts = wait_for(kubectl, namespace, "statefulset", name)
+    uid = get(kubectl, namespace, "etcdcluster", name)["metadata"]["uid"]
+    assert env.items() <= env_of(sts).items()
+    assert sts["spec"]["podManagementPolicy"] == "Parallel"
+    peer = wait_for(kubectl, namespace, "service", name)
+    assert [p["name"] for p in peer["spec"]["ports"]] == ports and peer["spec"]["publishNotReadyAddresses"]
+    client = wait_for(kubectl, namespace, "service", f"{name}-client")
+    pdb = wait_for(kubectl, namespace, "pdb", name)
+    for obj in (sts, peer, client, pdb):
+        assert obj["metadata"]["ownerReferences"][0]["uid"] == uid
+    listed = json.loads(kubectl("get", "-n", namespace, "secrets", "-o", "json").stdout)["items"]
+    assert {s["metadata"]["name"] for s in listed} == secrets
+
+
+def test_status_events_update_restart_and_deletion(kubectl, namespace, operator):
+    name = apply_example(kubectl, namespace, "etcdcluster.yaml")
+
+    def status():
+        return (get(kubectl, namespace, "etcdcluster", name) or {}).get("status", {})
+
+    current = wait_until(lambda: status().get("conditions") and status(), 60, interval=0.5, message="no status")
+    conditions = {c["type"]: (c["status"], c["reason"]) for c in current["conditions"]}
+    assert conditions == {
+        "Available": ("False", "Bootstrapping"),
+        "Progressing": ("True", "MembersStarting"),
+        "Degraded": ("False", "AsExpected"),
+    }
+    assert current["phase"] == "Bootstrapping" and current["initialMembers"] == 3
+    assert current["observedGeneration"] == 1 and current["readyReplicas"] == 0
+
+    def event_reasons():
+        raw = kubectl("get", "events", "-n", namespace, "--field-selector",
+                      f"involvedObject.kind=EtcdCluster,involvedObject.name={name}", "-o", "json").stdout  # fmt: skip
+        return {e["reason"] for e in json.loads(raw)["items"]}
+
+    wait_until(lambda: {"Bootstrapping", "MembersStarting"} <= event_reasons(), 30, message="no Events")
+
+    # An update to the pod template reaches the StatefulSet.
+    kubectl("patch", "-n", namespace, "etcdcluster", name, "--type=merge", "-p",
+            '{"spec":{"resources":{"requests":{"cpu":"250m"}}}}')  # fmt: skip
+
+    def cpu():
+        sts = get(kubectl, namespace, "statefulset", name)
+        return sts["spec"]["template"]["spec"]["containers"][0].get("resources", {}).get("requests", {}).get("cpu")
+
+    wait_until(lambda: cpu() == "250m", 60, message="resources update not applied")
+
+    # A restarted operator resumes without touching what is already right. The statefulset controller
+    # writes status after a template change, so compare generation (spec writes), not resourceVersion.
+    settled = wait_until(
+        lambda: ((s := get(kubectl, namespace, "statefulset", name)).get("status") or {}).get("observedGeneration")
+        == s["metadata"]["generation"] and s, 30, message="StatefulSet status never caught up")  # fmt: skip
+    before = settled["metadata"]["generation"]
+    secret = get(kubectl, namespace, "secret", f"{name}-peer-tls")["data"]
+    operator.stop()
+    operator.start()
+    wait_until(lambda: f'"cluster": "{name}"' in operator.log() and "objects applied" in operator.log(), 60,
+               message="restarted operator did not resume the cluster")  # fmt: skip
+    assert get(kubectl, namespace, "statefulset", name)["metadata"]["generation"] == before
+    assert get(kubectl, namespace, "secret", f"{name}-peer-tls")["data"] == secret
+    assert base64.b64decode(secret["ca.crt"]).startswith(b"-----BEGIN CERTIFICATE-----")
+
+    # Deletion: children are garbage-collected through their owner references.
+    kubectl("delete", "-n", namespace, "etcdcluster", name, "--wait=true", "--timeout=60s")
+    for kind, obj in (("statefulset", name), ("service", name), ("secret", f"{name}-peer-ca"), ("pdb", name)):
+        wait_until(lambda: get(kubectl, namespace, kind, obj) is None, 60, message=f"{kind}/{obj} not collected")
