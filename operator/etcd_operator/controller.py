@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,9 +18,11 @@ from typing import Any
 
 import structlog
 
+from . import scaling
 from .adapters.etcd import EtcdClient, EtcdError, client_ssl_context
 from .adapters.kube import Kube
 from .models.cluster import EtcdClusterSpec, EtcdClusterStatus, TLSMode
+from .reconcile import membership as mp
 from .reconcile.desired import ClusterIdentity, default_token, desired_objects, needs_generated_tls
 from .reconcile.secrets import tls_secrets
 from .reconcile.status import Observed, ObservedMember, compute_status
@@ -51,8 +54,7 @@ def cluster_domain() -> str:
 
 def template_inputs(ctx: ClusterContext, sts: dict[str, Any] | None) -> MemberTemplateInputs:
     initial = ctx.status.initial_members or ctx.spec.replicas
-    # Membership changes after bootstrap go through etcd's runtime API one member at a time;
-    # until that lands, the StatefulSet keeps the size it was bootstrapped with.
+    # After bootstrap the StatefulSet's size follows membership (converge_membership), never the spec directly.
     replicas = (sts or {}).get("spec", {}).get("replicas") or initial
     discovery_url = ctx.spec.bootstrap.discovery_url or ""
     return MemberTemplateInputs(
@@ -111,52 +113,79 @@ def _pod_errors(pods: list[dict[str, Any]]) -> dict[str, str]:
     return errors
 
 
-async def _etcd_view(kube: Kube, ctx: ClusterContext) -> tuple[tuple[ObservedMember, ...] | None, dict, str]:
+def etcd_client(kube: Kube, ctx: ClusterContext) -> EtcdClient | str:
+    """A client for the cluster's client Service with the operator's certificate, or why there is none."""
     names = ctx.identity.names
     client_tls = ctx.spec.tls.client.mode is not TLSMode.NONE
     endpoint = names.client_url(client_tls)
-    with tempfile.TemporaryDirectory(prefix="etcd-operator-") as tmp:
-        ssl_context = None
-        if ctx.spec.tls.client.mode is TLSMode.SELF_SIGNED:
-            secret = secret_bytes(kube.get("v1", "Secret", names.client_tls_secret, names.namespace))
-            if not secret:
-                return None, {}, "client certificate Secret not created yet"
+    ssl_context = None
+    if ctx.spec.tls.client.mode is TLSMode.SELF_SIGNED:
+        secret = secret_bytes(kube.get("v1", "Secret", names.client_tls_secret, names.namespace))
+        if not secret:
+            return "client certificate Secret not created yet"
+        with tempfile.TemporaryDirectory(prefix="etcd-operator-") as tmp:
             cert, key = Path(tmp, "tls.crt"), Path(tmp, "tls.key")
             cert.write_bytes(secret["tls.crt"])
             key.write_bytes(secret["tls.key"])
-            ssl_context = client_ssl_context(secret["ca.crt"], str(cert), str(key))
-        elif client_tls:
-            return None, {}, f"client TLS mode {ctx.spec.tls.client.mode.value}: health checks not supported yet"
-        etcd = EtcdClient([endpoint], ssl_context)
-        try:
-            members = await etcd.member_list()
-        except EtcdError as exc:
-            return None, {}, f"cannot reach etcd at {endpoint}: {exc.message}"
-        observed, facts = [], {}
-        for member in members:
-            healthy, status = False, None
-            for url in member.client_urls:
-                try:
-                    status = await etcd.status(url)
-                    healthy = not status.errors and await etcd.healthy(url)
-                    break
-                except EtcdError:
-                    continue
-            if status is not None:
-                facts.setdefault("leader", status.leader_id)
-                facts.setdefault("cluster_id", status.cluster_id)
-                facts.setdefault("version", status.version)
-            observed.append(
-                ObservedMember(member.name, member.id, member.peer_urls, member.client_urls, member.is_learner, healthy)
-            )
-        return tuple(observed), facts, ""
+            key.chmod(0o600)
+            ssl_context = client_ssl_context(secret["ca.crt"], str(cert), str(key))  # loaded: files may go
+    elif client_tls:
+        return f"client TLS mode {ctx.spec.tls.client.mode.value}: the operator has no client certificate for it yet"
+    return EtcdClient([endpoint], ssl_context)
+
+
+async def _etcd_view(etcd: EtcdClient) -> tuple[tuple[ObservedMember, ...] | None, dict, str]:
+    try:
+        members = await etcd.member_list()
+    except EtcdError as exc:
+        return None, {}, f"cannot reach etcd at {','.join(etcd.endpoints)}: {exc.message}"
+    observed, facts = [], {}
+    for member in members:
+        healthy, status = False, None
+        for url in member.client_urls:
+            try:
+                status = await etcd.status(url)
+                healthy = not status.errors and await etcd.healthy(url)
+                break
+            except EtcdError:
+                continue
+        if status is not None:
+            facts.setdefault("leader", status.leader_id)
+            facts.setdefault("cluster_id", status.cluster_id)
+            facts.setdefault("version", status.version)
+        observed.append(
+            ObservedMember(member.name, member.id, member.peer_urls, member.client_urls, member.is_learner, healthy)
+        )
+    return tuple(observed), facts, ""
+
+
+async def converge_membership(kube: Kube, ctx: ClusterContext, etcd: EtcdClient, status: EtcdClusterStatus) -> mp.Step:
+    """One membership step towards spec.replicas, only once the cluster has bootstrapped and is available."""
+    names = ctx.identity.names
+    if status.phase not in ("Running", "Degraded"):
+        return mp.Wait("Bootstrapping", "membership changes wait until the cluster is available")
+    members, leader = await scaling.observe(etcd)
+    sts = await asyncio.to_thread(kube.get, "apps/v1", "StatefulSet", names.statefulset, names.namespace)
+    sts_replicas = int(((sts or {}).get("spec") or {}).get("replicas") or 0)
+    peer_tls = ctx.spec.tls.peer.mode is not TLSMode.NONE
+    pattern = re.compile(rf"//{re.escape(names.statefulset)}-(?P<ordinal>\d+)\.{re.escape(names.peer_service)}\.")
+    step = mp.plan(ctx.spec.replicas, sts_replicas, members, leader, lambda o: names.peer_url(o, peer_tls), pattern)
+
+    async def scale_to(replicas: int) -> None:
+        patch = {"spec": {"replicas": replicas}}
+        await asyncio.to_thread(kube.patch, "apps/v1", "StatefulSet", names.statefulset, names.namespace, patch)
+
+    if not isinstance(step, (mp.Noop, mp.Wait, mp.Refuse)):
+        await scaling.execute(step, etcd, scale_to)
+    return step
 
 
 async def observe_and_compute_status(kube: Kube, ctx: ClusterContext, now: datetime) -> EtcdClusterStatus:
     names = ctx.identity.names
     sts = await asyncio.to_thread(kube.get, "apps/v1", "StatefulSet", names.statefulset, names.namespace)
     pods = await asyncio.to_thread(kube.list, "v1", "Pod", names.namespace, selector(names.name))
-    members, facts, error = await _etcd_view(kube, ctx)
+    etcd = etcd_client(kube, ctx)
+    members, facts, error = (None, {}, etcd) if isinstance(etcd, str) else await _etcd_view(etcd)
     sts_status = (sts or {}).get("status") or {}
     ever = ctx.status.phase in ("Running", "Degraded", "Unavailable")
     observed = Observed(

@@ -4,8 +4,8 @@ Runs inside a lab network namespace (the test process cannot reach lab
 addresses): `python -m tests.integration.membership_driver CONFIG.json`. The
 "StatefulSet" here is a set of etcd-node processes started and stopped by
 ordinal in their own namespaces; everything else is the operator's own code:
-`reconcile.membership.plan` chooses each step, `adapters.etcd.EtcdClient`
-carries it out. A writer puts keys throughout; every acknowledged put is read
+`reconcile.membership.plan` chooses each step, `scaling.execute` carries it
+out through `adapters.etcd.EtcdClient`. A writer puts keys throughout; every acknowledged put is read
 back at the end. Prints one JSON summary on stdout.
 """
 
@@ -27,6 +27,7 @@ from typing import Any
 
 from etcd_operator.adapters.etcd import EtcdClient, EtcdError
 from etcd_operator.reconcile import membership as mp
+from etcd_operator.scaling import execute, observe
 
 ORDINAL = re.compile(r"//main-(?P<ordinal>\d+)\.")
 
@@ -121,23 +122,6 @@ def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
-async def observe(client: EtcdClient) -> tuple[list[mp.MemberState], int | None]:
-    members = await client.member_list()
-    states, leader = [], None
-    for member in members:
-        healthy = False
-        for url in member.client_urls:
-            try:
-                status = await client.status(url)
-                healthy = not status.errors and not (member.is_learner and status.raft_index == 0)
-                leader = leader or status.leader_id
-                break
-            except EtcdError:
-                continue
-        states.append(mp.MemberState(member.id, member.name, member.peer_urls, member.is_learner, healthy))
-    return states, leader
-
-
 async def walk(config: dict[str, Any]) -> dict[str, Any]:
     fleet = Fleet(config)
     live = lambda: [fleet.client_url(o) for o in sorted(fleet.procs)]  # noqa: E731
@@ -167,8 +151,11 @@ async def walk(config: dict[str, Any]) -> dict[str, Any]:
                 if isinstance(step, mp.Refuse):
                     raise RuntimeError(f"planner refused: {step}")
                 record = {"to": desired, "step": type(step).__name__, "t": round(time.monotonic() - started, 2)}
+                async def scale_to(replicas: int) -> None:
+                    fleet.scale(replicas, live())
+
                 try:
-                    await apply(step, client, fleet, live)
+                    await execute(step, client, scale_to)
                     record["ok"] = True
                 except EtcdError as exc:  # e.g. "unhealthy cluster" right after a change: retry next pass
                     record["ok"] = False
@@ -197,19 +184,6 @@ async def walk(config: dict[str, Any]) -> dict[str, Any]:
         "unacked": writer.failed,
         "lost": missing,
     }
-
-
-async def apply(step: mp.Step, client: EtcdClient, fleet: Fleet, live: callable) -> None:
-    if isinstance(step, mp.AddLearner):
-        await client.member_add([step.peer_url], learner=True)
-    elif isinstance(step, mp.ScaleStatefulSet):
-        fleet.scale(step.replicas, live())
-    elif isinstance(step, mp.Promote):
-        await client.member_promote(step.member_id)
-    elif isinstance(step, mp.MoveLeader):
-        await client.move_leader(step.to_member_id)
-    elif isinstance(step, mp.RemoveMember):
-        await client.member_remove(step.member_id)
 
 
 def main() -> None:

@@ -47,6 +47,14 @@ class Kube:
         )
         return applied.to_dict()
 
+    def patch(self, api_version: str, kind: str, name: str, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        """A merge patch of a few fields (e.g. StatefulSet replicas during a membership change)."""
+        resource = self._resource(api_version, kind)
+        patched = resource.patch(
+            body=body, name=name, namespace=namespace, content_type="application/merge-patch+json"
+        )
+        return patched.to_dict()
+
     def get(self, api_version: str, kind: str, name: str, namespace: str) -> dict[str, Any] | None:
         try:
             return self._resource(api_version, kind).get(name=name, namespace=namespace).to_dict()

@@ -12,7 +12,16 @@ from pydantic import ValidationError
 
 from .. import GROUP, PLURAL, VERSION
 from ..adapters.kube import Kube
-from ..controller import ClusterContext, cluster_domain, ensure_objects, observe_and_compute_status
+from ..adapters.etcd import EtcdError
+from ..controller import (
+    ClusterContext,
+    cluster_domain,
+    converge_membership,
+    ensure_objects,
+    etcd_client,
+    observe_and_compute_status,
+)
+from ..reconcile import membership as mp
 from ..models.cluster import EtcdClusterSpec, EtcdClusterStatus
 from ..reconcile.desired import ClusterIdentity
 from ..reconcile.status import transitions
@@ -62,3 +71,15 @@ async def observe(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
         event = kopf.info if cond.type != "Degraded" or cond.status.value == "False" else kopf.warn
         event(body, reason=cond.reason, message=f"{cond.type}={cond.status.value}: {cond.message}")
     patch.status.update(status.model_dump(by_alias=True, exclude_none=True, mode="json"))
+    etcd = etcd_client(kube(), ctx)
+    if isinstance(etcd, str):
+        return
+    try:
+        step = await converge_membership(kube(), ctx, etcd, status)
+    except EtcdError as exc:  # etcd refuses while a change settles ("unhealthy cluster"): next pass retries
+        log.info("membership step deferred", cluster=ctx.identity.names.name, reason=exc.message)
+        return
+    if isinstance(step, mp.Refuse):
+        kopf.warn(body, reason=step.reason, message=step.message)
+    elif not isinstance(step, (mp.Noop, mp.Wait)):
+        kopf.info(body, reason=type(step).__name__, message=f"membership step: {step}")

@@ -1,0 +1,59 @@
+"""Carry out one membership step: etcd's runtime API for members, a callback for the StatefulSet.
+
+The planner (reconcile.membership) decides; this module only acts, so the same
+code runs in the operator and in the real-etcd tests that drive members
+without Kubernetes. Failpoints (ETCD_OPERATOR_FAILPOINT, read only by tests)
+crash the process right after a change, to prove a restarted operator
+converges from whatever state the crash left.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable
+
+from .adapters.etcd import EtcdClient, EtcdError
+from .reconcile import membership as mp
+
+ScaleTo = Callable[[int], Awaitable[None]]
+
+FAILPOINTS = {
+    mp.AddLearner: "after-member-add",
+    mp.Promote: "after-promote",
+    mp.RemoveMember: "after-remove",
+}
+
+
+async def observe(client: EtcdClient) -> tuple[list[mp.MemberState], int | None]:
+    """Members with health as the planner needs it, and the leader's ID."""
+    members = await client.member_list()
+    states, leader = [], None
+    for member in members:
+        healthy = False
+        for url in member.client_urls:
+            try:
+                status = await client.status(url)
+            except EtcdError:
+                continue
+            healthy = not status.errors
+            leader = leader or status.leader_id or None
+            break
+        states.append(mp.MemberState(member.id, member.name, member.peer_urls, member.is_learner, healthy))
+    return states, leader
+
+
+async def execute(step: mp.Step, client: EtcdClient, scale_to: ScaleTo) -> None:
+    """Raises EtcdError when etcd refuses (e.g. "unhealthy cluster" while a change settles): retry next pass."""
+    if isinstance(step, mp.AddLearner):
+        await client.member_add([step.peer_url], learner=True)
+    elif isinstance(step, mp.ScaleStatefulSet):
+        await scale_to(step.replicas)
+    elif isinstance(step, mp.Promote):
+        await client.member_promote(step.member_id)
+    elif isinstance(step, mp.MoveLeader):
+        await client.move_leader(step.to_member_id)
+    elif isinstance(step, mp.RemoveMember):
+        await client.member_remove(step.member_id)
+    failpoint = FAILPOINTS.get(type(step))
+    if failpoint and os.environ.get("ETCD_OPERATOR_FAILPOINT") == failpoint:
+        os._exit(86)  # crash exactly here, as a killed operator would
