@@ -51,7 +51,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             options.setdefault(name, value)
         log.info("derived member identity from the pod", pod=identity.pod, domain=identity.domain)
     etcd_bin = _etcd_bin(agent, environ)
-    plan = preflight.prepare(options, agent, etcd_bin, datetime.now(UTC))
+    plan = preflight.prepare(options, agent, etcd_bin, datetime.now(UTC), in_pod=identity is not None)
     _report(log, plan.findings, environ)
     if errors(plan.findings):
         return 1

@@ -44,12 +44,13 @@ def parse_members(answer: dict) -> list[Member]:
     ]
 
 
-def member_list(endpoints: Sequence[str], tls: TLSClient | None = None) -> list[Member]:
+def member_list(endpoints: Sequence[str], tls: TLSClient | None = None, timeout: float = 5.0) -> list[Member]:
     """Ask each endpoint in turn (I/O); raises HTTPError when none answers."""
     failures = []
     for endpoint in endpoints:
         try:
-            return parse_members(call(f"{endpoint.rstrip('/')}/v3/cluster/member/list", {"linearizable": True}, tls=tls))
+            url = f"{endpoint.rstrip('/')}/v3/cluster/member/list"
+            return parse_members(call(url, {"linearizable": True}, tls=tls, timeout=timeout))
         except HTTPError as exc:
             failures.append(str(exc))
     raise HTTPError("; ".join(failures) or "no join endpoints given")
@@ -86,3 +87,30 @@ def initial_cluster(name: str, advertised: Sequence[str], members: Sequence[Memb
         entries += [(member_name, url) for url in m.peer_urls]
     # Sorted so the same membership always yields the same flag (readable, diffable).
     return format_initial_cluster(sorted(entries)), []
+
+
+def bootstrap_state(name: str, advertised: Sequence[str], members: Sequence[Member] | None) -> tuple[str, list[Finding]]:
+    """For a pod with an empty data dir: bootstrap with the others ("new"), or join ("existing")?
+
+    A pod that lost its volume, or that the operator re-added after removing its
+    stale entry, must not bootstrap a second cluster. The live member list says
+    which case this is; when no member answers, the cluster is being created.
+    """
+    if members is None:
+        return "new", []
+    mine = set(advertised)
+    own = next((m for m in members if mine & set(m.peer_urls)), None)
+    if own is None:
+        return "", [
+            error(
+                "MemberNotAdded",
+                f"{name} ({','.join(advertised)}) is not in the running cluster's member list (it was removed)",
+                "the operator adds it back as a learner; by hand: etcdctl member add "
+                f"{name} --peer-urls={','.join(advertised)} --learner",
+            )
+        ]
+    if own.started:
+        _, findings = initial_cluster(name, advertised, members)
+        return "", findings
+    # Listed but never started: a learner re-added for us joins; an initial member starting late bootstraps.
+    return ("existing" if own.is_learner else "new"), []

@@ -37,9 +37,13 @@ def etcd_version(etcd_bin: str) -> tuple[int, int, int] | None:
     return (int(match[1]), int(match[2]), int(match[3])) if match else None
 
 
-def prepare(options: dict[str, str], agent: Mapping[str, str], etcd_bin: str, now: datetime) -> Plan:
+def prepare(
+    options: dict[str, str], agent: Mapping[str, str], etcd_bin: str, now: datetime, in_pod: bool = False
+) -> Plan:
     plan = Plan(options=dict(options), restarting=datadir.has_member_data(options))
     opts = plan.options
+    if in_pod and not plan.restarting and opts.get("initial-cluster-state", "new") == "new":
+        plan.findings += _pod_bootstrap_state(opts, agent)
     if not plan.restarting and opts.get("initial-cluster-state") == "existing" and not opts.get("initial-cluster"):
         plan.findings += _join(opts, agent)
     resolver_cache: dict[str, list[str]] = {}
@@ -73,6 +77,34 @@ def _tls_sides(opts: Mapping[str, str]) -> list:
     return tls.configured_sides(opts)
 
 
+def _pod_bootstrap_state(opts: dict[str, str], agent: Mapping[str, str]) -> list[Finding]:
+    """An initial member's pod with an empty volume: new cluster, or rejoin a running one?"""
+    endpoints = split_list(agent.get("join-endpoints"))
+    if not endpoints:
+        return []
+    try:
+        members: list[join.Member] | None = join.member_list(endpoints, _join_tls(opts, agent), timeout=2.0)
+    except HTTPError:
+        members = None  # nobody answers yet: the cluster is being bootstrapped
+    state, findings = join.bootstrap_state(
+        checks.name_of(opts), split_list(opts.get("initial-advertise-peer-urls")), members
+    )
+    if state == "existing":
+        opts["initial-cluster-state"] = "existing"
+        for flag in ("initial-cluster", "discovery-srv", "discovery-srv-name", "discovery"):
+            opts.pop(flag, None)
+        return findings + _join(opts, agent)
+    return findings
+
+
+def _join_tls(opts: Mapping[str, str], agent: Mapping[str, str]) -> TLSClient:
+    return TLSClient(
+        ca_file=agent.get("join-ca-file") or opts.get("trusted-ca-file", ""),
+        cert_file=agent.get("join-cert-file") or opts.get("cert-file", ""),
+        key_file=agent.get("join-key-file") or opts.get("key-file", ""),
+    )
+
+
 def _join(opts: dict[str, str], agent: Mapping[str, str]) -> list[Finding]:
     endpoints = split_list(agent.get("join-endpoints"))
     if not endpoints:
@@ -84,13 +116,8 @@ def _join(opts: dict[str, str], agent: Mapping[str, str]) -> list[Finding]:
                 "give --join-endpoints=http://10.0.1.10:2379 (any running member's client URL)",
             )
         ]
-    client_tls = TLSClient(
-        ca_file=agent.get("join-ca-file") or opts.get("trusted-ca-file", ""),
-        cert_file=agent.get("join-cert-file") or opts.get("cert-file", ""),
-        key_file=agent.get("join-key-file") or opts.get("key-file", ""),
-    )
     try:
-        members = join.member_list(endpoints, client_tls)
+        members = join.member_list(endpoints, _join_tls(opts, agent))
     except HTTPError as exc:
         return [
             error(

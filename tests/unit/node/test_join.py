@@ -37,3 +37,18 @@ def test_parse_members_from_json_gateway():
     members = join.parse_members(answer)
     assert members[0].id == 10276657743932975437 and members[0].started
     assert members[1].is_learner and not members[1].started
+
+
+ME = ["http://10.0.1.12:2380"]
+
+
+def test_bootstrap_state_for_an_empty_volume():
+    late = [*RUNNING[:2], Member(0xFD42, "", tuple(ME))]
+    readded = [*RUNNING[:2], Member(0xAB, "", tuple(ME), is_learner=True)]
+    assert join.bootstrap_state("infra2", ME, None) == ("new", [])  # nobody answers: cluster being created
+    assert join.bootstrap_state("infra2", ME, late) == ("new", [])  # an initial member starting late
+    assert join.bootstrap_state("infra2", ME, readded) == ("existing", [])  # re-added as a learner
+    state, (lost,) = join.bootstrap_state("infra2", ME, RUNNING)  # started once, data gone
+    assert state == "" and lost.code == "MemberAlreadyBootstrapped"
+    state, (removed,) = join.bootstrap_state("infra2", ME, RUNNING[:2])
+    assert state == "" and removed.code == "MemberNotAdded"
