@@ -169,7 +169,13 @@ async def converge_membership(kube: Kube, ctx: ClusterContext, etcd: EtcdClient,
     sts_replicas = int(((sts or {}).get("spec") or {}).get("replicas") or 0)
     peer_tls = ctx.spec.tls.peer.mode is not TLSMode.NONE
     pattern = re.compile(rf"//{re.escape(names.statefulset)}-(?P<ordinal>\d+)\.{re.escape(names.peer_service)}\.")
-    step = mp.plan(ctx.spec.replicas, sts_replicas, members, leader, lambda o: names.peer_url(o, peer_tls), pattern)
+    pods = await asyncio.to_thread(kube.list, "v1", "Pod", names.namespace, selector(names.name))
+    lost = frozenset(
+        int(pod.rsplit("-", 1)[1]) for pod, message in _pod_errors(pods).items() if "already been bootstrapped" in message
+    )
+    step = mp.plan(
+        ctx.spec.replicas, sts_replicas, members, leader, lambda o: names.peer_url(o, peer_tls), pattern, lost
+    )
 
     async def scale_to(replicas: int) -> None:
         patch = {"spec": {"replicas": replicas}}

@@ -94,11 +94,14 @@ def plan(
     leader_id: int | None,
     peer_url: Callable[[int], str],
     ordinal_pattern: re.Pattern[str],
+    lost: frozenset[int] = frozenset(),
 ) -> Step:
     """Exactly one next step towards `desired` voting members.
 
     `peer_url(ordinal)` is the URL a member of that ordinal advertises;
-    `ordinal_pattern` finds the ordinal in a peer URL (named group `ordinal`).
+    `ordinal_pattern` finds the ordinal in a peer URL (named group `ordinal`);
+    `lost` are ordinals whose pods report their data gone (etcd-node refuses
+    to start them): their stale entries are removed, then re-added as learners.
     """
     if desired < 1:
         return Refuse("ScaleToZero", "spec.replicas must be at least 1; a cluster cannot scale to zero members")
@@ -123,12 +126,25 @@ def plan(
             return Wait("LearnerCatchingUp", f"learner {learner.name or ordinal} is starting and catching up")
         return Promote(learner.id, ordinal)
 
-    # 2. Right after a removal, the StatefulSet drops the removed member's pod.
+    # 2. Heal: a member whose data is gone is removed (then re-added as a learner by step 4).
+    for ordinal in sorted(lost & set(by_ordinal)):
+        victim = by_ordinal[ordinal]
+        if victim.is_learner or not victim.started:
+            continue
+        remaining = [m for m in voting if m.id != victim.id]
+        if len([m for m in remaining if m.healthy]) < quorum(len(remaining)):
+            return Refuse("QuorumAtRisk", f"member {victim.name} lost its data but removing it would leave "
+                          "too few healthy members for quorum; restore another member first")  # fmt: skip
+        if victim.id == leader_id and remaining:
+            return MoveLeader(min(remaining, key=lambda m: m.id).id)
+        return RemoveMember(victim.id, ordinal)
+
+    # 3. Right after a removal, the StatefulSet drops the removed member's pod.
     top = max(by_ordinal, default=-1)
-    if sts_replicas > top + 1 and sts_replicas > desired:
+    if sts_replicas > top + 1 and sts_replicas > desired and not lost:
         return ScaleStatefulSet(max(top + 1, desired))
 
-    # 3. Grow: one learner at a time, at the next ordinal, only while quorum is healthy.
+    # 4. Grow: one learner at a time, at the next ordinal, only while quorum is healthy.
     if len(members) < desired:
         if not has_quorum:
             return Refuse("QuorumAtRisk", f"only {len(healthy_voting)} of {len(voting)} voting members are healthy; "
@@ -136,7 +152,7 @@ def plan(
         ordinal = next(o for o in range(len(members) + 1) if o not in by_ordinal)
         return AddLearner(ordinal, peer_url(ordinal))
 
-    # 4. Shrink: the highest ordinal goes, leadership moved away first, never below quorum.
+    # 5. Shrink: the highest ordinal goes, leadership moved away first, never below quorum.
     if len(members) > desired:
         ordinal = max(by_ordinal)
         victim = by_ordinal[ordinal]
@@ -150,7 +166,7 @@ def plan(
             return MoveLeader(target.id)
         return RemoveMember(victim.id, ordinal)
 
-    # 5. Members match; the StatefulSet catches up if a crash left it behind.
+    # 6. Members match; the StatefulSet catches up if a crash left it behind.
     if sts_replicas != len(members):
         return ScaleStatefulSet(len(members))
     return Noop()

@@ -97,3 +97,14 @@ def test_full_walk_1_3_5_3_1_converges_one_change_at_a_time():
         else:
             pytest.fail(f"no convergence towards {desired}")
         assert sorted(o.id - 100 for o in members) == list(range(desired)) and sts == desired
+
+
+def test_member_that_lost_its_data_is_removed_then_re_added_at_its_ordinal():
+    members = [m(0), m(1), m(2, healthy=False)]
+    assert plan(3, 3, members, 100, url, PATTERN, frozenset({2})) == RemoveMember(102, 2)
+    assert plan(3, 3, members[:2], 100, url, PATTERN, frozenset({2})) == AddLearner(2, url(2))
+    relisted = [*members[:2], m(2, learner=True, started=False)]
+    assert plan(3, 3, relisted, 100, url, PATTERN, frozenset({2})).reason == "LearnerCatchingUp"
+    # Never when the removal itself would cost quorum.
+    unsafe = [m(0), m(1, healthy=False), m(2, healthy=False)]
+    assert plan(3, 3, unsafe, 100, url, PATTERN, frozenset({2})).reason == "QuorumAtRisk"
