@@ -49,3 +49,4 @@ cluster-down:
 
 bench: setup
 	.venv/bin/python benchmarks/node_bootstrap.py
+	.venv/bin/python benchmarks/membership.py
