@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
+import os
 import re
 import shutil
 import signal
@@ -38,8 +40,14 @@ class Fleet:
     def __init__(self, config: dict[str, Any]):
         self.hosts = config["hosts"]  # ordinal (str) -> {"ns", "ip"}
         self.python, self.etcd, self.workdir = config["python"], config["etcd"], Path(config["workdir"])
-        self.procs: dict[int, subprocess.Popen] = {}
-        self.replicas = 0
+        # Persisted like a StatefulSet in the API server: a crashed driver's successor finds it.
+        self.state_file = self.workdir / "fleet.json"
+        state = json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
+        self.procs: dict[int, int] = {int(o): pid for o, pid in state.get("pids", {}).items()}
+        self.replicas = state.get("replicas", 0)
+
+    def _save(self) -> None:
+        self.state_file.write_text(json.dumps({"replicas": self.replicas, "pids": self.procs}))
 
     def peer_url(self, ordinal: int) -> str:
         return f"http://main-{ordinal}.example.com:2380"
@@ -63,17 +71,12 @@ class Fleet:
         log = (self.workdir / f"main-{ordinal}.log").open("ab")
         argv = ["ip", "netns", "exec", host["ns"], self.python, "-m", "etcd_node", *flags]
         env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "ETCD_NODE_ETCD_BIN": self.etcd, "PYTHONUNBUFFERED": "1"}
-        self.procs[ordinal] = subprocess.Popen(argv, stdout=log, stderr=log, env=env, start_new_session=True)
+        self.procs[ordinal] = subprocess.Popen(argv, stdout=log, stderr=log, env=env, start_new_session=True).pid
 
     def stop(self, ordinal: int) -> None:
-        proc = self.procs.pop(ordinal, None)
-        if proc is not None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        pid = self.procs.pop(ordinal, None)
+        if pid is not None:
+            _terminate(pid)
         # A removed member's data is useless and dangerous to restart from: drop it, as the claim would be.
         shutil.rmtree(self.workdir / f"main-{ordinal}", ignore_errors=True)
 
@@ -83,12 +86,40 @@ class Fleet:
         for ordinal in range(replicas, self.replicas):
             self.stop(ordinal)
         self.replicas = replicas
+        self._save()
 
     def shutdown(self) -> None:
         for ordinal in list(self.procs):
-            proc = self.procs.pop(ordinal)
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(20)
+            _terminate(self.procs.pop(ordinal))
+        self._save()
+
+
+def _terminate(pid: int, timeout: float = 20) -> None:
+    """SIGTERM the member's process group (agent exec'd into etcd), SIGKILL if it lingers."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:  # started by a predecessor: not our child, poll for existence
+            done = 0 if _alive(pid) else pid
+        if done:
+            return
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split(")")[-1].split()[0] != "Z"
 
 
 class Writer(threading.Thread):
@@ -125,7 +156,8 @@ def _b64(text: str) -> str:
 async def walk(config: dict[str, Any]) -> dict[str, Any]:
     fleet = Fleet(config)
     live = lambda: [fleet.client_url(o) for o in sorted(fleet.procs)]  # noqa: E731
-    fleet.scale(1, [])
+    if fleet.replicas == 0:
+        fleet.scale(1, [])
     client = EtcdClient([fleet.client_url(0)], timeout=3)
     deadline = time.monotonic() + 60
     while not await client.healthy(fleet.client_url(0)):
@@ -176,7 +208,8 @@ async def walk(config: dict[str, Any]) -> dict[str, Any]:
         kvs = got.get("kvs", [])
         if not kvs or base64.b64decode(kvs[0]["value"]).decode() != value:
             missing += 1
-    fleet.shutdown()
+    if config.get("shutdown", True):
+        fleet.shutdown()
     return {
         "steps": steps,
         "members": sorted(m.name for m in members),

@@ -37,3 +37,35 @@ def test_walk_1_3_5_3_1_with_a_writer(lab):
     # One change at a time: every add is followed by its promote before the next add.
     adds_and_promotes = [k for k in kinds if k in ("AddLearner", "Promote")]
     assert adds_and_promotes == ["AddLearner", "Promote"] * 4
+
+
+def test_crash_after_each_kind_of_change_then_converge(lab):
+    """The driver dies right after a member add, a promote and a remove; a fresh one finishes the job."""
+    hosts = {}
+    for ordinal in range(5):
+        host = lab.net.add_host(f"m{ordinal}", f"10.0.1.{20 + ordinal}", hostname=f"main-{ordinal}.example.com")
+        hosts[str(ordinal)] = {"ns": host.ns, "ip": host.ip}
+    ctl = lab.net.add_host("ctl", "10.0.1.30")
+    lab.net.start_dns()
+    workdir = lab.net.tmpdir / "walk"
+    workdir.mkdir()
+
+    def drive(size: int, failpoint: str = "") -> dict | None:
+        config = {"hosts": hosts, "python": sys.executable, "etcd": lab.etcd, "workdir": str(workdir),
+                  "sizes": [size], "shutdown": False}  # fmt: skip
+        (workdir / "config.json").write_text(json.dumps(config))
+        env = lab.env(PYTHONPATH=str(ROOT), ETCD_OPERATOR_FAILPOINT=failpoint)
+        argv = [sys.executable, "-m", "tests.integration.membership_driver", str(workdir / "config.json")]
+        result = ctl.run(argv, env=env, timeout=200)
+        if failpoint:
+            assert result.returncode == 86, result.stderr[-2000:]  # crashed exactly at the failpoint
+            return None
+        assert result.returncode == 0, result.stderr[-3000:]
+        return json.loads(result.stdout.strip().splitlines()[-1])
+
+    for size, failpoint in ((3, "after-member-add"), (5, "after-promote"), (3, "after-remove")):
+        drive(size, failpoint)
+        summary = drive(size)
+        # Converged: exactly the desired members, each once, all voting, no orphan learner.
+        assert summary["members"] == [f"main-{i}" for i in range(size)], summary
+        assert summary["lost"] == 0
