@@ -25,6 +25,7 @@ demo: setup
 	.venv/bin/python hack/demo.py
 
 test: setup
+	$(PYTHON) -m ruff check .
 	$(PYTHON) -m pytest tests
 
 unit:

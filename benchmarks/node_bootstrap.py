@@ -91,7 +91,7 @@ def v3_discovery(lab: EtcdLab) -> tuple[str, ClientTLS | None]:
     token = secrets.token_hex(8)
     wait_until(lambda: lab.etcdctl(disco, "http://10.0.1.9:2379", "put", f"/_etcd/registry/{token}/_config/size",
                                    "3").returncode == 0, 30)  # fmt: skip
-    for i, host in enumerate(lab.add_guide_hosts(srv=None).values()):
+    for _i, host in enumerate(lab.add_guide_hosts(srv=None).values()):
         ip = GUIDE_IPS[host.name]
         lab.start(host, [
             "--name", host.name, "--initial-advertise-peer-urls", f"http://{ip}:2380",

@@ -23,7 +23,7 @@ def strip_scheme(endpoint: str) -> str:
     return endpoint
 
 
-def endpoints_from_srv(answer: "SrvAnswer") -> list[str]:
+def endpoints_from_srv(answer: SrvAnswer) -> list[str]:
     """Client endpoints from `_etcd-client-ssl` / `_etcd-client` records (either may exist)."""
     return [f"{t.host}:{t.port}" for t in (*answer.plain_targets, *answer.tls_targets)]
 

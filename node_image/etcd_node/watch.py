@@ -9,6 +9,7 @@ once, for each problem it recognises.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -111,10 +112,8 @@ def start(termination_log: str = "") -> None:
 
         def write(data: bytes) -> None:
             # Never stop draining the pipe: a dead reader would kill etcd with SIGPIPE.
-            try:
+            with contextlib.suppress(OSError):
                 out.write(data)
-            except OSError:
-                pass
 
         try:
             copy_with_explanations(source.readline, write, record)

@@ -177,4 +177,4 @@ def test_status_events_update_restart_and_deletion(kubectl, namespace, operator)
     # Deletion: children are garbage-collected through their owner references.
     kubectl("delete", "-n", namespace, "etcdcluster", name, "--wait=true", "--timeout=60s")
     for kind, obj in (("statefulset", name), ("service", name), ("secret", f"{name}-peer-ca"), ("pdb", name)):
-        wait_until(lambda: get(kubectl, namespace, kind, obj) is None, 60, message=f"{kind}/{obj} not collected")
+        wait_until(lambda k=kind, o=obj: get(kubectl, namespace, k, o) is None, 60, message=f"{kind}/{obj} not collected")

@@ -11,8 +11,8 @@ import structlog
 from pydantic import ValidationError
 
 from .. import GROUP, PLURAL, VERSION
-from ..adapters.kube import Kube
 from ..adapters.etcd import EtcdError
+from ..adapters.kube import Kube
 from ..controller import (
     ClusterContext,
     cluster_domain,
@@ -21,8 +21,8 @@ from ..controller import (
     etcd_client,
     observe_and_compute_status,
 )
-from ..reconcile import membership as mp
 from ..models.cluster import EtcdClusterSpec, EtcdClusterStatus
+from ..reconcile import membership as mp
 from ..reconcile.desired import ClusterIdentity
 from ..reconcile.status import transitions
 

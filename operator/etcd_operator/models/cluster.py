@@ -8,7 +8,7 @@ operator ever sees it, with a message that names the field and the fix.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -64,7 +64,7 @@ def server_default(model: type[BaseModel]) -> dict[str, Any]:
     return {"default": model().model_dump(by_alias=True, exclude_none=True, mode="json")}
 
 
-class BootstrapMode(str, Enum):
+class BootstrapMode(StrEnum):
     STATIC = "static"
     DNS_SRV = "dnsSRV"
     DISCOVERY = "discovery"
@@ -108,7 +108,7 @@ class Bootstrap(ApiModel):
     )
 
 
-class TLSMode(str, Enum):
+class TLSMode(StrEnum):
     SELF_SIGNED = "selfSigned"
     AUTO = "auto"
     SECRET = "secret"
@@ -144,7 +144,7 @@ class TLS(ApiModel):
     )
 
 
-class RetentionPolicy(str, Enum):
+class RetentionPolicy(StrEnum):
     RETAIN = "Retain"
     DELETE = "Delete"
 
@@ -190,7 +190,7 @@ class PodOverrides(ApiModel):
     ] = None
 
 
-class CompactionMode(str, Enum):
+class CompactionMode(StrEnum):
     PERIODIC = "periodic"
     REVISION = "revision"
 
@@ -276,7 +276,7 @@ class EtcdClusterSpec(ApiModel):
     )
 
 
-class ConditionStatus(str, Enum):
+class ConditionStatus(StrEnum):
     TRUE = "True"
     FALSE = "False"
     UNKNOWN = "Unknown"

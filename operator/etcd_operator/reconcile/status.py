@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 from ..models.cluster import Condition, ConditionStatus, EtcdClusterSpec, EtcdClusterStatus, MemberStatus
 
 
-class Reason(str, Enum):
+class Reason(StrEnum):
     QUORUM_HEALTHY = "QuorumHealthy"
     QUORUM_LOST = "QuorumLost"
     ETCD_UNREACHABLE = "EtcdUnreachable"
