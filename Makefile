@@ -14,6 +14,7 @@ setup:
 	.venv/bin/pip install -q -e '.[operator,test]'
 	bash hack/build-etcd.sh
 	bash hack/build-kube.sh
+	bash hack/build-helm.sh
 
 etcd:
 	bash hack/build-etcd.sh

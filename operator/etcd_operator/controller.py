@@ -18,7 +18,7 @@ from typing import Any
 
 import structlog
 
-from . import scaling
+from . import GROUP, KIND, VERSION, scaling
 from .adapters.etcd import EtcdClient, EtcdError, client_ssl_context
 from .adapters.kube import Kube
 from .models.cluster import EtcdClusterSpec, EtcdClusterStatus, TLSMode
@@ -27,6 +27,7 @@ from .reconcile.desired import ClusterIdentity, default_token, desired_objects, 
 from .reconcile.secrets import tls_secrets
 from .reconcile.status import Observed, ObservedMember, compute_status
 from .resources.meta import selector
+from .resources.naming import ClusterNames
 from .resources.secrets import secret_bytes
 from .resources.statefulset import MemberTemplateInputs
 
@@ -52,7 +53,59 @@ def cluster_domain() -> str:
     return os.environ.get("ETCD_OPERATOR_CLUSTER_DOMAIN", "cluster.local")
 
 
-def template_inputs(ctx: ClusterContext, sts: dict[str, Any] | None) -> MemberTemplateInputs:
+@dataclass(frozen=True)
+class DiscoveryService:
+    """Another EtcdCluster used as this one's v3 discovery service."""
+
+    endpoints: str = ""
+    tls_secret: str = ""
+
+
+class DiscoveryNotReady(RuntimeError):
+    """The referenced discovery cluster is missing or has no size key yet: wait and say why."""
+
+
+def _discovery_cluster(kube: Kube, ctx: ClusterContext) -> tuple[ClusterNames, EtcdClusterSpec]:
+    ref = ctx.spec.bootstrap.discovery_cluster_ref
+    assert ref is not None
+    names = ctx.identity.names
+    other = kube.get(f"{GROUP}/{VERSION}", KIND, ref.name, names.namespace)
+    if other is None:
+        raise DiscoveryNotReady(
+            f"bootstrap.discoveryClusterRef: EtcdCluster {ref.name} not found in namespace {names.namespace}; "
+            "create it first (it serves as the discovery service)"
+        )
+    spec = EtcdClusterSpec.model_validate(other.get("spec") or {})
+    return ClusterNames(ref.name, names.namespace, names.cluster_domain), spec
+
+
+def discovery_service(kube: Kube, ctx: ClusterContext) -> DiscoveryService:
+    if ctx.spec.bootstrap.discovery_cluster_ref is None:
+        return DiscoveryService()
+    other_names, other_spec = _discovery_cluster(kube, ctx)
+    tls = other_spec.tls.client.mode is not TLSMode.NONE
+    secret = other_names.client_tls_secret if other_spec.tls.client.mode is TLSMode.SELF_SIGNED else ""
+    return DiscoveryService(other_names.client_url(tls), secret)
+
+
+async def seed_discovery(kube: Kube, ctx: ClusterContext) -> None:
+    """Write the expected size under this cluster's token in the discovery cluster, once, before any member starts."""
+    if ctx.spec.bootstrap.discovery_cluster_ref is None:
+        return
+    other_names, other_spec = await asyncio.to_thread(_discovery_cluster, kube, ctx)
+    client = etcd_client(kube, other_names, other_spec)
+    if isinstance(client, str):
+        raise DiscoveryNotReady(f"discovery cluster {other_names.name}: {client}")
+    token = ctx.spec.cluster_token or default_token(ctx.identity)
+    try:
+        await client.put(f"/_etcd/registry/{token}/_config/size", str(ctx.spec.replicas))
+    except EtcdError as exc:
+        raise DiscoveryNotReady(f"discovery cluster {other_names.name} is not reachable yet: {exc.message}") from exc
+
+
+def template_inputs(
+    ctx: ClusterContext, sts: dict[str, Any] | None, discovery: DiscoveryService = DiscoveryService()
+) -> MemberTemplateInputs:
     initial = ctx.status.initial_members or ctx.spec.replicas
     # After bootstrap the StatefulSet's size follows membership (converge_membership), never the spec directly.
     replicas = (sts or {}).get("spec", {}).get("replicas") or initial
@@ -63,6 +116,8 @@ def template_inputs(ctx: ClusterContext, sts: dict[str, Any] | None) -> MemberTe
         cluster_token=ctx.spec.cluster_token or default_token(ctx.identity),
         node_image=node_image(ctx.spec),
         discovery_url=discovery_url,
+        discovery_endpoints=discovery.endpoints,
+        discovery_tls_secret=discovery.tls_secret,
     )
 
 
@@ -87,7 +142,7 @@ def ensure_objects(kube: Kube, ctx: ClusterContext) -> list[str]:
     names = ctx.identity.names
     applied = []
     sts = kube.get("apps/v1", "StatefulSet", names.statefulset, names.namespace)
-    inputs = template_inputs(ctx, sts)
+    inputs = template_inputs(ctx, sts, discovery_service(kube, ctx))
     if needs_generated_tls(ctx.spec):
         for secret in tls_secrets(
             ctx.identity, ctx.spec, inputs.replicas, _existing_secrets(kube, ctx), datetime.now(UTC)
@@ -113,13 +168,12 @@ def _pod_errors(pods: list[dict[str, Any]]) -> dict[str, str]:
     return errors
 
 
-def etcd_client(kube: Kube, ctx: ClusterContext) -> EtcdClient | str:
-    """A client for the cluster's client Service with the operator's certificate, or why there is none."""
-    names = ctx.identity.names
-    client_tls = ctx.spec.tls.client.mode is not TLSMode.NONE
+def etcd_client(kube: Kube, names: ClusterNames, spec: EtcdClusterSpec) -> EtcdClient | str:
+    """A client for a cluster's client Service with the operator's certificate, or why there is none."""
+    client_tls = spec.tls.client.mode is not TLSMode.NONE
     endpoint = names.client_url(client_tls)
     ssl_context = None
-    if ctx.spec.tls.client.mode is TLSMode.SELF_SIGNED:
+    if spec.tls.client.mode is TLSMode.SELF_SIGNED:
         secret = secret_bytes(kube.get("v1", "Secret", names.client_tls_secret, names.namespace))
         if not secret:
             return "client certificate Secret not created yet"
@@ -130,7 +184,7 @@ def etcd_client(kube: Kube, ctx: ClusterContext) -> EtcdClient | str:
             key.chmod(0o600)
             ssl_context = client_ssl_context(secret["ca.crt"], str(cert), str(key))  # loaded: files may go
     elif client_tls:
-        return f"client TLS mode {ctx.spec.tls.client.mode.value}: the operator has no client certificate for it yet"
+        return f"client TLS mode {spec.tls.client.mode.value}: the operator has no client certificate for it yet"
     return EtcdClient([endpoint], ssl_context)
 
 
@@ -190,7 +244,7 @@ async def observe_and_compute_status(kube: Kube, ctx: ClusterContext, now: datet
     names = ctx.identity.names
     sts = await asyncio.to_thread(kube.get, "apps/v1", "StatefulSet", names.statefulset, names.namespace)
     pods = await asyncio.to_thread(kube.list, "v1", "Pod", names.namespace, selector(names.name))
-    etcd = etcd_client(kube, ctx)
+    etcd = etcd_client(kube, names, ctx.spec)
     members, facts, error = (None, {}, etcd) if isinstance(etcd, str) else await _etcd_view(etcd)
     sts_status = (sts or {}).get("status") or {}
     ever = ctx.status.phase in ("Running", "Degraded", "Unavailable")

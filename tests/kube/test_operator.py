@@ -178,3 +178,21 @@ def test_status_events_update_restart_and_deletion(kubectl, namespace, operator)
     kubectl("delete", "-n", namespace, "etcdcluster", name, "--wait=true", "--timeout=60s")
     for kind, obj in (("statefulset", name), ("service", name), ("secret", f"{name}-peer-ca"), ("pdb", name)):
         wait_until(lambda k=kind, o=obj: get(kubectl, namespace, k, o) is None, 60, message=f"{kind}/{obj} not collected")
+
+
+def test_discovery_cluster_reference_waits_for_the_referenced_cluster(kubectl, namespace):
+    child = {"apiVersion": "etcd.operator.dev/v1alpha1", "kind": "EtcdCluster", "metadata": {"name": "child"},
+             "spec": {"bootstrap": {"mode": "discovery", "discoveryClusterRef": {"name": "seed"}}}}  # fmt: skip
+    kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(child))
+
+    def messages():
+        raw = kubectl("get", "events", "-n", namespace, "-o", "json").stdout
+        return " ".join(e.get("message", "") for e in json.loads(raw)["items"])
+
+    wait_until(lambda: "EtcdCluster seed not found in namespace" in messages(), 60, message="no Event for the missing ref")
+    assert get(kubectl, namespace, "statefulset", "child") is None  # nothing starts without its discovery service
+    seed = {**child, "metadata": {"name": "seed"}, "spec": {"replicas": 1}}
+    kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(seed))
+    # The seed exists now, but its members do not run in this tier: the child keeps waiting and says so.
+    wait_until(lambda: "discovery cluster seed is not reachable yet" in messages(), 90, message="no wait Event")
+    assert get(kubectl, namespace, "statefulset", "child") is None

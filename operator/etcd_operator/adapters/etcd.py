@@ -9,6 +9,7 @@ Answers are mapped to our own types; callers never see raw JSON.
 
 from __future__ import annotations
 
+import base64
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -86,6 +87,9 @@ class EtcdClient:
                 errors.append(str(exc))
         raise EtcdError("; ".join(errors) or "no endpoints")
 
+    async def put(self, key: str, value: str) -> None:
+        await self._any("/v3/kv/put", {"key": _b64(key), "value": _b64(value)})
+
     async def member_list(self) -> list[Member]:
         data = await self._any("/v3/cluster/member/list", {"linearizable": True})
         return [_member(m) for m in data.get("members", [])]
@@ -132,6 +136,10 @@ class EtcdClient:
         except EtcdError:
             return False
         return str(data.get("health", "")).lower() == "true"
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
 
 
 def client_ssl_context(ca_pem: bytes, cert_path: str, key_path: str) -> ssl.SSLContext:

@@ -15,11 +15,13 @@ from ..adapters.etcd import EtcdError
 from ..adapters.kube import Kube
 from ..controller import (
     ClusterContext,
+    DiscoveryNotReady,
     cluster_domain,
     converge_membership,
     ensure_objects,
     etcd_client,
     observe_and_compute_status,
+    seed_discovery,
 )
 from ..models.cluster import EtcdClusterSpec, EtcdClusterStatus
 from ..reconcile import membership as mp
@@ -54,12 +56,17 @@ def context(body: kopf.Body) -> ClusterContext:
 async def reconcile(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
     ctx = context(body)
     bound = log.bind(cluster=ctx.identity.names.name, namespace=ctx.identity.names.namespace, step="ensure")
-    if ctx.status.initial_members is None:
-        patch.status["initialMembers"] = ctx.spec.replicas
-    applied = await asyncio.to_thread(ensure_objects, kube(), ctx)
+    try:
+        if ctx.status.initial_members is None:
+            await seed_discovery(kube(), ctx)
+            patch.status["initialMembers"] = ctx.spec.replicas
+        applied = await asyncio.to_thread(ensure_objects, kube(), ctx)
+    except DiscoveryNotReady as exc:
+        kopf.event(body, type="Warning", reason="WaitingForDiscovery", message=str(exc))
+        raise kopf.TemporaryError(str(exc), delay=15) from exc
     bound.info("objects applied", objects=applied)
     if ctx.spec.replicas % 2 == 0:
-        kopf.warn(body, reason="EvenReplicas", message=f"{ctx.spec.replicas} members tolerate no more failures "
+        kopf.event(body, type="Warning", reason="EvenReplicas", message=f"{ctx.spec.replicas} members tolerate no more failures "
                   f"than {ctx.spec.replicas - 1}; an odd number is recommended")  # fmt: skip
 
 
@@ -68,10 +75,10 @@ async def observe(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
     ctx = context(body)
     status = await observe_and_compute_status(kube(), ctx, datetime.now(UTC))
     for cond in transitions(ctx.status.conditions, status.conditions or []):
-        event = kopf.info if cond.type != "Degraded" or cond.status.value == "False" else kopf.warn
-        event(body, reason=cond.reason, message=f"{cond.type}={cond.status.value}: {cond.message}")
+        kind = "Warning" if cond.type == "Degraded" and cond.status.value == "True" else "Normal"
+        kopf.event(body, type=kind, reason=cond.reason, message=f"{cond.type}={cond.status.value}: {cond.message}")
     patch.status.update(status.model_dump(by_alias=True, exclude_none=True, mode="json"))
-    etcd = etcd_client(kube(), ctx)
+    etcd = etcd_client(kube(), ctx.identity.names, ctx.spec)
     if isinstance(etcd, str):
         return
     try:
@@ -80,6 +87,6 @@ async def observe(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
         log.info("membership step deferred", cluster=ctx.identity.names.name, reason=exc.message)
         return
     if isinstance(step, mp.Refuse):
-        kopf.warn(body, reason=step.reason, message=step.message)
+        kopf.event(body, type="Warning", reason=step.reason, message=step.message)
     elif not isinstance(step, (mp.Noop, mp.Wait)):
-        kopf.info(body, reason=type(step).__name__, message=f"membership step: {step}")
+        kopf.event(body, type="Normal", reason=type(step).__name__, message=f"membership step: {step}")

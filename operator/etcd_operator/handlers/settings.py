@@ -20,7 +20,9 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 30
     settings.batching.error_delays = (1, 5, 15, 30, 60)
-    settings.posting.level = logging.INFO
+    # Only problems become Events automatically (not every "Timer succeeded"); the handlers post
+    # progress Events themselves with kopf.event, which this level does not filter.
+    settings.posting.level = logging.WARNING
     # Several replicas of the operator: one is active, the others wait (kopf peering).
     peering = os.environ.get("ETCD_OPERATOR_PEERING", "")
     settings.peering.standalone = not peering

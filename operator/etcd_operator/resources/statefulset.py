@@ -17,6 +17,7 @@ from .naming import CLIENT_PORT, METRICS_PORT, PEER_PORT, ClusterNames
 DATA_MOUNT = "/var/lib/etcd"
 PEER_TLS_MOUNT = "/etc/etcd/peer-tls"
 SERVER_TLS_MOUNT = "/etc/etcd/server-tls"
+DISCOVERY_TLS_MOUNT = "/etc/etcd/discovery-tls"
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class MemberTemplateInputs:
     node_image: str
     discovery_url: str = ""  # bootstrap mode discovery with a v2 URL
     discovery_endpoints: str = ""  # ... or the client URLs of another EtcdCluster (v3 discovery)
+    discovery_tls_secret: str = ""  # that cluster's client certificate Secret, when it uses selfSigned TLS
 
 
 def _uses_files(side: TLSSide) -> bool:
@@ -105,6 +107,14 @@ def build_env(names: ClusterNames, spec: EtcdClusterSpec, inputs: MemberTemplate
     if spec.bootstrap.mode is BootstrapMode.DISCOVERY and inputs.discovery_endpoints:
         env.append({"name": "ETCD_DISCOVERY_ENDPOINTS", "value": inputs.discovery_endpoints})
         env.append({"name": "ETCD_DISCOVERY_TOKEN", "value": inputs.cluster_token})
+        if inputs.discovery_endpoints.startswith("https://"):
+            env.append({"name": "ETCD_DISCOVERY_INSECURE_TRANSPORT", "value": "false"})
+        if inputs.discovery_tls_secret:
+            env += [
+                {"name": "ETCD_DISCOVERY_CERT", "value": f"{DISCOVERY_TLS_MOUNT}/tls.crt"},
+                {"name": "ETCD_DISCOVERY_KEY", "value": f"{DISCOVERY_TLS_MOUNT}/tls.key"},
+                {"name": "ETCD_DISCOVERY_CACERT", "value": f"{DISCOVERY_TLS_MOUNT}/ca.crt"},
+            ]
     env += _tls_env(spec.tls.peer, "PEER_", PEER_TLS_MOUNT)
     env += _tls_env(spec.tls.client, "", SERVER_TLS_MOUNT)
     env += _etcd_option_env(spec)
@@ -147,6 +157,9 @@ def build_statefulset(
 ) -> dict[str, Any]:
     pod = spec.pod
     volumes, tls_mounts = _tls_volumes(names, spec)
+    if inputs.discovery_tls_secret:
+        volumes.append({"name": "discovery-tls", "secret": {"secretName": inputs.discovery_tls_secret, "defaultMode": 0o400}})
+        tls_mounts.append({"name": "discovery-tls", "mountPath": DISCOVERY_TLS_MOUNT, "readOnly": True})
     extra_args = [f"--{k}={v}" for k, v in sorted((spec.etcd.extra_args or {}).items())] if spec.etcd else []
     container: dict[str, Any] = {
         "name": "etcd",

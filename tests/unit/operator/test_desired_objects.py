@@ -83,3 +83,16 @@ def test_every_object_is_owned_and_labelled():
         meta = obj["metadata"]
         assert meta["ownerReferences"][0]["uid"] == IDENTITY.owner.uid
         assert meta["labels"]["app.kubernetes.io/managed-by"] == "etcd-operator"
+
+
+def test_discovery_through_another_cluster_mounts_its_client_certificate():
+    spec = EtcdClusterSpec.model_validate({"bootstrap": {"mode": "discovery", "discoveryClusterRef": {"name": "seed"}}})
+    inputs = MemberTemplateInputs(3, 3, "tok", "i", discovery_endpoints="https://seed-client.db.svc.cluster.local:2379",
+                                  discovery_tls_secret="seed-client-tls")  # fmt: skip
+    objects = desired_objects(IDENTITY, spec, inputs)
+    env = env_of(objects)
+    assert env["ETCD_DISCOVERY_ENDPOINTS"] == "https://seed-client.db.svc.cluster.local:2379"
+    assert env["ETCD_DISCOVERY_TOKEN"] == "tok" and env["ETCD_DISCOVERY_INSECURE_TRANSPORT"] == "false"
+    assert env["ETCD_DISCOVERY_CERT"] == "/etc/etcd/discovery-tls/tls.crt"
+    pod = next(o for o in objects if o["kind"] == "StatefulSet")["spec"]["template"]["spec"]
+    assert {"name": "discovery-tls", "secret": {"secretName": "seed-client-tls", "defaultMode": 0o400}} in pod["volumes"]
