@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Debian packages the project needs: iproute2 and dnsmasq for the network-namespace
-# test hosts, etcd-discovery (the public discovery service's server), Go for the
-# pinned builds. Idempotent: skips apt entirely when everything is present.
+# test hosts, etcd-discovery (the public discovery service's server), tinyproxy, Go
+# for the pinned builds. Idempotent: skips apt entirely when everything is present.
 set -euo pipefail
 need=()
 command -v ip >/dev/null || need+=(iproute2)
 command -v dnsmasq >/dev/null || [ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq-base)
 [ -x /usr/bin/discovery.etcd.io ] || need+=(etcd-discovery)
+command -v tinyproxy >/dev/null || need+=(tinyproxy)  # a real HTTP proxy for ETCD_DISCOVERY_PROXY
+command -v curl >/dev/null || need+=(curl)
 command -v make >/dev/null || need+=(make)
 command -v go >/dev/null || need+=(golang-go)
 command -v python3 >/dev/null || need+=(python3 python3-venv)

@@ -115,3 +115,31 @@ def test_v3_discovery_on_etcd_36(lab):
     client = hosts["infra2"]
     lab.wait_healthy(client, endpoints())
     lab.assert_put_get(client, endpoints())
+
+
+def test_discovery_through_the_http_proxy_named_by_etcd_discovery_proxy(lab, v2_etcd_dir):
+    disco = start_discovery_etcd(lab, v2_etcd_dir, "--enable-v2")
+    proxy = lab.net.add_host("proxy", "10.0.1.8")
+    conf = lab.net.tmpdir / "tinyproxy.conf"
+    log = lab.net.tmpdir / "tinyproxy.log"
+    conf.write_text(f"User root\nGroup root\nPort 8888\nListen 10.0.1.8\nAllow 10.0.1.0/24\nLogFile \"{log}\"\n"
+                    "LogLevel Info\nMaxClients 50\n")  # fmt: skip
+    proxy.spawn(["tinyproxy", "-d", "-c", str(conf)], env=lab.env(), log_name="tinyproxy")
+    hosts = lab.add_guide_hosts(srv=None)
+    for host in hosts.values():
+        # Members cannot reach the discovery service directly: only through the proxy.
+        host.run(["ip", "route", "add", "prohibit", f"{DISCO_IP}/32"], check=True)
+    blocked = hosts["infra0"].run(["curl", "-sS", "--max-time", "2", f"http://{DISCO_IP}:2379/version"])
+    assert blocked.returncode != 0
+    token = secrets.token_hex(20)
+    url = f"http://{DISCO_IP}:2379/v2/keys/discovery/{token}"
+    assert disco.run(["curl", "-sS", "-X", "PUT", f"{url}/_config/size", "-d", "value=3"]).returncode == 0
+    env = lab.env(ETCD_DISCOVERY_PROXY="http://10.0.1.8:8888")
+    for i, host in enumerate(hosts.values()):
+        lab.start(host, [*discovery_flags(i, url), "--data-dir", str(lab.data_dir(host.name))], env=env)
+    client = hosts["infra1"]
+    lab.wait_healthy(client, endpoints())
+    lab.assert_put_get(client, endpoints())
+    seen = log.read_text()
+    assert f"{url}/_config/size" in seen  # the agent's own check went through the proxy
+    assert seen.count(f"/v2/keys/discovery/{token}") >= 6  # and so did etcd's registration
