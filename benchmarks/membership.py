@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.integration.etcdlab import EtcdLab  # noqa: E402
+from tests.integration.etcdlab import EtcdLab, add_walk_hosts, run_walk  # noqa: E402
 from tests.integration.netlab import NetLab  # noqa: E402
 from tests.support.binaries import bin_dir, versions  # noqa: E402
 
@@ -28,18 +28,9 @@ SIZES = [3, 5, 3, 1]
 def walk_once(etcd_dir: Path) -> dict:
     with NetLab() as net:
         lab = EtcdLab(net, etcd_dir)
-        hosts = {}
-        for ordinal in range(5):
-            host = net.add_host(f"m{ordinal}", f"10.0.1.{20 + ordinal}", hostname=f"main-{ordinal}.example.com")
-            hosts[str(ordinal)] = {"ns": host.ns, "ip": host.ip}
-        ctl = net.add_host("ctl", "10.0.1.30")
-        net.start_dns()
-        workdir = net.tmpdir / "walk"
-        workdir.mkdir()
+        hosts, ctl, workdir = add_walk_hosts(lab)
         config = {"hosts": hosts, "python": sys.executable, "etcd": lab.etcd, "workdir": str(workdir), "sizes": SIZES}
-        (workdir / "config.json").write_text(json.dumps(config))
-        result = ctl.run([sys.executable, "-m", "tests.integration.membership_driver", str(workdir / "config.json")],
-                         env=lab.env(PYTHONPATH=str(ROOT)), timeout=600)  # fmt: skip
+        result = run_walk(ctl, config, workdir, lab.env(PYTHONPATH=str(ROOT)), timeout=600)
         if result.returncode != 0:
             raise SystemExit(result.stderr[-2000:])
         return json.loads(result.stdout.strip().splitlines()[-1])

@@ -16,8 +16,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import structlog
-
 from . import GROUP, KIND, VERSION, scaling
 from .adapters.etcd import EtcdClient, EtcdError, client_ssl_context
 from .adapters.kube import Kube
@@ -30,8 +28,6 @@ from .resources.meta import selector
 from .resources.naming import ClusterNames
 from .resources.secrets import secret_bytes
 from .resources.statefulset import MemberTemplateInputs
-
-log = structlog.get_logger("etcd-operator")
 
 DEFAULT_NODE_IMAGE = "etcd-node"
 

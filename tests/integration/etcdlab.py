@@ -153,3 +153,27 @@ def exited(proc: Proc, timeout: float = 30) -> int:
         return proc.popen.wait(timeout)
     except subprocess.TimeoutExpired as exc:
         raise AssertionError(f"{proc} still running; log:\n{proc.log()[-3000:]}") from exc
+
+
+def add_walk_hosts(lab: EtcdLab, members: int = 5) -> tuple[dict[str, dict[str, str]], Host, Path]:
+    """Hosts for a membership walk: main-N.example.com at 10.0.1.20+N, a controller host, a work dir.
+
+    Returns the driver's host map (ordinal -> namespace and address), the
+    controller host the driver runs on, and the work directory it keeps state in.
+    """
+    hosts = {}
+    for ordinal in range(members):
+        host = lab.net.add_host(f"m{ordinal}", f"10.0.1.{20 + ordinal}", hostname=f"main-{ordinal}.example.com")
+        hosts[str(ordinal)] = {"ns": host.ns, "ip": host.ip}
+    ctl = lab.net.add_host("ctl", "10.0.1.30")
+    lab.net.start_dns()
+    workdir = lab.net.tmpdir / "walk"
+    workdir.mkdir()
+    return hosts, ctl, workdir
+
+
+def run_walk(ctl: Host, config: dict, workdir: Path, env: dict[str, str], timeout: float = 300):
+    """Run tests/integration/membership_driver.py inside the controller host with `config`."""
+    (workdir / "config.json").write_text(json.dumps(config))
+    argv = [sys.executable, "-m", "tests.integration.membership_driver", str(workdir / "config.json")]
+    return ctl.run(argv, env=env, timeout=timeout)

@@ -5,26 +5,17 @@ import sys
 
 import pytest
 
+from tests.integration.etcdlab import add_walk_hosts, run_walk
 from tests.support.binaries import ROOT
 
 pytestmark = pytest.mark.etcd
 
 
 def test_walk_1_3_5_3_1_with_a_writer(lab):
-    hosts = {}
-    for ordinal in range(5):
-        host = lab.net.add_host(f"m{ordinal}", f"10.0.1.{20 + ordinal}", hostname=f"main-{ordinal}.example.com")
-        hosts[str(ordinal)] = {"ns": host.ns, "ip": host.ip}
-    ctl = lab.net.add_host("ctl", "10.0.1.30")
-    lab.net.start_dns()
-    workdir = lab.net.tmpdir / "walk"
-    workdir.mkdir()
+    hosts, ctl, workdir = add_walk_hosts(lab)
     config = {"hosts": hosts, "python": sys.executable, "etcd": lab.etcd, "workdir": str(workdir),
               "sizes": [3, 5, 3, 1]}  # fmt: skip
-    (workdir / "config.json").write_text(json.dumps(config))
-    env = lab.env(PYTHONPATH=str(ROOT))
-    result = ctl.run([sys.executable, "-m", "tests.integration.membership_driver", str(workdir / "config.json")],
-                     env=env, timeout=280)  # fmt: skip
+    result = run_walk(ctl, config, workdir, lab.env(PYTHONPATH=str(ROOT)), timeout=280)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     print(json.dumps(summary["steps"], indent=1))
@@ -41,22 +32,13 @@ def test_walk_1_3_5_3_1_with_a_writer(lab):
 
 def test_crash_after_each_kind_of_change_then_converge(lab):
     """The driver dies right after a member add, a promote and a remove; a fresh one finishes the job."""
-    hosts = {}
-    for ordinal in range(5):
-        host = lab.net.add_host(f"m{ordinal}", f"10.0.1.{20 + ordinal}", hostname=f"main-{ordinal}.example.com")
-        hosts[str(ordinal)] = {"ns": host.ns, "ip": host.ip}
-    ctl = lab.net.add_host("ctl", "10.0.1.30")
-    lab.net.start_dns()
-    workdir = lab.net.tmpdir / "walk"
-    workdir.mkdir()
+    hosts, ctl, workdir = add_walk_hosts(lab)
 
     def drive(size: int, failpoint: str = "") -> dict | None:
         config = {"hosts": hosts, "python": sys.executable, "etcd": lab.etcd, "workdir": str(workdir),
                   "sizes": [size], "shutdown": False}  # fmt: skip
-        (workdir / "config.json").write_text(json.dumps(config))
         env = lab.env(PYTHONPATH=str(ROOT), ETCD_OPERATOR_FAILPOINT=failpoint)
-        argv = [sys.executable, "-m", "tests.integration.membership_driver", str(workdir / "config.json")]
-        result = ctl.run(argv, env=env, timeout=200)
+        result = run_walk(ctl, config, workdir, env, timeout=200)
         if failpoint:
             assert result.returncode == 86, result.stderr[-2000:]  # crashed exactly at the failpoint
             return None
