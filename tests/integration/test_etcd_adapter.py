@@ -1,0 +1,130 @@
+"""The operator's etcd client and status path against real etcd members on loopback (TLS, client cert auth)."""
+
+import asyncio
+import socket
+import subprocess
+from datetime import UTC, datetime
+
+import pytest
+
+from etcd_operator.adapters.etcd import EtcdClient, EtcdError, client_ssl_context
+from etcd_operator.controller import _etcd_view
+from etcd_operator.models.cluster import EtcdClusterSpec
+from etcd_operator.reconcile.status import Observed, compute_status
+from tests.integration.netlab import wait_until
+from tests.support.binaries import etcd_dir
+from tests.support.pki import make_ca, make_cert
+
+pytestmark = pytest.mark.etcd
+
+
+def free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+@pytest.fixture
+def tls_cluster(tmp_path):
+    """Three members on 127.0.0.1, https with client and peer certificate auth."""
+    etcd = etcd_dir() / "etcd"
+    now = datetime.now(UTC)
+    ca = make_ca(now)
+    ca_file, _ = ca.write(tmp_path, "ca")
+    cert, key = make_cert(ca, "member", ["127.0.0.1", "localhost"], now).write(tmp_path, "member")
+    ports = free_ports(6)
+    clients, peers = ports[:3], ports[3:]
+    cluster = ",".join(f"m{i}=https://127.0.0.1:{peers[i]}" for i in range(3))
+    procs = []
+    for i in range(3):
+        argv = [
+            str(etcd), "--name", f"m{i}", "--data-dir", str(tmp_path / f"m{i}"),
+            "--listen-client-urls", f"https://127.0.0.1:{clients[i]}",
+            "--advertise-client-urls", f"https://127.0.0.1:{clients[i]}",
+            "--listen-peer-urls", f"https://127.0.0.1:{peers[i]}",
+            "--initial-advertise-peer-urls", f"https://127.0.0.1:{peers[i]}",
+            "--initial-cluster", cluster, "--initial-cluster-token", "adapter-test",
+            f"--cert-file={cert}", f"--key-file={key}", f"--trusted-ca-file={ca_file}", "--client-cert-auth",
+            f"--peer-cert-file={cert}", f"--peer-key-file={key}", f"--peer-trusted-ca-file={ca_file}",
+            "--peer-client-cert-auth",
+        ]  # fmt: skip
+        log = (tmp_path / f"m{i}.log").open("wb")
+        procs.append(subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT))
+    user_cert, user_key = make_cert(ca, "etcd-operator", [], now).write(tmp_path, "user")
+    ssl_context = client_ssl_context(ca_file.read_bytes(), str(user_cert), str(user_key))
+    endpoints = [f"https://127.0.0.1:{p}" for p in clients]
+    client = EtcdClient(endpoints, ssl_context)
+    wait_until(lambda: all(asyncio.run(client.healthy(e)) for e in endpoints), 60, interval=0.2,
+               message="loopback cluster never healthy")  # fmt: skip
+    yield client, procs
+    for proc in procs:
+        proc.terminate()
+        proc.wait(20)
+
+
+def test_status_from_real_members(tls_cluster):
+    client, _ = tls_cluster
+    members, facts, error = asyncio.run(_etcd_view(client))
+    assert error == "" and len(members) == 3 and all(m.healthy for m in members)
+    status = compute_status(
+        EtcdClusterSpec(replicas=3),
+        Observed(1, 3, 3, members, facts["leader"], facts["cluster_id"], facts["version"]),
+        None,
+        "2026-11-24T00:00:00Z",
+    )
+    assert status.phase == "Running" and status.leader in {"m0", "m1", "m2"}
+    assert status.version == etcd_dir().name.removeprefix("etcd-v") and status.cluster_id
+    assert {m.name for m in status.members} == {"m0", "m1", "m2"}
+
+
+def test_a_stopped_member_is_reported_unhealthy_and_quorum_still_holds(tls_cluster):
+    client, procs = tls_cluster
+    procs[2].terminate()
+    procs[2].wait(20)
+    members, facts, _ = asyncio.run(_etcd_view(client))
+    assert sorted(m.healthy for m in members) == [False, True, True]
+    status = compute_status(EtcdClusterSpec(replicas=3), Observed(1, 3, 2, members, facts["leader"]), None, "t")
+    conditions = {c.type: (c.status.value, c.reason) for c in status.conditions}
+    assert conditions["Available"] == ("True", "QuorumHealthy")
+    assert conditions["Degraded"] == ("True", "MemberUnhealthy") and status.phase == "Degraded"
+
+
+def test_membership_calls_and_their_refusals(tls_cluster):
+    client, _ = tls_cluster
+
+    async def settled(call, *args, timeout: float = 30):
+        """etcd refuses a reconfiguration with "unhealthy cluster" until the last one has settled."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            try:
+                return await call(*args)
+            except EtcdError as exc:
+                if "unhealthy cluster" not in exc.message or asyncio.get_running_loop().time() > deadline:
+                    raise
+                await asyncio.sleep(0.5)
+
+    async def scenario():
+        added = await settled(client.member_add, ["https://127.0.0.1:1"], True)
+        assert added.is_learner and added.id
+        with pytest.raises(EtcdError, match="can only promote a learner member which is in sync with leader"):
+            await client.member_promote(added.id)
+        await settled(client.member_remove, added.id)
+        assert added.id not in {m.id for m in await client.member_list()}
+        await client.put("/adapter/key", "value")
+        leader = (await client.status(client.endpoints[0])).leader_id
+        target = next(m.id for m in await client.member_list() if m.id != leader)
+        await client.move_leader(target)
+        assert (await client.status(client.endpoints[0])).leader_id == target
+
+    asyncio.run(scenario())
+
+
+def test_client_certificate_is_required(tls_cluster):
+    client, _ = tls_cluster
+    anonymous = EtcdClient(client.endpoints[:1], None)
+    with pytest.raises(EtcdError):
+        asyncio.run(anonymous.member_list())
