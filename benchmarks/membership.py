@@ -2,7 +2,8 @@
 
 Walks 1 -> 3 -> 5 -> 3 -> 1 with the operator's planner and executor (the same
 driver as tests/integration/test_membership.py) while a writer runs, and prints
-the time each transition took and its per-member step. Asserts nothing.
+the time each transition took and its per-member step; then times the healing
+of a member whose data dir is wiped. Asserts nothing.
 
     python benchmarks/membership.py [--runs N]
 """
@@ -25,11 +26,11 @@ from tests.support.binaries import bin_dir, versions  # noqa: E402
 SIZES = [3, 5, 3, 1]
 
 
-def walk_once(etcd_dir: Path) -> dict:
+def walk_once(etcd_dir: Path, sizes: list) -> dict:
     with NetLab() as net:
         lab = EtcdLab(net, etcd_dir)
         hosts, ctl, workdir = add_walk_hosts(lab)
-        config = {"hosts": hosts, "python": sys.executable, "etcd": lab.etcd, "workdir": str(workdir), "sizes": SIZES}
+        config = {"hosts": hosts, "python": sys.executable, "etcd": lab.etcd, "workdir": str(workdir), "sizes": sizes}
         result = run_walk(ctl, config, workdir, lab.env(PYTHONPATH=str(ROOT)), timeout=600)
         if result.returncode != 0:
             raise SystemExit(result.stderr[-2000:])
@@ -43,8 +44,11 @@ def main() -> None:
     etcd_dir = bin_dir() / f"etcd-{versions()['ETCD_VERSION']}"
     per_transition: dict[str, list[float]] = {}
     retries, writes, lost = [], [], []
+    heals: list[float] = []
     for _ in range(args.runs):
-        summary = walk_once(etcd_dir)
+        healed = walk_once(etcd_dir, [3, "lose:2"])
+        heals += [r["t"] for r in healed["steps"] if r["step"] == "Reached" and r["to"] == "lose:2"]
+        summary = walk_once(etcd_dir, SIZES)
         previous = 1
         for record in summary["steps"]:
             if record["step"] == "Reached":
@@ -60,6 +64,8 @@ def main() -> None:
         a, b = (int(x) for x in label.split("->"))
         med = statistics.median(samples)
         print(f"{label:<11} {med:>9.2f} {med / abs(b - a):>13.2f} {min(samples):>7.2f} {max(samples):>7.2f}")
+    print(f"heal a member that lost its volume (remove, re-add as learner, restart, promote): median "
+          f"{statistics.median(heals):.2f} s, min {min(heals):.2f} s, max {max(heals):.2f} s")  # fmt: skip
     print(f"refused attempts retried per walk (etcd 'unhealthy cluster' / learner not in sync): {retries}")
     print(f"acknowledged writes per walk: {writes}; lost: {lost}")
 

@@ -80,6 +80,33 @@ class Fleet:
         # A removed member's data is useless and dangerous to restart from: drop it, as the claim would be.
         shutil.rmtree(self.workdir / f"main-{ordinal}", ignore_errors=True)
 
+    def restart_crashed(self, join: list[str]) -> None:
+        """Like a kubelet: a member process that exited is started again (same data dir)."""
+        for ordinal, pid in list(self.procs.items()):
+            if not _alive(pid):
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, os.WNOHANG)
+                self.start(ordinal, join)
+        self._save()
+
+    def lost(self) -> frozenset[int]:
+        """Ordinals whose agent refused to start because the member's data is gone (its termination message)."""
+        found = set()
+        for ordinal in self.procs:
+            log = self.workdir / f"main-{ordinal}.log"
+            text = log.read_text(errors="replace") if log.exists() else ""
+            # Only runs since etcd last started count: everything after the last hand-over.
+            if "already been bootstrapped" in text.rsplit('"handing over to etcd"', 1)[-1]:
+                found.add(ordinal)
+        return frozenset(found)
+
+    def lose_data(self, ordinal: int) -> None:
+        """The volume of a member is gone: stop it, wipe its data dir; the restart finds it empty."""
+        pid = self.procs.get(ordinal)
+        if pid is not None:
+            _terminate(pid)
+        shutil.rmtree(self.workdir / f"main-{ordinal}", ignore_errors=True)
+
     def scale(self, replicas: int, join: list[str]) -> None:
         for ordinal in range(self.replicas, replicas):
             self.start(ordinal, join)
@@ -168,21 +195,30 @@ async def walk(config: dict[str, Any]) -> dict[str, Any]:
     writer.start()
     steps: list[dict[str, Any]] = []
     try:
-        for desired in config["sizes"]:
+        desired = fleet.replicas
+        for entry in config["sizes"]:
             started = time.monotonic()
+            if isinstance(entry, str) and entry.startswith("lose:"):
+                fleet.lose_data(int(entry.removeprefix("lose:")))
+                label = entry
+            else:
+                desired = label = entry
             while True:
+                fleet.restart_crashed(live())
                 client = EtcdClient(live(), timeout=3)
                 try:
                     members, leader = await observe(client)
                 except EtcdError:
                     await asyncio.sleep(0.5)
                     continue
-                step = mp.plan(desired, fleet.replicas, members, leader, fleet.peer_url, ORDINAL)
-                if isinstance(step, mp.Noop):
+                lost = fleet.lost()
+                step = mp.plan(desired, fleet.replicas, members, leader, fleet.peer_url, ORDINAL, lost)
+                # Reached only when nothing is left to do and every member answers (a lost one is back).
+                if isinstance(step, mp.Noop) and not lost and all(m.healthy and m.started for m in members):
                     break
                 if isinstance(step, mp.Refuse):
                     raise RuntimeError(f"planner refused: {step}")
-                record = {"to": desired, "step": type(step).__name__, "t": round(time.monotonic() - started, 2)}
+                record = {"to": label, "step": type(step).__name__, "t": round(time.monotonic() - started, 2)}
                 async def scale_to(replicas: int) -> None:
                     fleet.scale(replicas, live())
 
@@ -194,9 +230,9 @@ async def walk(config: dict[str, Any]) -> dict[str, Any]:
                     record["error"] = exc.message[:200]
                     await asyncio.sleep(1)
                 steps.append(record)
-                if isinstance(step, mp.Wait):
+                if isinstance(step, (mp.Wait, mp.Noop)):
                     await asyncio.sleep(0.5)
-            steps.append({"to": desired, "step": "Reached", "t": round(time.monotonic() - started, 2)})
+            steps.append({"to": label, "step": "Reached", "t": round(time.monotonic() - started, 2)})
     finally:
         writer.stop_flag.set()
         writer.join(10)

@@ -51,3 +51,19 @@ def test_crash_after_each_kind_of_change_then_converge(lab):
         # Converged: exactly the desired members, each once, all voting, no orphan learner.
         assert summary["members"] == [f"main-{i}" for i in range(size)], summary
         assert summary["lost"] == 0
+
+
+def test_member_that_loses_its_data_is_healed_through_the_planner(lab):
+    hosts, ctl, workdir = add_walk_hosts(lab, members=3)
+    config = {"hosts": hosts, "python": sys.executable, "etcd": lab.etcd, "workdir": str(workdir),
+              "sizes": [3, "lose:2", "lose:0"]}  # fmt: skip
+    result = run_walk(ctl, config, workdir, lab.env(PYTHONPATH=str(ROOT)), timeout=280)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["members"] == ["main-0", "main-1", "main-2"] and summary["lost"] == 0, summary
+    for lost in ("lose:2", "lose:0"):
+        changes = ("MoveLeader", "RemoveMember", "AddLearner", "Promote", "ScaleStatefulSet")
+        kinds = [s["step"] for s in summary["steps"] if s["to"] == lost and s.get("ok") and s["step"] in changes]
+        # Stale entry out, same ordinal back as a learner, promoted once caught up.
+        assert kinds[:1] == ["RemoveMember"] or kinds[:2] == ["MoveLeader", "RemoveMember"], kinds
+        assert kinds[-2:] == ["AddLearner", "Promote"] and "ScaleStatefulSet" not in kinds, kinds
