@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 
 
@@ -20,3 +21,15 @@ def has_member_data(options: Mapping[str, str]) -> bool:
         return any(p.suffix == ".wal" for p in directory.iterdir())
     except OSError:
         return False
+
+
+def set_aside(options: Mapping[str, str], now: datetime) -> Path:
+    """Rename the data dir (and a separate WAL dir) to `<dir>.stale-<time>`; returns the new data dir path."""
+    stamp = now.strftime("%Y%m%dT%H%M%SZ")
+    data_dir = Path(options.get("data-dir") or f"{options.get('name', 'default')}.etcd")
+    kept = data_dir.with_name(f"{data_dir.name}.stale-{stamp}")
+    data_dir.rename(kept)
+    if options.get("wal-dir") and Path(options["wal-dir"]).exists():
+        wal = Path(options["wal-dir"])
+        wal.rename(wal.with_name(f"{wal.name}.stale-{stamp}"))
+    return kept

@@ -26,8 +26,12 @@ class Member:
 
     @property
     def started(self) -> bool:
-        """etcd fills in a member's name only once it has started and published it."""
-        return bool(self.name)
+        """A member publishes its client URLs when it first starts.
+
+        Not its name: members of a static bootstrap are named from --initial-cluster
+        before they ever ran; only members added at runtime start out nameless.
+        """
+        return bool(self.client_urls)
 
 
 def parse_members(answer: dict) -> list[Member]:
@@ -114,3 +118,29 @@ def bootstrap_state(name: str, advertised: Sequence[str], members: Sequence[Memb
         return "", findings
     # Listed but never started: a learner re-added for us joins; an initial member starting late bootstraps.
     return ("existing" if own.is_learner else "new"), []
+
+
+def restart_state(name: str, advertised: Sequence[str], members: Sequence[Member] | None) -> tuple[str, list[Finding]]:
+    """For a pod whose data dir holds a member: restart from it ("restart"), or is that data stale ("stale")?
+
+    After a scale-in the member is removed and its volume may be kept; when the
+    same ordinal is added again it is a *new* member (new ID) and the old data
+    would only make etcd exit with "permanently removed". The member list tells:
+    our peer URL listed as a never-started learner means we were re-added.
+    """
+    if members is None:
+        return "restart", []
+    mine = set(advertised)
+    own = next((m for m in members if mine & set(m.peer_urls)), None)
+    if own is None:
+        return "", [
+            error(
+                "MemberRemoved",
+                f"{name} ({','.join(advertised)}) was removed from the cluster; its data dir is stale",
+                "the operator adds it back as a learner, after which it rejoins with fresh data; by hand: "
+                f"etcdctl member add {name} --peer-urls={','.join(advertised)} --learner",
+            )
+        ]
+    if not own.started and own.is_learner:
+        return "stale", []
+    return "restart", []

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from . import checks, datadir, discovery, join
-from .findings import Finding, error
+from .findings import Finding, error, warning
 from .flags import split_list
 from .httpjson import HTTPError, TLSClient
 from .urls import UrlError, parse_urls
@@ -42,6 +42,9 @@ def prepare(
 ) -> Plan:
     plan = Plan(options=dict(options), restarting=datadir.has_member_data(options))
     opts = plan.options
+    if in_pod and plan.restarting:
+        plan.findings += _pod_restart_state(opts, agent, now)
+        plan.restarting = datadir.has_member_data(opts)
     if in_pod and not plan.restarting and opts.get("initial-cluster-state", "new") == "new":
         plan.findings += _pod_bootstrap_state(opts, agent)
     if not plan.restarting and opts.get("initial-cluster-state") == "existing" and not opts.get("initial-cluster"):
@@ -77,15 +80,42 @@ def _tls_sides(opts: Mapping[str, str]) -> list:
     return tls.configured_sides(opts)
 
 
-def _pod_bootstrap_state(opts: dict[str, str], agent: Mapping[str, str]) -> list[Finding]:
-    """An initial member's pod with an empty volume: new cluster, or rejoin a running one?"""
+def _pod_members(opts: Mapping[str, str], agent: Mapping[str, str]) -> list[join.Member] | None:
+    """The live member list through the client Service, or None when nobody answers (quickly)."""
     endpoints = split_list(agent.get("join-endpoints"))
     if not endpoints:
-        return []
+        return None
     try:
-        members: list[join.Member] | None = join.member_list(endpoints, _join_tls(opts, agent), timeout=2.0)
+        return join.member_list(endpoints, _join_tls(opts, agent), timeout=2.0)
     except HTTPError:
-        members = None  # nobody answers yet: the cluster is being bootstrapped
+        return None
+
+
+def _pod_restart_state(opts: dict[str, str], agent: Mapping[str, str], now: datetime) -> list[Finding]:
+    """A pod's volume holds a member: is it still this member, or a removed incarnation's leftovers?"""
+    members = _pod_members(opts, agent)
+    state, findings = join.restart_state(
+        checks.name_of(opts), split_list(opts.get("initial-advertise-peer-urls")), members
+    )
+    if state == "stale":
+        # Never delete data: the old incarnation's files are kept next to the fresh data dir.
+        kept = datadir.set_aside(opts, now)
+        findings.append(
+            warning(
+                "StaleDataSetAside",
+                f"{checks.name_of(opts)} was re-added to the cluster as a new member; the previous member's data "
+                f"was moved to {kept} and the member joins with a fresh data dir",
+                f"delete {kept} once you no longer need it",
+            )
+        )
+    return findings
+
+
+def _pod_bootstrap_state(opts: dict[str, str], agent: Mapping[str, str]) -> list[Finding]:
+    """An initial member's pod with an empty volume: new cluster, or rejoin a running one?"""
+    if not split_list(agent.get("join-endpoints")):
+        return []
+    members = _pod_members(opts, agent)  # None: nobody answers yet, the cluster is being bootstrapped
     state, findings = join.bootstrap_state(
         checks.name_of(opts), split_list(opts.get("initial-advertise-peer-urls")), members
     )

@@ -38,7 +38,9 @@ async def observe(client: EtcdClient) -> tuple[list[mp.MemberState], int | None]
             healthy = not status.errors
             leader = leader or status.leader_id or None
             break
-        states.append(mp.MemberState(member.id, member.name, member.peer_urls, member.is_learner, healthy))
+        states.append(
+            mp.MemberState(member.id, member.name, member.peer_urls, member.is_learner, healthy, member.client_urls)
+        )
     return states, leader
 
 

@@ -84,3 +84,31 @@ def test_statefulset_members_bootstrap_then_a_lost_volume_is_refused_and_healed(
     statuses = json.loads(lab.etcdctl(client, CLIENT, "endpoint", "status", "--cluster", "-w", "json").stdout)
     assert len(statuses) == 3 and len({s["Status"]["header"]["cluster_id"] for s in statuses}) == 1
     assert len({s["Status"]["leader"] for s in statuses}) == 1
+
+
+def test_a_retained_volume_of_a_removed_member_is_set_aside_when_it_is_added_again(lab):
+    hosts = pods(lab)
+    procs = {i: lab.start(host, [], env=pod_env(lab, i), log=f"main-{i}") for i, host in hosts.items()}
+    client = hosts[0]
+    lab.wait_healthy(client, CLIENT)
+    lab.assert_put_get(client, CLIENT)
+    # Scale in: main-2 is removed and its pod goes, but its volume stays (whenScaled: Retain).
+    old_id = format(int(member_by_name(lab, client, "main-2")["ID"]), "x")
+    wait_until(lambda: lab.etcdctl(client, CLIENT, "member", "remove", old_id).returncode == 0, 30, interval=0.5,
+               message="member remove refused for 30s")  # fmt: skip
+    procs[2].stop()
+    # Restarted while not a member: refused, nothing touched.
+    refused = lab.run_node(hosts[2], [], env=pod_env(lab, 2))
+    assert refused.returncode == 1 and "MemberRemoved" in refused.stderr
+    assert lab.data_dir("main-2").exists()
+    # Scale out again: the same ordinal is a new member; the old data must not be used, nor lost.
+    wait_until(lambda: lab.etcdctl(client, CLIENT, "member", "add", "main-2", f"--peer-urls=http://main-2.{DOMAIN}:2380",
+                                   "--learner").returncode == 0, 30, interval=0.5, message="member add refused")  # fmt: skip
+    procs[2] = lab.start(hosts[2], [], env=pod_env(lab, 2), log="main-2-again")
+    new_id = format(int(next(m for m in lab.members(client, CLIENT) if m.get("isLearner"))["ID"]), "x")
+    wait_until(lambda: lab.etcdctl(client, CLIENT, "member", "promote", new_id).returncode == 0, 60, interval=0.5,
+               message="re-added member never promoted")  # fmt: skip
+    assert "StaleDataSetAside" in procs[2].log()
+    kept = list(lab.data_dir("main-2").parent.glob("main-2.stale-*"))
+    assert len(kept) == 1 and (kept[0] / "member" / "wal").is_dir()
+    lab.assert_put_get(hosts[2], CLIENT)

@@ -22,10 +22,12 @@ class MemberState:
     peer_urls: tuple[str, ...]
     is_learner: bool
     healthy: bool
+    client_urls: tuple[str, ...] = ()
 
     @property
     def started(self) -> bool:
-        return bool(self.name)
+        """Client URLs are published at first start (names of static members exist before that)."""
+        return bool(self.client_urls)
 
 
 @dataclass(frozen=True)

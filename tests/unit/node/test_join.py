@@ -2,9 +2,9 @@ from etcd_node import join
 from etcd_node.join import Member
 
 RUNNING = [
-    Member(0x8E9E05C52164694D, "infra0", ("http://10.0.1.10:2380",)),
-    Member(0x91BC3C398FB3C146, "infra1", ("http://10.0.1.11:2380",)),
-    Member(0xFD422379FDA50E48, "infra2", ("http://10.0.1.12:2380",)),
+    Member(0x8E9E05C52164694D, "infra0", ("http://10.0.1.10:2380",), ("http://10.0.1.10:2379",)),
+    Member(0x91BC3C398FB3C146, "infra1", ("http://10.0.1.11:2380",), ("http://10.0.1.11:2379",)),
+    Member(0xFD422379FDA50E48, "infra2", ("http://10.0.1.12:2380",), ("http://10.0.1.12:2379",)),
 ]
 
 
@@ -43,7 +43,7 @@ ME = ["http://10.0.1.12:2380"]
 
 
 def test_bootstrap_state_for_an_empty_volume():
-    late = [*RUNNING[:2], Member(0xFD42, "", tuple(ME))]
+    late = [*RUNNING[:2], Member(0xFD42, "infra2", tuple(ME))]  # static members are named before they start
     readded = [*RUNNING[:2], Member(0xAB, "", tuple(ME), is_learner=True)]
     assert join.bootstrap_state("infra2", ME, None) == ("new", [])  # nobody answers: cluster being created
     assert join.bootstrap_state("infra2", ME, late) == ("new", [])  # an initial member starting late
@@ -52,3 +52,12 @@ def test_bootstrap_state_for_an_empty_volume():
     assert state == "" and lost.code == "MemberAlreadyBootstrapped"
     state, (removed,) = join.bootstrap_state("infra2", ME, RUNNING[:2])
     assert state == "" and removed.code == "MemberNotAdded"
+
+
+def test_restart_state_detects_a_removed_then_re_added_member():
+    assert join.restart_state("infra2", ME, None) == ("restart", [])  # nobody answers: trust the data
+    assert join.restart_state("infra2", ME, RUNNING) == ("restart", [])  # still this member
+    readded = [*RUNNING[:2], Member(0xAB, "", tuple(ME), is_learner=True)]
+    assert join.restart_state("infra2", ME, readded) == ("stale", [])
+    state, (removed,) = join.restart_state("infra2", ME, RUNNING[:2])
+    assert state == "" and removed.code == "MemberRemoved"

@@ -22,8 +22,10 @@ def url(ordinal):
     return f"https://main-{ordinal}.main.db.svc.cluster.local:2380"
 
 
-def m(ordinal, *, learner=False, healthy=True, started=True):
-    return MemberState(100 + ordinal, f"main-{ordinal}" if started else "", (url(ordinal),), learner, healthy)
+def m(ordinal, *, learner=False, healthy=True, started=True, named=None):
+    name = f"main-{ordinal}" if (started if named is None else named) else ""
+    clients = (f"https://main-{ordinal}.main.db.svc.cluster.local:2379",) if started else ()
+    return MemberState(100 + ordinal, name, (url(ordinal),), learner, healthy, clients)
 
 
 def step(desired, sts, members, leader=100):
@@ -35,7 +37,7 @@ def step(desired, sts, members, leader=100):
     [
         # steady states
         (3, 3, [m(0), m(1), m(2)], 100, Noop()),
-        (3, 3, [m(0), m(1), m(2, started=False)], 100, Noop()),  # initial members still starting
+        (3, 3, [m(0), m(1), m(2, started=False, named=True)], 100, Noop()),  # a static member still starting
         # scale out 1 -> 3, one step at a time
         (3, 1, [m(0)], 100, AddLearner(1, url(1))),
         (3, 1, [m(0), m(1, learner=True, started=False)], 100, ScaleStatefulSet(2)),  # crash after add: resumes
@@ -68,7 +70,7 @@ def test_removal_that_would_lose_quorum_is_refused():
 
 
 def test_foreign_member_is_refused():
-    stranger = MemberState(7, "other", ("http://10.0.0.9:2380",), False, True)
+    stranger = MemberState(7, "other", ("http://10.0.0.9:2380",), False, True, ("http://10.0.0.9:2379",))
     assert isinstance(step(3, 3, [m(0), m(1), stranger]), Refuse)
 
 
