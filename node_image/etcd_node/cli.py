@@ -59,8 +59,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     if flags.truthy(agent.get("dry-run")):
         print(json.dumps(final))
         return 0
-    # Our flags carry every option; etcd would otherwise warn that each variable is shadowed.
-    env = {k: v for k, v in environ.items() if flags.flag_for_env(k) is None}
+    # Our flags carry every option, and ETCD_NODE_* are ours: etcd would warn about each of them.
+    env = {k: v for k, v in environ.items() if flags.flag_for_env(k) is None and not k.startswith("ETCD_NODE_")}
     log.info("handing over to etcd", etcd=etcd_bin, name=plan.options.get("name"), restarting=plan.restarting)
     watch.start(environ.get("ETCD_NODE_TERMINATION_LOG", ""))
     os.execve(etcd_bin, final, env)
