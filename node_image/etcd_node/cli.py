@@ -51,12 +51,15 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             options.setdefault(name, value)
         log.info("derived member identity from the pod", pod=identity.pod, domain=identity.domain)
     etcd_bin = _etcd_bin(agent, environ)
-    plan = preflight.prepare(options, agent, etcd_bin, datetime.now(UTC), in_pod=identity is not None)
+    dry_run = flags.truthy(agent.get("dry-run"))
+    plan = preflight.prepare(
+        options, agent, etcd_bin, datetime.now(UTC), in_pod=identity is not None, dry_run=dry_run
+    )
     _report(log, plan.findings, environ)
     if errors(plan.findings):
         return 1
     final = [etcd_bin, *flags.render(plan.options)]
-    if flags.truthy(agent.get("dry-run")):
+    if dry_run:
         print(json.dumps(final))
         return 0
     # Our flags carry every option, and ETCD_NODE_* are ours: etcd would warn about each of them.

@@ -23,11 +23,16 @@ def has_member_data(options: Mapping[str, str]) -> bool:
         return False
 
 
+def aside_path(options: Mapping[str, str], now: datetime) -> Path:
+    data_dir = Path(options.get("data-dir") or f"{options.get('name', 'default')}.etcd")
+    return data_dir.with_name(f"{data_dir.name}.stale-{now:%Y%m%dT%H%M%SZ}")
+
+
 def set_aside(options: Mapping[str, str], now: datetime) -> Path:
     """Rename the data dir (and a separate WAL dir) to `<dir>.stale-<time>`; returns the new data dir path."""
-    stamp = now.strftime("%Y%m%dT%H%M%SZ")
+    stamp = f"{now:%Y%m%dT%H%M%SZ}"
     data_dir = Path(options.get("data-dir") or f"{options.get('name', 'default')}.etcd")
-    kept = data_dir.with_name(f"{data_dir.name}.stale-{stamp}")
+    kept = aside_path(options, now)
     data_dir.rename(kept)
     if options.get("wal-dir") and Path(options["wal-dir"]).exists():
         wal = Path(options["wal-dir"])

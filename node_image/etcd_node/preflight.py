@@ -38,13 +38,19 @@ def etcd_version(etcd_bin: str) -> tuple[int, int, int] | None:
 
 
 def prepare(
-    options: dict[str, str], agent: Mapping[str, str], etcd_bin: str, now: datetime, in_pod: bool = False
+    options: dict[str, str],
+    agent: Mapping[str, str],
+    etcd_bin: str,
+    now: datetime,
+    in_pod: bool = False,
+    dry_run: bool = False,
 ) -> Plan:
     plan = Plan(options=dict(options), restarting=datadir.has_member_data(options))
     opts = plan.options
     if in_pod and plan.restarting:
-        plan.findings += _pod_restart_state(opts, agent, now)
-        plan.restarting = datadir.has_member_data(opts)
+        stale, findings = _pod_restart_state(opts, agent, now, dry_run)
+        plan.findings += findings
+        plan.restarting = not stale
     if in_pod and not plan.restarting and opts.get("initial-cluster-state", "new") == "new":
         plan.findings += _pod_bootstrap_state(opts, agent)
     if not plan.restarting and opts.get("initial-cluster-state") == "existing" and not opts.get("initial-cluster"):
@@ -91,24 +97,27 @@ def _pod_members(opts: Mapping[str, str], agent: Mapping[str, str]) -> list[join
         return None
 
 
-def _pod_restart_state(opts: dict[str, str], agent: Mapping[str, str], now: datetime) -> list[Finding]:
+def _pod_restart_state(
+    opts: dict[str, str], agent: Mapping[str, str], now: datetime, dry_run: bool
+) -> tuple[bool, list[Finding]]:
     """A pod's volume holds a member: is it still this member, or a removed incarnation's leftovers?"""
     members = _pod_members(opts, agent)
     state, findings = join.restart_state(
         checks.name_of(opts), split_list(opts.get("initial-advertise-peer-urls")), members
     )
-    if state == "stale":
-        # Never delete data: the old incarnation's files are kept next to the fresh data dir.
-        kept = datadir.set_aside(opts, now)
-        findings.append(
-            warning(
-                "StaleDataSetAside",
-                f"{checks.name_of(opts)} was re-added to the cluster as a new member; the previous member's data "
-                f"was moved to {kept} and the member joins with a fresh data dir",
-                f"delete {kept} once you no longer need it",
-            )
+    if state != "stale":
+        return False, findings
+    # Never delete data: the old incarnation's files are kept next to the fresh data dir (not in a dry run).
+    kept = datadir.aside_path(opts, now) if dry_run else datadir.set_aside(opts, now)
+    findings.append(
+        warning(
+            "StaleDataSetAside",
+            f"{checks.name_of(opts)} was re-added to the cluster as a new member; the previous member's data "
+            f"{'would be' if dry_run else 'was'} moved to {kept} and the member joins with a fresh data dir",
+            f"delete {kept} once you no longer need it",
         )
-    return findings
+    )
+    return True, findings
 
 
 def _pod_bootstrap_state(opts: dict[str, str], agent: Mapping[str, str]) -> list[Finding]:

@@ -107,6 +107,9 @@ def test_a_retained_volume_of_a_removed_member_is_set_aside_when_it_is_added_aga
     # Scale out again: the same ordinal is a new member; the old data must not be used, nor lost.
     wait_until(lambda: lab.etcdctl(client, CLIENT, "member", "add", "main-2", f"--peer-urls=http://main-2.{DOMAIN}:2380",
                                    "--learner").returncode == 0, 30, interval=0.5, message="member add refused")  # fmt: skip
+    dry = lab.run_node(hosts[2], ["--dry-run"], env=pod_env(lab, 2))
+    assert "would be moved" in dry.stderr and "--initial-cluster-state=existing" in dry.stdout
+    assert (lab.data_dir("main-2") / "member" / "wal").is_dir()  # a dry run changes nothing
     procs[2] = lab.start(hosts[2], [], env=pod_env(lab, 2), log="main-2-again")
     new_id = format(int(next(m for m in lab.members(client, CLIENT) if m.get("isLearner"))["ID"]), "x")
     wait_until(lambda: lab.etcdctl(client, CLIENT, "member", "promote", new_id).returncode == 0, 60, interval=0.5,
