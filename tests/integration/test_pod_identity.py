@@ -40,16 +40,22 @@ def pods(lab):
     return hosts
 
 
+def running_statefulset(lab):
+    """Three pods bootstrapped from their environment alone, healthy, with one key written."""
+    hosts = pods(lab)
+    procs = {i: lab.start(host, [], env=pod_env(lab, i), log=f"main-{i}") for i, host in hosts.items()}
+    lab.wait_healthy(hosts[0], CLIENT)
+    lab.assert_put_get(hosts[0], CLIENT)
+    return hosts, procs
+
+
 def member_by_name(lab, host, name):
     return next(m for m in lab.members(host, CLIENT) if m.get("name") == name)
 
 
 def test_statefulset_members_bootstrap_then_a_lost_volume_is_refused_and_healed(lab):
-    hosts = pods(lab)
-    procs = {i: lab.start(host, [], env=pod_env(lab, i), log=f"main-{i}") for i, host in hosts.items()}
+    hosts, procs = running_statefulset(lab)
     client = hosts[0]
-    lab.wait_healthy(client, CLIENT)
-    lab.assert_put_get(client, CLIENT)
     assert {m["name"] for m in lab.members(client, CLIENT)} == {"main-0", "main-1", "main-2"}
     dry = lab.run_node(hosts[1], ["--dry-run"], env=pod_env(lab, 1))
     assert f"--initial-advertise-peer-urls=http://main-1.{DOMAIN}:2380" in dry.stdout, dry.stderr
@@ -87,11 +93,8 @@ def test_statefulset_members_bootstrap_then_a_lost_volume_is_refused_and_healed(
 
 
 def test_a_retained_volume_of_a_removed_member_is_set_aside_when_it_is_added_again(lab):
-    hosts = pods(lab)
-    procs = {i: lab.start(host, [], env=pod_env(lab, i), log=f"main-{i}") for i, host in hosts.items()}
+    hosts, procs = running_statefulset(lab)
     client = hosts[0]
-    lab.wait_healthy(client, CLIENT)
-    lab.assert_put_get(client, CLIENT)
     # Scale in: main-2 is removed and its pod goes, but its volume stays (whenScaled: Retain).
     old_id = format(int(member_by_name(lab, client, "main-2")["ID"]), "x")
     first = "http://10.0.1.40:2379"  # not through the Service name: it also points at the member going away
