@@ -229,16 +229,18 @@ def test_watch_namespaces_with_cluster_rbac(helm: Path) -> None:
     assert rule_set(only(docs, "ClusterRole")) >= NAMESPACED_RULES
 
 
-def test_namespaced_without_namespaces_fails(helm: Path) -> None:
-    done = run_helm(helm, "template", "etcd-operator", str(CHART), "--set", "rbac.scope=namespaced")
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("rbac.scope=namespaced", "rbac.scope=namespaced needs the namespaces to watch: set watchNamespaces"),
+        ("rbac.scope=everywhere", 'rbac.scope must be "cluster" or "namespaced"'),
+        ("logFormat=xml", 'logFormat must be "json" or "console"'),
+    ],
+)
+def test_bad_values_fail_with_a_clear_message(helm: Path, setting: str, message: str) -> None:
+    done = run_helm(helm, "template", "etcd-operator", str(CHART), "--set", setting)
     assert done.returncode != 0
-    assert "rbac.scope=namespaced needs the namespaces to watch: set watchNamespaces" in done.stderr
-
-
-def test_bad_scope_fails(helm: Path) -> None:
-    done = run_helm(helm, "template", "etcd-operator", str(CHART), "--set", "rbac.scope=everywhere")
-    assert done.returncode != 0
-    assert 'rbac.scope must be "cluster" or "namespaced"' in done.stderr
+    assert message in done.stderr
 
 
 def test_overrides(helm: Path) -> None:
@@ -265,12 +267,6 @@ def test_overrides(helm: Path) -> None:
     assert pod["spec"]["nodeSelector"] == {"disk": "ssd"}
     assert pod["metadata"]["labels"]["team"] == "db"
     assert pod["metadata"]["annotations"] == {"note": "hi"}
-
-
-def test_bad_log_format_fails(helm: Path) -> None:
-    done = run_helm(helm, "template", "etcd-operator", str(CHART), "--set", "logFormat=xml")
-    assert done.returncode != 0
-    assert 'logFormat must be "json" or "console"' in done.stderr
 
 
 def test_kube_version_constraint(helm: Path) -> None:

@@ -32,6 +32,15 @@ def tls_flags(cert, key, ca_file) -> list[str]:
     ]  # fmt: skip
 
 
+def lab_ca(lab):
+    """A CA for this lab: (authority, certificate dir, CA file, issue time)."""
+    now = datetime.now(UTC)
+    ca = make_ca(now)
+    certs = lab.net.tmpdir / "pki"
+    ca_file, _ = ca.write(certs, "ca")
+    return ca, certs, ca_file, now
+
+
 def test_dns_srv_with_domain_names(lab):
     hosts = lab.add_guide_hosts(srv="http")
     for host in hosts.values():
@@ -53,10 +62,7 @@ def test_dns_srv_with_ip_addresses_and_srv_name(lab):
 
 def test_dns_srv_over_tls(lab):
     hosts = lab.add_guide_hosts(srv="https")
-    now = datetime.now(UTC)
-    ca = make_ca(now)
-    certs = lab.net.tmpdir / "pki"
-    ca_file, _ = ca.write(certs, "ca")
+    ca, certs, ca_file, now = lab_ca(lab)
     for host in hosts.values():
         # The SRV domain must be a SAN, or peers reject each other (the guide's "Notes for DNS SRV").
         cert, key = make_cert(ca, host.name, [host.hostname, "example.com", host.ip], now).write(certs, host.name)
@@ -71,10 +77,7 @@ def test_dns_srv_over_tls(lab):
 
 def test_srv_domain_missing_from_certificate_stops_before_etcd(lab):
     hosts = lab.add_guide_hosts(srv="https")
-    now = datetime.now(UTC)
-    ca = make_ca(now)
-    certs = lab.net.tmpdir / "pki"
-    ca_file, _ = ca.write(certs, "ca")
+    ca, certs, ca_file, now = lab_ca(lab)
     host = hosts["infra0"]
     cert, key = make_cert(ca, host.name, [host.hostname, host.ip], now).write(certs, host.name)
     flags = [*srv_flags(host.name, host.hostname, scheme="https"), *tls_flags(cert, key, ca_file),
