@@ -6,7 +6,7 @@ CACHE ?= $(HOME)/.cache/etcd-operator
 export ETCD_BIN ?= $(CACHE)/bin
 export PATH := $(CACHE)/bin:$(PATH)
 
-.PHONY: setup demo test unit integration kube-tests bench etcd kube crds apiserver-up cluster-down
+.PHONY: setup demo test unit integration kube-tests e2e bench etcd kube images crds apiserver-up cluster-up cluster-down
 
 setup:
 	bash hack/install-deps.sh
@@ -15,6 +15,7 @@ setup:
 	bash hack/build-etcd.sh
 	bash hack/build-kube.sh
 	bash hack/build-helm.sh
+	bash hack/build-coredns.sh
 
 etcd:
 	bash hack/build-etcd.sh
@@ -27,7 +28,7 @@ demo: setup
 
 test: setup
 	$(PYTHON) -m ruff check .
-	$(PYTHON) -m pytest tests
+	$(PYTHON) -m pytest tests e2e
 
 unit:
 	$(PYTHON) -m pytest tests/unit
@@ -46,8 +47,21 @@ crds:
 apiserver-up: kube etcd
 	@bash hack/apiserver-up.sh
 
+# The local single-node cluster (no Docker; e2e/local/up.sh); last line: KUBECONFIG=<path>.
+cluster-up: setup
+	@bash e2e/local/up.sh
+
+# Stops both the local cluster and the kube tests' control plane.
 cluster-down:
+	bash e2e/local/down.sh
 	bash hack/cluster-down.sh
+
+# Node, operator, pause and CoreDNS images as archives in ~/.cache/etcd-operator/images.
+images:
+	bash e2e/images/build.sh
+
+e2e:
+	$(PYTHON) -m pytest -m e2e e2e
 
 bench: setup
 	.venv/bin/python benchmarks/node_bootstrap.py

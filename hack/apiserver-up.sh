@@ -45,7 +45,10 @@ for b in "$etcd_bin/etcd" "$etcd_bin/etcdctl"; do
 done
 mkdir -p "$pki" "$run" "$logs"
 
-log() { echo "apiserver-up: $*" >&2; }
+plane=apiserver-up
+context=etcd-operator-test
+# shellcheck source=lib/plane.sh
+. "$here/lib/plane.sh"
 
 # One starter at a time (parallel test sessions, make and pytest together);
 # hack/cluster-down.sh takes the same lock. Started daemons must not inherit fd 9.
@@ -56,16 +59,6 @@ if ! flock -n 9; then
 fi
 
 kubectl() { "$kube_bin/kubectl" --kubeconfig "$kubeconfig" --request-timeout=5s "$@"; }
-
-# --- processes ---------------------------------------------------------------
-
-# running NAME EXE: the pid file's process is alive and runs EXE (a stale pid
-# file, a reused pid or a binary from another pinned version does not count).
-running() {
-  local pid
-  pid=$(cat "$run/$1.pid" 2>/dev/null) || return 1
-  [ -n "$pid" ] && [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$(readlink -f "$2")" ]
-}
 
 # stop_stale NAME EXE: a process from our pid file that runs something other
 # than EXE (another pinned version, or a binary rebuilt since: "... (deleted)")
@@ -81,46 +74,6 @@ stop_stale() {
       KUBE_PLANE_LOCK_HELD=1 bash "$here/cluster-down.sh" "$1" >&2 ;;
   esac
   rm -f "$run/$1.pid"
-}
-
-port_free() { ! (exec 3<>"/dev/tcp/$host/$1") 2>/dev/null; }
-
-# start NAME PORT EXE ARGS...: detached (own session, no inherited stdio, so a
-# caller capturing our output is not held open), logging to logs/NAME.log.
-# In this non-interactive script a background job is no process-group leader,
-# so setsid execs in place and $! is the daemon's own pid.
-start() {
-  local name=$1 port=$2
-  shift 2
-  # A process that was just stopped (or crashed) may still be closing it.
-  local deadline=$((SECONDS + 10))
-  until port_free "$port"; do
-    [ "$SECONDS" -lt "$deadline" ] || { log "$host:$port is in use by another program; cannot start $name"; exit 1; }
-    sleep 0.2
-  done
-  log "starting $name (log: $logs/$name.log)"
-  setsid "$@" </dev/null >>"$logs/$name.log" 2>&1 9>&- &
-  echo $! >"$run/$name.pid"
-}
-
-# wait_for WHAT NAME CMD...: poll CMD until it succeeds, printing progress, up
-# to $timeout seconds; on failure show the component's log tail.
-wait_for() {
-  local what=$1 name=$2 deadline=$((SECONDS + timeout)) next=$((SECONDS + 5))
-  shift 2
-  until "$@" >/dev/null 2>&1; do
-    if [ -n "$name" ] && [ -f "$run/$name.pid" ] && ! kill -0 "$(cat "$run/$name.pid")" 2>/dev/null; then
-      log "$name exited; last log lines:"; tail -n 30 "$logs/$name.log" >&2; exit 1
-    fi
-    if [ "$SECONDS" -ge "$deadline" ]; then
-      log "timed out after ${timeout}s waiting for $what"
-      [ -z "$name" ] || { log "last lines of $logs/$name.log:"; tail -n 30 "$logs/$name.log" >&2; }
-      exit 1
-    fi
-    if [ "$SECONDS" -ge "$next" ]; then log "waiting for $what ..."; next=$((SECONDS + 5)); fi
-    sleep 0.5
-  done
-  log "$what: ok"
 }
 
 etcd_healthy() { "$etcd_bin/etcdctl" --endpoints "http://$host:$etcd_client_port" --command-timeout=3s endpoint health; }
@@ -144,29 +97,6 @@ fi
 
 # --- certificates (made once, kept across cluster-down) ----------------------
 
-# make_ca NAME CN SIGNED...: self-signed CA key + certificate. A new CA
-# invalidates the certificates it signed (SIGNED), so they are made again.
-make_ca() {
-  local name=$1 cn=$2 c
-  shift 2
-  [ -s "$pki/$name.crt" ] && return 0
-  log "creating $name in $pki"
-  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$pki/$name.key" -out "$pki/$name.crt" -days 3650 \
-    -subj "/CN=$cn" 2>/dev/null
-  for c in "$@"; do rm -f "$pki/$c.crt" "$pki/$c.key"; done
-}
-
-# sign NAME SUBJECT EXTENSIONS [CA]: key + certificate signed by CA (ca).
-sign() {
-  local name=$1 subj=$2 ext=$3 ca=${4:-ca}
-  [ -s "$pki/$name.crt" ] && return 0
-  openssl req -new -newkey rsa:2048 -nodes -keyout "$pki/$name.key" -subj "$subj" \
-    -out "$pki/$name.csr" 2>/dev/null
-  openssl x509 -req -in "$pki/$name.csr" -CA "$pki/$ca.crt" -CAkey "$pki/$ca.key" -CAcreateserial \
-    -days 3650 -sha256 -extfile <(printf '%s\n' "$ext") -out "$pki/$name.crt" 2>/dev/null
-  rm -f "$pki/$name.csr"
-}
-
 make_ca ca etcd-operator-test-ca apiserver admin controller-manager
 # A separate CA for the request-header (front proxy) client: anything it signs
 # may assert any user to the apiserver, so it must not be the client CA.
@@ -176,9 +106,6 @@ sign apiserver "/CN=kube-apiserver" "basicConstraints=CA:FALSE
 keyUsage=critical,digitalSignature,keyEncipherment
 extendedKeyUsage=serverAuth
 subjectAltName=IP:$host,IP:$service_ip,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
-client_ext="basicConstraints=CA:FALSE
-keyUsage=critical,digitalSignature,keyEncipherment
-extendedKeyUsage=clientAuth"
 # system:masters is the superuser group, bypassing RBAC.
 sign admin "/O=system:masters/CN=kubernetes-admin" "$client_ext"
 # The controller manager's own identity; RBAC bootstraps its role bindings.
@@ -186,46 +113,18 @@ sign controller-manager "/CN=system:kube-controller-manager" "$client_ext"
 # The apiserver's identity towards aggregated API servers.
 sign front-proxy-client "/CN=front-proxy-client" "$client_ext" front-proxy-ca
 # Service-account token signing key pair.
-if [ ! -s "$pki/sa.key" ]; then
-  openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$pki/sa.key" 2>/dev/null
-  openssl pkey -in "$pki/sa.key" -pubout -out "$pki/sa.pub"
-fi
+service_account_keys
 chmod 600 "$pki"/*.key
 
-# write_kubeconfig FILE CERT: self-contained kubeconfig (embedded certs).
-write_kubeconfig() {
-  local file=$1 cert=$2 tmp
-  tmp=$(mktemp "$file.XXXXXX")
-  cat >"$tmp" <<EOF
-apiVersion: v1
-kind: Config
-clusters:
-- name: etcd-operator-test
-  cluster:
-    server: https://$host:$api_port
-    certificate-authority-data: $(base64 -w0 "$pki/ca.crt")
-users:
-- name: $cert
-  user:
-    client-certificate-data: $(base64 -w0 "$pki/$cert.crt")
-    client-key-data: $(base64 -w0 "$pki/$cert.key")
-contexts:
-- name: etcd-operator-test
-  context: {cluster: etcd-operator-test, user: $cert}
-current-context: etcd-operator-test
-EOF
-  chmod 600 "$tmp"
-  mv "$tmp" "$file"
-}
-write_kubeconfig "$kubeconfig" admin
-write_kubeconfig "$kcm_kubeconfig" controller-manager
+write_kubeconfig "$kubeconfig" admin "https://$host:$api_port"
+write_kubeconfig "$kcm_kubeconfig" controller-manager "https://$host:$api_port"
 
 # --- etcd --------------------------------------------------------------------
 
 stop_stale etcd "$etcd_bin/etcd"
 if ! running etcd "$etcd_bin/etcd"; then
   # Plain HTTP is fine: it listens on loopback only and serves this apiserver.
-  start etcd "$etcd_client_port" "$etcd_bin/etcd" \
+  start etcd "$host" "$etcd_client_port" "$etcd_bin/etcd" \
     --name apiserver-etcd \
     --data-dir "$state/etcd-data" \
     --listen-client-urls "http://$host:$etcd_client_port" \
@@ -249,7 +148,7 @@ if ! running kube-apiserver "$kube_bin/kube-apiserver"; then
   # publish the CA that kube-controller-manager's delegated authentication
   # reads from kube-system/extension-apiserver-authentication; without them it
   # logs "missing content for CA bundle" errors.
-  start kube-apiserver "$api_port" "$kube_bin/kube-apiserver" \
+  start kube-apiserver "$host" "$api_port" "$kube_bin/kube-apiserver" \
     --bind-address "$host" \
     --advertise-address "$host" \
     --secure-port "$api_port" \
@@ -281,7 +180,7 @@ if ! running kube-controller-manager "$kube_bin/kube-controller-manager"; then
   # --controllers='*' is the default set (garbage collector, statefulset,
   # serviceaccount and its token controller included). One instance, so no
   # leader election: a restart does not wait out the previous lease.
-  start kube-controller-manager "$kcm_port" "$kube_bin/kube-controller-manager" \
+  start kube-controller-manager "$host" "$kcm_port" "$kube_bin/kube-controller-manager" \
     --bind-address "$host" \
     --secure-port "$kcm_port" \
     --cert-dir "$pki/kube-controller-manager" \

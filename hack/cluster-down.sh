@@ -29,6 +29,10 @@ if [ ${#components[@]} -eq 0 ]; then
   wipe=1
 fi
 
+plane=cluster-down
+# shellcheck source=lib/plane.sh
+. "$(dirname "$0")/lib/plane.sh"
+
 # ours PID: the pid still runs one of the binaries we start (the pid file may
 # be stale and the pid reused by an unrelated program, which must not be hit).
 ours() {
@@ -38,43 +42,9 @@ ours() {
   esac
 }
 
-# alive PID: the process exists and has not finished exiting. /proc/PID/exe
-# vanishes early in exit, before sockets are closed, so it cannot tell this;
-# a zombie ("Z") has released its ports.
-alive() {
-  local stat
-  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-  stat=${stat##*) }
-  [ "${stat%% *}" != Z ]
-}
-
-# wait_gone PID SECONDS: poll until the process is gone, up to a deadline.
-wait_gone() {
-  local deadline=$((SECONDS + $2))
-  while alive "$1"; do
-    [ "$SECONDS" -lt "$deadline" ] || return 1
-    sleep 0.2
-  done
-}
-
-stop() {
-  local name=$1 pid
-  pid=$(cat "$run/$name.pid" 2>/dev/null) || return 0
-  if [ -n "$pid" ] && ours "$pid"; then
-    echo "cluster-down: stopping $name (pid $pid)"
-    kill -TERM "$pid" 2>/dev/null || true
-    if ! wait_gone "$pid" "$grace"; then
-      echo "cluster-down: $name did not exit within ${grace}s; killing it"
-      kill -KILL "$pid" 2>/dev/null || true
-      wait_gone "$pid" 10 || { echo "cluster-down: $name (pid $pid) survived SIGKILL" >&2; exit 1; }
-    fi
-  fi
-  rm -f "$run/$name.pid"
-}
-
 for c in "${components[@]}"; do
   case "$c" in
-    etcd|kube-apiserver|kube-controller-manager) stop "$c" ;;
+    etcd|kube-apiserver|kube-controller-manager) stop_pid "$c" ours "$grace" || exit 1 ;;
     *) echo "cluster-down: unknown component $c" >&2; exit 2 ;;
   esac
 done

@@ -1,0 +1,354 @@
+#!/usr/bin/env bash
+# Bring up a real single-node Kubernetes cluster on this machine, without
+# Docker: etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
+# kubelet and kube-proxy (pinned builds from hack/build-kube.sh), containerd +
+# runc + CNI plugins from Debian, CoreDNS as a pod, and a default StorageClass.
+# The images it runs are built locally (e2e/images/build.sh) and imported.
+#
+# The whole node lives in its own network namespace ($E2E_NETNS): pod and
+# service addresses, the bridge and kube-proxy's iptables rules exist only
+# there, and the namespace has no link to the outside, so no cluster traffic
+# can leave the machine. The apiserver is forwarded to 127.0.0.1:$E2E_API_PORT
+# of this namespace for kubectl, helm and the tests.
+#
+# Idempotent: a healthy running cluster is reused; missing pieces are started.
+# The last line printed is `KUBECONFIG=<path>`. Stop it with e2e/local/down.sh.
+#
+# Settings (environment): E2E_NETNS (etcd-operator-e2e), E2E_API_PORT (16443),
+#   E2E_UP_TIMEOUT (180 seconds per wait), PYTHON (.venv/bin/python)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+# shellcheck source=../../hack/versions.env
+. "$root/hack/versions.env"
+
+cache=${ETCD_OPERATOR_CACHE:-$HOME/.cache/etcd-operator}
+bin_dir=${ETCD_BIN:-$cache/bin}
+kube_bin="$bin_dir/kube-$KUBE_VERSION"
+etcd_bin="$bin_dir/etcd-$ETCD_VERSION"
+images="$cache/images"
+state=${ETCD_OPERATOR_STATE:-$cache/state}/node
+pki="$state/pki"
+run="$state/run"
+logs="$state/logs"
+conf="$state/conf"
+python=${PYTHON:-$root/.venv/bin/python}
+timeout=${E2E_UP_TIMEOUT:-180}
+
+netns=${E2E_NETNS:-etcd-operator-e2e}
+node_name=e2e-node
+node_ip=10.250.0.2          # on a link inside the namespace only
+pod_cidr=10.244.0.0/24      # the CNI bridge's range
+service_cidr=10.96.0.0/16
+api_service_ip=10.96.0.1
+dns_service_ip=10.96.0.10
+api_port=6443
+user_api_port=${E2E_API_PORT:-16443}
+containerd_sock="$state/containerd/containerd.sock"
+kubeconfig="$state/admin.kubeconfig"           # for this namespace (forwarded port)
+node_kubeconfig="$state/admin-node.kubeconfig" # inside the node's namespace
+pause_image=localhost/etcd-operator/pause:1.0
+coredns_image="localhost/etcd-operator/coredns:${COREDNS_VERSION#v}"
+
+plane=cluster-up
+context=etcd-operator-e2e
+in_ns=(nsenter "--net=/run/netns/$netns")
+# shellcheck source=../../hack/lib/plane.sh
+. "$root/hack/lib/plane.sh"
+
+for b in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl; do
+  [ -x "$kube_bin/$b" ] || { log "missing $kube_bin/$b: run \`bash hack/build-kube.sh\`"; exit 2; }
+done
+[ -x "$etcd_bin/etcd" ] || { log "missing $etcd_bin/etcd: run \`bash hack/build-etcd.sh\`"; exit 2; }
+for b in containerd runc iptables conntrack; do
+  command -v "$b" >/dev/null || { log "missing $b: run \`bash hack/install-deps.sh\`"; exit 2; }
+done
+[ -x /usr/lib/cni/bridge ] || { log "missing CNI plugins in /usr/lib/cni: run \`bash hack/install-deps.sh\`"; exit 2; }
+[ -x "$python" ] || { log "missing $python (the project's venv with the operator extra): run \`make setup\`"; exit 2; }
+mkdir -p "$pki" "$run" "$logs" "$conf"
+
+exec 9>"$state/lock"
+if ! flock -n 9; then
+  log "another cluster-up/cluster-down holds $state/lock; waiting (up to ${timeout}s)"
+  flock -w "$timeout" 9 || { log "timed out waiting for $state/lock"; exit 1; }
+fi
+
+kubectl() { "$kube_bin/kubectl" --kubeconfig "$kubeconfig" --request-timeout=10s "$@"; }
+ctr() { command ctr --address "$containerd_sock" --namespace k8s.io "$@"; }
+
+apiserver_ready() { [ "$(kubectl get --raw /readyz)" = ok ]; }
+node_ready() {
+  [ "$(kubectl get node "$node_name" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" = True ]
+}
+dns_ready() {
+  [ "$(kubectl -n kube-system get deploy coredns -o jsonpath='{.status.availableReplicas}')" = 1 ]
+}
+
+# `ours` for plane.sh's stop_pid: a process this script starts (daemons by
+# binary; the Python helpers by script name).
+ours() {
+  local exe cmd
+  exe=$(readlink "/proc/$1/exe" 2>/dev/null) || return 1
+  case "$exe" in
+    */etcd*|*/kube-*|*/kubelet*|*/containerd) return 0 ;;
+  esac
+  cmd=$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null) || return 1
+  case "$cmd" in *e2e/local/forward.py*|*e2e/local/provisioner.py*) return 0 ;; esac
+  return 1
+}
+
+all_running() {
+  running etcd "$etcd_bin/etcd" && running kube-apiserver "$kube_bin/kube-apiserver" \
+    && running kube-controller-manager "$kube_bin/kube-controller-manager" \
+    && running kube-scheduler "$kube_bin/kube-scheduler" \
+    && running containerd "$(command -v containerd)" && running kubelet "$kube_bin/kubelet" \
+    && running kube-proxy "$kube_bin/kube-proxy" \
+    && [ -f "$run/forward.pid" ] && ours "$(cat "$run/forward.pid")" \
+    && [ -f "$run/provisioner.pid" ] && ours "$(cat "$run/provisioner.pid")"
+}
+
+if [ -e "/run/netns/$netns" ] && all_running && apiserver_ready && node_ready && dns_ready; then
+  echo "KUBECONFIG=$kubeconfig"
+  exit 0
+fi
+started=$SECONDS
+
+# --- host and network namespace ----------------------------------------------
+
+# kubelet's mount propagation (and containerd's) needs a shared root mount.
+mount --make-rshared /
+if [ ! -e "/run/netns/$netns" ]; then
+  log "creating network namespace $netns (node address $node_ip, no link outside)"
+  ip netns add "$netns"
+fi
+"${in_ns[@]}" ip link set lo up
+# This kernel has no dummy links: a veth pair with both ends inside stands in.
+"${in_ns[@]}" ip link show node0 >/dev/null 2>&1 \
+  || "${in_ns[@]}" ip link add node0 type veth peer name node0-end
+"${in_ns[@]}" ip link set node0-end up
+"${in_ns[@]}" ip link set node0 up
+"${in_ns[@]}" ip addr replace "$node_ip/24" dev node0
+# A default route through that link: kubelet and kube-proxy find the node
+# address, service addresses route (then kube-proxy rewrites them), and
+# anything else goes unanswered at the pair's other end: nothing leaves.
+"${in_ns[@]}" ip route replace default dev node0
+"${in_ns[@]}" sysctl -qw net.ipv4.ip_forward=1
+"${in_ns[@]}" sysctl -qw net.bridge.bridge-nf-call-iptables=1 2>/dev/null || true
+
+# --- certificates (made once, kept across cluster-down) ----------------------
+
+make_ca ca etcd-operator-e2e-ca apiserver admin controller-manager scheduler kubelet kubelet-serving \
+  kube-proxy apiserver-kubelet-client
+make_ca front-proxy-ca etcd-operator-e2e-front-proxy-ca front-proxy-client
+sign apiserver "/CN=kube-apiserver" "basicConstraints=CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=serverAuth
+subjectAltName=IP:127.0.0.1,IP:$node_ip,IP:$api_service_ip,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+sign kubelet-serving "/CN=$node_name" "basicConstraints=CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=serverAuth
+subjectAltName=IP:$node_ip,DNS:$node_name"
+sign admin "/O=system:masters/CN=kubernetes-admin" "$client_ext"
+sign controller-manager "/CN=system:kube-controller-manager" "$client_ext"
+sign scheduler "/CN=system:kube-scheduler" "$client_ext"
+# The Node authorizer and NodeRestriction know a kubelet by this name and group.
+sign kubelet "/O=system:nodes/CN=system:node:$node_name" "$client_ext"
+sign kube-proxy "/CN=system:kube-proxy" "$client_ext"
+sign apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" "$client_ext"
+sign front-proxy-client "/CN=front-proxy-client" "$client_ext" front-proxy-ca
+service_account_keys
+chmod 600 "$pki"/*.key
+
+inner="https://127.0.0.1:$api_port"
+write_kubeconfig "$kubeconfig" admin "https://127.0.0.1:$user_api_port"
+write_kubeconfig "$node_kubeconfig" admin "$inner"
+for c in controller-manager scheduler kubelet kube-proxy; do write_kubeconfig "$conf/$c.kubeconfig" "$c" "$inner"; done
+
+# --- control plane -----------------------------------------------------------
+
+if ! running etcd "$etcd_bin/etcd"; then
+  start etcd 127.0.0.1 2379 "$etcd_bin/etcd" --name e2e-apiserver-etcd --data-dir "$state/etcd-data" \
+    --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
+    --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
+    --initial-cluster e2e-apiserver-etcd=http://127.0.0.1:2380 --initial-cluster-state new
+fi
+
+if ! running kube-apiserver "$kube_bin/kube-apiserver"; then
+  start kube-apiserver 127.0.0.1 "$api_port" "$kube_bin/kube-apiserver" \
+    --bind-address 0.0.0.0 --advertise-address "$node_ip" --secure-port "$api_port" \
+    --etcd-servers http://127.0.0.1:2379 \
+    --cert-dir "$pki/kube-apiserver" \
+    --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
+    --client-ca-file "$pki/ca.crt" \
+    --kubelet-client-certificate "$pki/apiserver-kubelet-client.crt" \
+    --kubelet-client-key "$pki/apiserver-kubelet-client.key" \
+    --kubelet-certificate-authority "$pki/ca.crt" \
+    --kubelet-preferred-address-types InternalIP \
+    --authorization-mode Node,RBAC \
+    --enable-admission-plugins NodeRestriction \
+    --allow-privileged=true \
+    --service-cluster-ip-range "$service_cidr" \
+    --service-account-issuer https://kubernetes.default.svc.cluster.local \
+    --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
+    --requestheader-client-ca-file "$pki/front-proxy-ca.crt" \
+    --requestheader-allowed-names front-proxy-client \
+    --requestheader-username-headers X-Remote-User --requestheader-group-headers X-Remote-Group \
+    --requestheader-extra-headers-prefix X-Remote-Extra- \
+    --proxy-client-cert-file "$pki/front-proxy-client.crt" --proxy-client-key-file "$pki/front-proxy-client.key"
+fi
+
+# kubectl on this side goes through the forwarder.
+if ! { [ -f "$run/forward.pid" ] && ours "$(cat "$run/forward.pid")"; }; then
+  # It starts here and moves itself into the node's namespace.
+  node_ns=("${in_ns[@]}")
+  in_ns=()
+  start forward 127.0.0.1 "$user_api_port" "$python" "$here/forward.py" \
+    "127.0.0.1:$user_api_port" "/run/netns/$netns" "127.0.0.1:$api_port"
+  in_ns=("${node_ns[@]}")
+fi
+wait_for "etcd" etcd "${in_ns[@]}" "$etcd_bin/etcdctl" --endpoints http://127.0.0.1:2379 endpoint health
+wait_for "kube-apiserver /readyz (via 127.0.0.1:$user_api_port)" kube-apiserver apiserver_ready
+
+if ! running kube-controller-manager "$kube_bin/kube-controller-manager"; then
+  start kube-controller-manager 127.0.0.1 10257 "$kube_bin/kube-controller-manager" \
+    --bind-address 127.0.0.1 \
+    --cert-dir "$pki/kube-controller-manager" \
+    --kubeconfig "$conf/controller-manager.kubeconfig" \
+    --authentication-kubeconfig "$conf/controller-manager.kubeconfig" \
+    --authorization-kubeconfig "$conf/controller-manager.kubeconfig" \
+    --leader-elect=false --controllers '*' --use-service-account-credentials \
+    --service-account-private-key-file "$pki/sa.key" --root-ca-file "$pki/ca.crt" \
+    --cluster-signing-cert-file "$pki/ca.crt" --cluster-signing-key-file "$pki/ca.key"
+fi
+if ! running kube-scheduler "$kube_bin/kube-scheduler"; then
+  start kube-scheduler 127.0.0.1 10259 "$kube_bin/kube-scheduler" \
+    --bind-address 127.0.0.1 \
+    --kubeconfig "$conf/scheduler.kubeconfig" \
+    --authentication-kubeconfig "$conf/scheduler.kubeconfig" \
+    --authorization-kubeconfig "$conf/scheduler.kubeconfig" \
+    --leader-elect=false
+fi
+
+# --- container runtime -------------------------------------------------------
+
+mkdir -p "$state/cni/net.d" "$state/containerd"
+cat >"$conf/containerd.toml" <<EOF
+version = 2
+root = "$state/containerd/root"
+state = "$state/containerd/state"
+disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"]
+[grpc]
+  address = "$containerd_sock"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$state/containerd/opt"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "$pause_image"
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "$state/cni/net.d"
+EOF
+# One bridge for all pods; hairpin so a pod reaches itself through a Service.
+cat >"$state/cni/net.d/10-bridge.conflist" <<EOF
+{
+  "cniVersion": "0.4.0",
+  "name": "e2e-pods",
+  "plugins": [
+    {"type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": false, "hairpinMode": true,
+     "ipam": {"type": "host-local", "ranges": [[{"subnet": "$pod_cidr"}]], "routes": [{"dst": "0.0.0.0/0"}]}},
+    {"type": "portmap", "capabilities": {"portMappings": true}}
+  ]
+}
+EOF
+if ! running containerd "$(command -v containerd)"; then
+  start containerd - - "$(command -v containerd)" --config "$conf/containerd.toml"
+fi
+wait_for "containerd" containerd ctr version
+
+# --- images --------------------------------------------------------------------
+
+# e2e/images/build.sh reuses archives whose inputs have not changed.
+bash "$root/e2e/images/build.sh" >&2
+for archive in "$images"/*.tar; do
+  [ -e "$archive" ] || { log "no image archives in $images"; exit 1; }
+  log "importing $(basename "$archive")"
+  ctr images import "$archive" >/dev/null
+done
+
+# --- node ----------------------------------------------------------------------
+
+# Pods that use the node's resolver (CoreDNS itself) get no upstream: the
+# cluster has no way out.
+echo "# the local e2e cluster has no upstream resolver" >"$conf/resolv.conf"
+cat >"$conf/kubelet.yaml" <<EOF
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+# This host is on cgroup v1 without systemd.
+failCgroupV1: false
+cgroupDriver: cgroupfs
+containerRuntimeEndpoint: unix://$containerd_sock
+address: 0.0.0.0
+healthzBindAddress: 127.0.0.1
+healthzPort: 10248
+tlsCertFile: $pki/kubelet-serving.crt
+tlsPrivateKeyFile: $pki/kubelet-serving.key
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: false}
+  x509: {clientCAFile: $pki/ca.crt}
+authorization: {mode: AlwaysAllow}
+clusterDNS: [$dns_service_ip]
+clusterDomain: cluster.local
+resolvConf: $conf/resolv.conf
+failSwapOn: false
+# Images come from local archives and cannot be pulled again: never collect
+# them (containerd 1.6 cannot pin the pause image).
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+evictionHard: {memory.available: 100Mi, nodefs.available: 1%, imagefs.available: 1%, nodefs.inodesFree: 1%}
+serializeImagePulls: false
+EOF
+if ! running kubelet "$kube_bin/kubelet"; then
+  start kubelet 127.0.0.1 10248 "$kube_bin/kubelet" \
+    --config "$conf/kubelet.yaml" --kubeconfig "$conf/kubelet.kubeconfig" \
+    --root-dir "$state/kubelet" --cert-dir "$pki/kubelet" \
+    --hostname-override "$node_name" --node-ip "$node_ip"
+fi
+
+cat >"$conf/kube-proxy.yaml" <<EOF
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+clientConnection: {kubeconfig: $conf/kube-proxy.kubeconfig}
+mode: iptables
+hostnameOverride: $node_name
+clusterCIDR: $pod_cidr
+healthzBindAddress: 127.0.0.1:10256
+metricsBindAddress: 127.0.0.1:10249
+# conntrack limits are machine-wide: leave them as they are.
+conntrack: {maxPerCore: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
+nodePortAddresses: [primary]
+EOF
+if ! running kube-proxy "$kube_bin/kube-proxy"; then
+  start kube-proxy 127.0.0.1 10256 "$kube_bin/kube-proxy" --config "$conf/kube-proxy.yaml"
+fi
+
+if ! { [ -f "$run/provisioner.pid" ] && ours "$(cat "$run/provisioner.pid")"; }; then
+  start provisioner - - "$python" "$here/provisioner.py" "$node_kubeconfig" "$state/volumes"
+fi
+
+wait_for "node $node_name Ready" kubelet node_ready
+
+# --- add-ons -------------------------------------------------------------------
+
+sed "s|@COREDNS_IMAGE@|$coredns_image|" "$here/addons.yaml" \
+  | kubectl apply --server-side --force-conflicts --field-manager cluster-up -f - >/dev/null
+wait_for "CoreDNS available" "" dns_ready
+log "cluster ready in $((SECONDS - started))s"
+echo "KUBECONFIG=$kubeconfig"

@@ -1,0 +1,144 @@
+"""Scaling and healing on a real cluster: `kubectl patch` drives etcd's runtime reconfiguration.
+
+One cluster, shared by the tests below in file order, with a writer in a
+client pod putting keys through the client Service the whole time. Every
+write etcd acknowledged must be readable at the end.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from e2e.support import (
+    CLIENT_POD,
+    Kube,
+    available_status,
+    etcd_cluster,
+    etcdctl,
+    member_ids,
+    start_client_pod,
+    wait_available,
+    wait_until,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
+
+NAME = "scale"
+NAMESPACE = "e2e-scaling"
+OPERATOR = "etcd-operator"
+
+# A shell loop in the client pod: one put per key, the key recorded once etcd acknowledged it.
+WRITER = (
+    "i=0; while [ ! -e /tmp/stop ]; do "
+    f"if etcdctl --endpoints https://{NAME}-client.{NAMESPACE}.svc.cluster.local:2379 "
+    "--cacert /tls/ca.crt --cert /tls/tls.crt --key /tls/tls.key --command-timeout=5s "
+    "put w/$i $i >/dev/null 2>&1; then echo $i >>/tmp/acked; fi; i=$((i+1)); sleep 0.05; done; "
+    "touch /tmp/stopped"
+)
+
+
+@pytest.fixture(scope="module")
+def cluster(kube: Kube, operator: str) -> Iterator[str]:
+    kube.run("delete", "namespace", NAMESPACE, "--ignore-not-found", "--timeout=120s", timeout=150)
+    kube.run("create", "namespace", NAMESPACE)
+    kube.apply(NAMESPACE, etcd_cluster(NAME, replicas=1))
+    wait_available(kube, NAMESPACE, NAME, members=1)
+    start_client_pod(kube, NAMESPACE, NAME)
+    kube.run("-n", NAMESPACE, "exec", CLIENT_POD, "--", "sh", "-c", f"nohup sh -c '{WRITER}' >/dev/null 2>&1 &")
+    yield NAMESPACE
+    kube.run("delete", "namespace", NAMESPACE, "--wait=false", check=False)
+
+
+def scale(kube: Kube, replicas: int) -> None:
+    kube.run("-n", NAMESPACE, "patch", "etcdcluster", NAME, "--type=merge", "-p", json.dumps({"spec": {"replicas": replicas}}))
+
+
+def acked_writes(kube: Kube) -> list[int]:
+    out = kube.run("-n", NAMESPACE, "exec", CLIENT_POD, "--", "sh", "-c", "cat /tmp/acked 2>/dev/null || true").stdout
+    return [int(x) for x in out.split()]
+
+
+def assert_no_acknowledged_write_lost(kube: Kube) -> int:
+    acked = acked_writes(kube)
+    stored = etcdctl(kube, NAMESPACE, NAME, "get", "w/", "--prefix", "-w", "json", timeout=60).stdout
+    values = {
+        base64.b64decode(kv["key"]).decode(): base64.b64decode(kv["value"]).decode()
+        for kv in json.loads(stored).get("kvs", [])
+    }
+    lost = [i for i in acked if values.get(f"w/{i}") != str(i)]
+    assert not lost, f"{len(lost)} acknowledged writes missing, first: {lost[:10]}"
+    return len(acked)
+
+
+def test_scale_out_and_in_through_runtime_reconfiguration(kube: Kube, cluster: str) -> None:
+    ids = member_ids(kube, NAMESPACE, NAME)
+    for replicas in (3, 5, 3):
+        scale(kube, replicas)
+        status = wait_available(kube, NAMESPACE, NAME, members=replicas, timeout=600)
+        names = sorted(m["name"] for m in status["members"])
+        assert names == [f"{NAME}-{i}" for i in range(replicas)]
+        wait_until(f"StatefulSet at {replicas} ready replicas", lambda r=replicas: (
+            (s := kube.get(NAMESPACE, "statefulset", NAME)) and s["spec"]["replicas"] == r
+            and s["status"].get("readyReplicas") == r), timeout=300)
+        current = member_ids(kube, NAMESPACE, NAME)
+        # Members that stayed kept their IDs: nothing was re-bootstrapped.
+        for member, member_id in ids.items():
+            if member in current:
+                assert current[member] == member_id, member
+        ids = current
+    assert len(acked_writes(kube)) > 0, "the writer acknowledged nothing"
+    assert_no_acknowledged_write_lost(kube)
+
+
+def test_member_that_lost_its_volume_is_replaced(kube: Kube, cluster: str) -> None:
+    wait_available(kube, NAMESPACE, NAME, members=3)
+    before = member_ids(kube, NAMESPACE, NAME)
+    victim = f"{NAME}-2"
+    kube.run("-n", NAMESPACE, "delete", "pvc", f"data-{victim}", "--wait=false")
+    kube.run("-n", NAMESPACE, "delete", "pod", victim, "--wait=false")
+
+    def replaced() -> dict[str, str] | None:
+        if not available_status(kube, NAMESPACE, NAME, members=3):
+            return None
+        now = member_ids(kube, NAMESPACE, NAME)
+        return now if victim in now and now[victim] != before[victim] else None
+
+    after = wait_until(f"{victim} replaced by a new member", replaced, timeout=600)
+    assert {k: v for k, v in after.items() if k != victim} == {k: v for k, v in before.items() if k != victim}
+    assert_no_acknowledged_write_lost(kube)
+
+
+def operator_crashed_with(kube: Kube, operator: str, code: int) -> bool:
+    for pod in kube.items(operator, "pod", "app.kubernetes.io/name=etcd-operator"):
+        for status in pod["status"].get("containerStatuses", []):
+            terminated = (status.get("lastState") or {}).get("terminated") or {}
+            if terminated.get("exitCode") == code:
+                return True
+    return False
+
+
+@pytest.mark.parametrize(
+    ("failpoint", "replicas"),
+    [("after-member-add", 4), ("after-promote", 5), ("after-remove", 4)],
+)
+def test_operator_crash_mid_change_converges_after_restart(
+    kube: Kube, cluster: str, operator: str, failpoint: str, replicas: int
+) -> None:
+    deploy = f"deploy/{OPERATOR}"
+    kube.run("-n", operator, "set", "env", deploy, f"ETCD_OPERATOR_FAILPOINT={failpoint}")
+    kube.run("-n", operator, "rollout", "status", deploy, "--timeout=180s", timeout=200)
+    try:
+        scale(kube, replicas)
+        wait_until(f"the operator to crash at {failpoint}", lambda: operator_crashed_with(kube, operator, 86), timeout=300)
+    finally:
+        kube.run("-n", operator, "set", "env", deploy, "ETCD_OPERATOR_FAILPOINT-")
+        kube.run("-n", operator, "rollout", "status", deploy, "--timeout=180s", timeout=200)
+    status = wait_available(kube, NAMESPACE, NAME, members=replicas, timeout=600)
+    names = [m["name"] for m in status["members"]]
+    assert sorted(names) == [f"{NAME}-{i}" for i in range(replicas)]  # each once, none orphaned
+    assert not any(m.get("isLearner") for m in status["members"])
+    assert_no_acknowledged_write_lost(kube)
