@@ -6,7 +6,7 @@ CACHE ?= $(HOME)/.cache/etcd-operator
 export ETCD_BIN ?= $(CACHE)/bin
 export PATH := $(CACHE)/bin:$(PATH)
 
-.PHONY: setup demo test unit integration kube-tests e2e bench etcd kube images crds apiserver-up cluster-up cluster-down
+.PHONY: setup demo demo-hosts test unit integration kube-tests e2e bench etcd kube images crds apiserver-up cluster-up cluster-down
 
 setup:
 	bash hack/install-deps.sh
@@ -23,7 +23,12 @@ etcd:
 kube:
 	bash hack/build-kube.sh
 
+# The main job: a cluster (kind with Docker, else the local one), the chart, an EtcdCluster.
 demo: setup
+	bash hack/demo.sh
+
+# etcd-node alone: the clustering guide's three hosts in network namespaces, no Kubernetes.
+demo-hosts: setup
 	.venv/bin/python hack/demo.py
 
 test: setup

@@ -82,7 +82,9 @@ def operator(kube: Kube) -> str:
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
     if proc.returncode != 0:
         pytest.fail(f"helm install failed:\n{proc.stdout}\n{proc.stderr}", pytrace=False)
-    kube.run("-n", OPERATOR_NAMESPACE, "rollout", "status", f"deploy/{RELEASE}", "--timeout=120s")
+    # A rebuilt image keeps its tag: restart so the operator runs the current one.
+    kube.run("-n", OPERATOR_NAMESPACE, "rollout", "restart", f"deploy/{RELEASE}")
+    kube.run("-n", OPERATOR_NAMESPACE, "rollout", "status", f"deploy/{RELEASE}", "--timeout=180s", timeout=200)
     return OPERATOR_NAMESPACE
 
 

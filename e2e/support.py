@@ -59,10 +59,14 @@ class Kube:
             ("-n", namespace, "get", "etcdclusters,statefulsets,pods,pvc,svc", "-o", "wide"),
             ("-n", namespace, "get", "etcdclusters", "-o", "yaml"),
             ("-n", namespace, "get", "events", "--sort-by=.lastTimestamp"),
-            ("-n", operator_namespace, "logs", "deploy/etcd-operator", "--tail=60"),
+            ("-n", operator_namespace, "logs", "deploy/etcd-operator", "--tail=1000"),
         ):
             proc = self.run(*args, check=False)
-            parts.append(f"$ kubectl {' '.join(args)}\n{proc.stdout}{proc.stderr}")
+            out = proc.stdout
+            if "logs" in args:  # the operator's own lines, without probes and timer chatter
+                lines = [x for x in out.splitlines() if "/healthz" not in x and "Timer 'observe'" not in x]
+                out = "\n".join(lines[-60:]) + "\n"
+            parts.append(f"$ kubectl {' '.join(args)}\n{out}{proc.stderr}")
         return "\n".join(parts)
 
 

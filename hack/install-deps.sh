@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages the project needs: iproute2 and dnsmasq for the network-namespace
 # test hosts, etcd-discovery (the public discovery service's server), tinyproxy, Go
-# for the pinned builds. Idempotent: skips apt entirely when everything is present.
+# for the pinned builds, and the local e2e cluster's node and image tools. Idempotent: skips apt entirely when everything is present.
 set -euo pipefail
 need=()
 command -v ip >/dev/null || need+=(iproute2)
@@ -12,6 +12,16 @@ command -v curl >/dev/null || need+=(curl)
 command -v make >/dev/null || need+=(make)
 command -v go >/dev/null || need+=(golang-go)
 command -v python3 >/dev/null || need+=(python3 python3-venv)
+# The local e2e cluster's node: container runtime, CNI plugins (/usr/lib/cni),
+# kube-proxy's tools; debootstrap and a static libc for the images.
+command -v containerd >/dev/null || need+=(containerd)
+command -v runc >/dev/null || need+=(runc)
+[ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
+command -v iptables >/dev/null || need+=(iptables)
+command -v conntrack >/dev/null || need+=(conntrack)
+command -v debootstrap >/dev/null || need+=(debootstrap)
+command -v gcc >/dev/null || need+=(gcc libc6-dev)
+command -v nsenter >/dev/null || need+=(util-linux)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -107,7 +107,24 @@ all_running() {
     && [ -f "$run/provisioner.pid" ] && ours "$(cat "$run/provisioner.pid")"
 }
 
+# sync_images: (re)build what changed (e2e/images/build.sh reuses archives
+# whose inputs have not), and import each archive containerd lacks.
+sync_images() {
+  local archive imported
+  bash "$root/e2e/images/build.sh" >&2
+  for archive in "$images"/*.tar; do
+    [ -e "$archive" ] || { log "no image archives in $images"; exit 1; }
+    imported="$state/containerd/imported-$(basename "$archive" .tar)"
+    if ! cmp -s "${archive%.tar}.key" "$imported"; then
+      log "importing $(basename "$archive")"
+      ctr images import "$archive" >/dev/null
+      cp "${archive%.tar}.key" "$imported"
+    fi
+  done
+}
+
 if [ -e "/run/netns/$netns" ] && all_running && apiserver_ready && node_ready && dns_ready; then
+  sync_images
   echo "KUBECONFIG=$kubeconfig"
   exit 0
 fi
@@ -244,6 +261,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   path = "$state/containerd/opt"
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "$pause_image"
+  # This machine does not let even root lower oom_score_adj (runc fails with
+  # "failed to update /proc/self/oom_score_adj: Permission denied"): keep the
+  # kubelet's values within what containerd itself may set.
+  restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
@@ -271,16 +292,9 @@ if ! running containerd "$(command -v containerd)"; then
   start containerd - - "$(command -v containerd)" --config "$conf/containerd.toml"
 fi
 wait_for "containerd" containerd ctr version
+sync_images
 
-# --- images --------------------------------------------------------------------
-
-# e2e/images/build.sh reuses archives whose inputs have not changed.
-bash "$root/e2e/images/build.sh" >&2
-for archive in "$images"/*.tar; do
-  [ -e "$archive" ] || { log "no image archives in $images"; exit 1; }
-  log "importing $(basename "$archive")"
-  ctr images import "$archive" >/dev/null
-done
+# --- images ---------------------------------------------------------------------
 
 # --- node ----------------------------------------------------------------------
 

@@ -179,6 +179,10 @@ def etcd_client(kube: Kube, names: ClusterNames, spec: EtcdClusterSpec) -> EtcdC
             key.write_bytes(secret["tls.key"])
             key.chmod(0o600)
             ssl_context = client_ssl_context(secret["ca.crt"], str(cert), str(key))  # loaded: files may go
+    elif spec.tls.client.mode is TLSMode.AUTO:
+        # etcd's own self-signed certificate, no client authentication: the
+        # user chose encryption without identity, so there is nothing to verify.
+        return EtcdClient([endpoint], None)  # no context: TLS without verification
     elif client_tls:
         return f"client TLS mode {spec.tls.client.mode.value}: the operator has no client certificate for it yet"
     return EtcdClient([endpoint], ssl_context)

@@ -18,6 +18,7 @@ DATA_MOUNT = "/var/lib/etcd"
 PEER_TLS_MOUNT = "/etc/etcd/peer-tls"
 SERVER_TLS_MOUNT = "/etc/etcd/server-tls"
 DISCOVERY_TLS_MOUNT = "/etc/etcd/discovery-tls"
+NODE_UID = 65532  # the etcd user of node_image/Dockerfile
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,7 @@ def _tls_volumes(names: ClusterNames, spec: EtcdClusterSpec) -> tuple[list[dict]
         if not _uses_files(side):
             continue
         secret = generated if side.mode is TLSMode.SELF_SIGNED else side.secret_name
-        volumes.append({"name": volume, "secret": {"secretName": secret, "defaultMode": 0o400}})
+        volumes.append({"name": volume, "secret": {"secretName": secret, "defaultMode": 0o440}})
         mounts.append({"name": volume, "mountPath": mount, "readOnly": True})
     return volumes, mounts
 
@@ -158,7 +159,7 @@ def build_statefulset(
     pod = spec.pod
     volumes, tls_mounts = _tls_volumes(names, spec)
     if inputs.discovery_tls_secret:
-        volumes.append({"name": "discovery-tls", "secret": {"secretName": inputs.discovery_tls_secret, "defaultMode": 0o400}})
+        volumes.append({"name": "discovery-tls", "secret": {"secretName": inputs.discovery_tls_secret, "defaultMode": 0o440}})
         tls_mounts.append({"name": "discovery-tls", "mountPath": DISCOVERY_TLS_MOUNT, "readOnly": True})
     extra_args = [f"--{k}={v}" for k, v in sorted((spec.etcd.extra_args or {}).items())] if spec.etcd else []
     container: dict[str, Any] = {
@@ -182,6 +183,7 @@ def build_statefulset(
         },
         "volumeMounts": [{"name": "data", "mountPath": DATA_MOUNT}, *tls_mounts],
         "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
     }
     if spec.resources is not None:
         container["resources"] = spec.resources.model_dump(exclude_none=True)
@@ -195,6 +197,16 @@ def build_statefulset(
         "volumes": volumes,
         "affinity": (pod.affinity if pod and pod.affinity else _default_affinity(owner.name)),
         "terminationGracePeriodSeconds": 60,
+        # The node image's etcd user. fsGroup makes the certificate Secrets
+        # (mode 0440) and the data volume readable by it, whoever owns them.
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": NODE_UID,
+            "runAsGroup": NODE_UID,
+            "fsGroup": NODE_UID,
+            "fsGroupChangePolicy": "OnRootMismatch",
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
     }
     if pod:
         for key, value in (

@@ -95,4 +95,4 @@ def test_discovery_through_another_cluster_mounts_its_client_certificate():
     assert env["ETCD_DISCOVERY_TOKEN"] == "tok" and env["ETCD_DISCOVERY_INSECURE_TRANSPORT"] == "false"
     assert env["ETCD_DISCOVERY_CERT"] == "/etc/etcd/discovery-tls/tls.crt"
     pod = next(o for o in objects if o["kind"] == "StatefulSet")["spec"]["template"]["spec"]
-    assert {"name": "discovery-tls", "secret": {"secretName": "seed-client-tls", "defaultMode": 0o400}} in pod["volumes"]
+    assert {"name": "discovery-tls", "secret": {"secretName": "seed-client-tls", "defaultMode": 0o440}} in pod["volumes"]

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The main job: a Kubernetes cluster (kind when Docker answers, else the
+# local single-node cluster), the operator installed by its Helm chart, and
+# examples/etcdcluster.yaml applied; then it shows the cluster and how to reach it.
+# Idempotent: run it again and it reuses what is there.
+#
+# Settings: DEMO_NAMESPACE (etcd-demo), DEMO_CLUSTER=kind|local (auto)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+cache=${ETCD_OPERATOR_CACHE:-$HOME/.cache/etcd-operator}
+export PATH="$cache/bin:$PATH"
+ns=${DEMO_NAMESPACE:-etcd-demo}
+start=$SECONDS
+step() { echo; echo "== [$((SECONDS - start))s] $*"; }
+
+kind_usable() { command -v kind >/dev/null && command -v docker >/dev/null && docker info >/dev/null 2>&1; }
+flavour=${DEMO_CLUSTER:-}
+[ -n "$flavour" ] || { if kind_usable; then flavour=kind; else flavour=local; fi; }
+
+step "cluster: $flavour (e2e/$flavour/up.sh; the first run builds images, a few minutes)"
+out=$(bash "$root/e2e/$flavour/up.sh")
+export KUBECONFIG=${out##*KUBECONFIG=}
+kubectl get nodes -o wide
+
+step "operator: helm upgrade --install etcd-operator charts/etcd-operator"
+helm upgrade --install etcd-operator "$root/charts/etcd-operator" \
+  --namespace etcd-operator-system --create-namespace --wait --timeout 180s
+kubectl -n etcd-operator-system rollout restart deploy/etcd-operator >/dev/null  # a rebuilt image, same tag
+kubectl -n etcd-operator-system rollout status deploy/etcd-operator --timeout=180s
+
+step "EtcdCluster: kubectl apply -n $ns -f examples/etcdcluster.yaml"
+kubectl create namespace "$ns" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+kubectl -n "$ns" apply -f "$root/examples/etcdcluster.yaml"
+name=$(kubectl -n "$ns" get -f "$root/examples/etcdcluster.yaml" -o jsonpath='{.metadata.name}')
+
+step "waiting for $name to be Available (printed every 10s)"
+deadline=$((SECONDS + 600)) next=0
+until [ "$(kubectl -n "$ns" get etcdcluster "$name" -o jsonpath='{.status.conditions[?(@.type=="Available")].status}')" = True ]; do
+  [ "$SECONDS" -lt "$deadline" ] || { echo "not Available after 600s"; kubectl -n "$ns" describe etcdcluster "$name"; exit 1; }
+  if [ "$SECONDS" -ge "$next" ]; then kubectl -n "$ns" get etcdcluster,pods --no-headers 2>/dev/null | sed 's/^/  /'; next=$((SECONDS + 10)); fi
+  sleep 2
+done
+kubectl -n "$ns" get etcdcluster "$name"
+kubectl -n "$ns" get pods,svc,pvc -l "app.kubernetes.io/instance=$name"
+
+step "etcd's own view, through the client Service with the user client certificate"
+client=(etcdctl --endpoints "https://$name-client.$ns.svc.cluster.local:2379"
+  --cacert /etc/etcd/server-tls/ca.crt --cert /tmp/client/tls.crt --key /tmp/client/tls.key)
+# The member image has etcdctl; the user certificate comes from the $name-client-tls Secret.
+for f in tls.crt tls.key; do
+  kubectl -n "$ns" get secret "$name-client-tls" -o jsonpath="{.data.${f/./\\.}}" | base64 -d \
+    | kubectl -n "$ns" exec -i "$name-0" -- sh -c "mkdir -p /tmp/client && umask 077 && cat >/tmp/client/$f"
+done
+kubectl -n "$ns" exec "$name-0" -- "${client[@]}" member list -w table
+kubectl -n "$ns" exec "$name-0" -- "${client[@]}" endpoint status --cluster -w table
+kubectl -n "$ns" exec "$name-0" -- "${client[@]}" put demo "written at $(date -u +%FT%TZ)" >/dev/null
+kubectl -n "$ns" exec "$name-0" -- "${client[@]}" get demo
+
+cat <<EOF
+
+== done in $((SECONDS - start))s. Try:
+  export KUBECONFIG=$KUBECONFIG
+  kubectl -n $ns get etcdcluster $name -o yaml                      # status: members, leader, conditions
+  kubectl -n $ns patch etcdcluster $name --type=merge -p '{"spec":{"replicas":5}}'   # scale through the runtime API
+  kubectl -n $ns get events --sort-by=.lastTimestamp               # what the operator did
+Client certificate: Secret $ns/$name-client-tls; endpoint https://$name-client.$ns.svc.cluster.local:2379
+Tear down: make cluster-down
+EOF
