@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Debian packages the project needs: iproute2 and dnsmasq for the network-namespace
-# test hosts, etcd-discovery (the public discovery service's server), tinyproxy, Go
+# test hosts, etcd-discovery (the public discovery service's server), privoxy, Go
 # for the pinned builds, and the local e2e cluster's node and image tools. Idempotent: skips apt entirely when everything is present.
 set -euo pipefail
 need=()
 command -v ip >/dev/null || need+=(iproute2)
 command -v dnsmasq >/dev/null || [ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq-base)
 [ -x /usr/bin/discovery.etcd.io ] || need+=(etcd-discovery)
-command -v tinyproxy >/dev/null || need+=(tinyproxy)  # a real HTTP proxy for ETCD_DISCOVERY_PROXY
+[ -x /usr/sbin/privoxy ] || need+=(privoxy)  # a real HTTP proxy for ETCD_DISCOVERY_PROXY
 command -v curl >/dev/null || need+=(curl)
 command -v make >/dev/null || need+=(make)
 command -v go >/dev/null || need+=(golang-go)

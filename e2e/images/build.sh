@@ -47,9 +47,10 @@ key() {
   local recipe=$1 f
   shift
   { printf '%s\n' "$recipe"; sha256sum <"$here/oci.py"
+      # Sources only: an editable install's egg-info differs between checkouts.
     for f in "$@"; do
       if [ -d "$f" ]; then
-        (cd "$f" && find . -type f ! -name '*.pyc' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
+        (cd "$f" && find . -type f ! -name '*.pyc' ! -path '*.egg-info/*' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
       else sha256sum <"$f"; fi
     done; } | sha256sum | cut -c1-16
 }
