@@ -47,7 +47,7 @@ key() {
   local recipe=$1 f
   shift
   { printf '%s\n' "$recipe"; sha256sum <"$here/oci.py"
-      # Sources only: an editable install's egg-info differs between checkouts.
+    # Sources only: an editable install's egg-info differs between checkouts.
     for f in "$@"; do
       if [ -d "$f" ]; then
         (cd "$f" && find . -type f ! -name '*.pyc' ! -path '*.egg-info/*' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
