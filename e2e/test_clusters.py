@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,7 +33,7 @@ def apply_example(kube: Kube, namespace: str, file: str) -> str:
 @pytest.fixture(scope="module")
 def tls_cluster(kube: Kube, operator: str) -> Iterator[tuple[str, str]]:
     """examples/etcdcluster.yaml (static bootstrap, self-signed TLS) in its own namespace, shared by the
-    tests below in file order: the later ones delete a pod, then the cluster."""
+    tests below in file order: the later ones delete a pod, hibernate and wake it, then delete it."""
     namespace = "e2e-static-tls"
     kube.run("delete", "namespace", namespace, "--ignore-not-found", "--timeout=120s", timeout=150)
     kube.run("create", "namespace", namespace)
@@ -90,6 +91,39 @@ def test_deleted_member_pod_comes_back_with_its_member_id_and_data(kube: Kube, t
     assert member_ids(kube, namespace, name) == before  # same members, same IDs: no re-bootstrap
     values = etcdctl(kube, namespace, name, "get", "before-delete/", "--prefix", "--print-value-only").stdout.split()
     assert sorted(values, key=int) == [str(i) for i in range(20)]
+
+
+def test_hibernation_stops_every_member_and_waking_brings_back_the_same_members_and_data(
+    kube: Kube, tls_cluster
+) -> None:
+    namespace, name = tls_cluster
+    wait_available(kube, namespace, name, members=3)
+    start_client_pod(kube, namespace, name)
+    before = member_ids(kube, namespace, name)
+    etcdctl(kube, namespace, name, "put", "hibernated", "kept")
+
+    hibernate(kube, namespace, name, True)
+
+    def hibernated() -> dict | None:
+        obj = kube.get(namespace, "etcdcluster", name) or {}
+        pods = kube.items(namespace, "pod", f"app.kubernetes.io/instance={name}")
+        done = (condition(obj, "Progressing") or {}).get("reason") == "Hibernated"
+        return obj["status"] if done and not pods and obj["status"].get("phase") == "Hibernated" else None
+
+    status = wait_until("every member stopped and the cluster Hibernated", hibernated)
+    assert (condition(kube.get(namespace, "etcdcluster", name), "Available") or {}).get("reason") == "Hibernated"
+    assert sorted(m["name"] for m in status["members"]) == sorted(before)  # the membership is remembered
+    assert {c["metadata"]["name"] for c in kube.items(namespace, "pvc")} == {f"data-{name}-{i}" for i in range(3)}
+
+    hibernate(kube, namespace, name, False)
+    wait_available(kube, namespace, name, members=3)
+    assert member_ids(kube, namespace, name) == before  # the same members woke up: no re-bootstrap
+    assert etcdctl(kube, namespace, name, "get", "hibernated", "--print-value-only").stdout.strip() == "kept"
+
+
+def hibernate(kube: Kube, namespace: str, name: str, on: bool) -> None:
+    patch = json.dumps({"spec": {"hibernate": on}})
+    kube.run("-n", namespace, "patch", "etcdcluster", name, "--type=merge", "-p", patch)
 
 
 def test_deleting_the_cluster_removes_its_objects_and_keeps_the_volumes(kube: Kube, tls_cluster) -> None:

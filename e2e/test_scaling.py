@@ -45,7 +45,8 @@ WRITER = (
 def cluster(kube: Kube, operator: str) -> Iterator[str]:
     kube.run("delete", "namespace", NAMESPACE, "--ignore-not-found", "--timeout=120s", timeout=150)
     kube.run("create", "namespace", NAMESPACE)
-    kube.apply(NAMESPACE, etcd_cluster(NAME, replicas=1))
+    # whenScaled: Delete, so scale-in also proves the removed members' claims go with them.
+    kube.apply(NAMESPACE, etcd_cluster(NAME, replicas=1, storage={"size": "1Gi", "whenScaled": "Delete"}))
     wait_available(kube, NAMESPACE, NAME, members=1)
     start_client_pod(kube, NAMESPACE, NAME)
     kube.run("-n", NAMESPACE, "exec", CLIENT_POD, "--", "sh", "-c", f"nohup sh -c '{WRITER}' >/dev/null 2>&1 &")
@@ -92,6 +93,13 @@ def test_scale_out_and_in_through_runtime_reconfiguration(kube: Kube, cluster: s
         ids = current
     assert len(acked_writes(kube)) > 0, "the writer acknowledged nothing"
     assert_no_acknowledged_write_lost(kube)
+    wait_until("the claims of the removed members deleted (whenScaled: Delete)", lambda: {
+        c["metadata"]["name"] for c in kube.items(NAMESPACE, "pvc")} == {f"data-{NAME}-{i}" for i in range(3)})
+    # Each kind of step was reported as it happened, through the Progressing condition's Events.
+    reasons = {e["reason"] for e in kube.items(NAMESPACE, "event")
+               if e["involvedObject"]["kind"] == "EtcdCluster" and e["involvedObject"]["name"] == NAME}
+    steps = {"MemberAdding", "StatefulSetScaling", "LearnerPromoting", "MemberRemoving"}
+    assert steps <= reasons, f"missing step Events: {steps - reasons}"
 
 
 def test_member_that_lost_its_volume_is_replaced(kube: Kube, cluster: str) -> None:

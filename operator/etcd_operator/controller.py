@@ -23,7 +23,7 @@ from .models.cluster import EtcdClusterSpec, EtcdClusterStatus, TLSMode
 from .reconcile import membership as mp
 from .reconcile.desired import ClusterIdentity, default_token, desired_objects, needs_generated_tls
 from .reconcile.secrets import tls_secrets
-from .reconcile.status import Observed, ObservedMember, compute_status
+from .reconcile.status import Observed, ObservedMember
 from .resources.meta import selector
 from .resources.naming import ClusterNames
 from .resources.secrets import secret_bytes
@@ -104,7 +104,12 @@ def template_inputs(
 ) -> MemberTemplateInputs:
     initial = ctx.status.initial_members or ctx.spec.replicas
     # After bootstrap the StatefulSet's size follows membership (converge_membership), never the spec directly.
-    replicas = (sts or {}).get("spec", {}).get("replicas") or initial
+    replicas = int((sts or {}).get("spec", {}).get("replicas") or 0)
+    if ctx.spec.hibernate:
+        replicas = 0
+    elif replicas == 0:
+        # First start, or waking from hibernation: every member etcd last listed comes back at once.
+        replicas = len(ctx.status.members or []) or initial
     discovery_url = ctx.spec.bootstrap.discovery_url or ""
     return MemberTemplateInputs(
         replicas=replicas,
@@ -213,42 +218,55 @@ async def _etcd_view(etcd: EtcdClient) -> tuple[tuple[ObservedMember, ...] | Non
     return tuple(observed), facts, ""
 
 
-async def converge_membership(kube: Kube, ctx: ClusterContext, etcd: EtcdClient, status: EtcdClusterStatus) -> mp.Step:
-    """One membership step towards spec.replicas, only once the cluster has bootstrapped and is available."""
+async def converge_membership(
+    kube: Kube, ctx: ClusterContext, etcd: EtcdClient, status: EtcdClusterStatus
+) -> tuple[mp.Step | None, str]:
+    """One membership step towards spec.replicas, once the cluster has bootstrapped and is available.
+
+    Returns the step (None when membership is not planned this pass) and, when
+    etcd refused to take it for now ("unhealthy cluster" while the previous
+    change settles), etcd's answer: the next pass plans again and retries.
+    """
     names = ctx.identity.names
-    if status.phase not in ("Running", "Degraded"):
-        return mp.Wait("Bootstrapping", "membership changes wait until the cluster is available")
-    members, leader = await scaling.observe(etcd)
-    sts = await asyncio.to_thread(kube.get, "apps/v1", "StatefulSet", names.statefulset, names.namespace)
-    sts_replicas = int(((sts or {}).get("spec") or {}).get("replicas") or 0)
-    peer_tls = ctx.spec.tls.peer.mode is not TLSMode.NONE
-    pattern = re.compile(rf"//{re.escape(names.statefulset)}-(?P<ordinal>\d+)\.{re.escape(names.peer_service)}\.")
-    pods = await asyncio.to_thread(kube.list, "v1", "Pod", names.namespace, selector(names.name))
-    lost = frozenset(
-        int(pod.rsplit("-", 1)[1]) for pod, message in _pod_errors(pods).items() if "already been bootstrapped" in message
-    )
-    step = mp.plan(
-        ctx.spec.replicas, sts_replicas, members, leader, lambda o: names.peer_url(o, peer_tls), pattern, lost
-    )
+    if ctx.spec.hibernate or status.phase not in ("Running", "Degraded"):
+        return None, ""
+    step: mp.Step | None = None
+    try:
+        members, leader = await scaling.observe(etcd)
+        sts = await asyncio.to_thread(kube.get, "apps/v1", "StatefulSet", names.statefulset, names.namespace)
+        sts_replicas = int(((sts or {}).get("spec") or {}).get("replicas") or 0)
+        peer_tls = ctx.spec.tls.peer.mode is not TLSMode.NONE
+        pattern = re.compile(rf"//{re.escape(names.statefulset)}-(?P<ordinal>\d+)\.{re.escape(names.peer_service)}\.")
+        pods = await asyncio.to_thread(kube.list, "v1", "Pod", names.namespace, selector(names.name))
+        lost = frozenset(
+            int(pod.rsplit("-", 1)[1])
+            for pod, message in _pod_errors(pods).items()
+            if "already been bootstrapped" in message
+        )
+        step = mp.plan(
+            ctx.spec.replicas, sts_replicas, members, leader, lambda o: names.peer_url(o, peer_tls), pattern, lost
+        )
 
-    async def scale_to(replicas: int) -> None:
-        patch = {"spec": {"replicas": replicas}}
-        await asyncio.to_thread(kube.patch, "apps/v1", "StatefulSet", names.statefulset, names.namespace, patch)
+        async def scale_to(replicas: int) -> None:
+            patch = {"spec": {"replicas": replicas}}
+            await asyncio.to_thread(kube.patch, "apps/v1", "StatefulSet", names.statefulset, names.namespace, patch)
 
-    if not isinstance(step, (mp.Noop, mp.Wait, mp.Refuse)):
-        await scaling.execute(step, etcd, scale_to)
-    return step
+        if not isinstance(step, (mp.Noop, mp.Wait, mp.Refuse)):
+            await scaling.execute(step, etcd, scale_to)
+    except EtcdError as exc:
+        return step, exc.message
+    return step, ""
 
 
-async def observe_and_compute_status(kube: Kube, ctx: ClusterContext, now: datetime) -> EtcdClusterStatus:
+async def observe(kube: Kube, ctx: ClusterContext) -> Observed:
+    """Everything status is computed from: the StatefulSet, its pods and what etcd answers."""
     names = ctx.identity.names
     sts = await asyncio.to_thread(kube.get, "apps/v1", "StatefulSet", names.statefulset, names.namespace)
     pods = await asyncio.to_thread(kube.list, "v1", "Pod", names.namespace, selector(names.name))
     etcd = etcd_client(kube, names, ctx.spec)
     members, facts, error = (None, {}, etcd) if isinstance(etcd, str) else await _etcd_view(etcd)
     sts_status = (sts or {}).get("status") or {}
-    ever = ctx.status.phase in ("Running", "Degraded", "Unavailable")
-    observed = Observed(
+    return Observed(
         generation=ctx.generation,
         sts_replicas=int(((sts or {}).get("spec") or {}).get("replicas") or 0),
         sts_ready=int(sts_status.get("readyReplicas") or 0),
@@ -258,6 +276,6 @@ async def observe_and_compute_status(kube: Kube, ctx: ClusterContext, now: datet
         version=facts.get("version"),
         etcd_error=error,
         pod_errors=_pod_errors(pods),
-        ever_available=ever,
+        ever_available=ctx.status.phase in ("Running", "Degraded", "Unavailable", "Hibernated"),
+        pods=len(pods),
     )
-    return compute_status(ctx.spec, observed, ctx.status, now.strftime("%Y-%m-%dT%H:%M:%SZ"))

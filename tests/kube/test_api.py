@@ -30,7 +30,8 @@ def test_defaults_are_applied_by_the_server(kubectl, namespace):
     assert stored["replicas"] == 3 and stored["version"] == "3.6.16"
     assert stored["bootstrap"] == {"mode": "static"}
     assert stored["tls"] == {"peer": {"mode": "selfSigned"}, "client": {"mode": "selfSigned"}}
-    assert stored["storage"]["whenDeleted"] == "Retain"
+    assert stored["storage"]["whenDeleted"] == "Retain" and stored["storage"]["whenScaled"] == "Retain"
+    assert stored["hibernate"] is False
 
 
 INVALID = [
@@ -43,6 +44,8 @@ INVALID = [
     ({"tls": {"peer": {"mode": "secret"}}}, "secretName is required with mode secret"),
     ({"tls": {"client": {"mode": "none", "secretName": "x"}}}, "secretName is required with mode secret and only"),
     ({"storage": {"emptyDir": True, "storageClassName": "fast"}}, "storageClassName has no effect with emptyDir"),
+    ({"hibernate": True, "storage": {"emptyDir": True}}, "hibernate needs persistent storage"),
+    ({"storage": {"whenScaled": "Keep"}}, 'Unsupported value: "Keep"'),
     ({"etcd": {"heartbeatInterval": 500, "electionTimeout": 1000}}, "at least 5 times etcd.heartbeatInterval"),
     ({"etcd": {"extraArgs": {"initial-cluster": "x=y"}}}, "may not set flags the operator owns"),
 ]

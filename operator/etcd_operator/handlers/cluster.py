@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,7 +12,6 @@ import structlog
 from pydantic import ValidationError
 
 from .. import GROUP, PLURAL, VERSION
-from ..adapters.etcd import EtcdError
 from ..adapters.kube import Kube
 from ..controller import (
     ClusterContext,
@@ -20,13 +20,13 @@ from ..controller import (
     converge_membership,
     ensure_objects,
     etcd_client,
-    observe_and_compute_status,
+    observe,
     seed_discovery,
 )
 from ..models.cluster import EtcdClusterSpec, EtcdClusterStatus
 from ..reconcile import membership as mp
 from ..reconcile.desired import ClusterIdentity
-from ..reconcile.status import transitions
+from ..reconcile.status import compute_status, describe, transitions
 
 log = structlog.get_logger("etcd-operator")
 _kube: Kube | None = None
@@ -71,22 +71,23 @@ async def reconcile(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
 
 
 @kopf.timer(GROUP, VERSION, PLURAL, id="observe", interval=10, initial_delay=2)
-async def observe(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+async def observe_and_converge(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+    """Observe, take at most one membership step, and report both in status; Events mark condition changes."""
     ctx = context(body)
-    status = await observe_and_compute_status(kube(), ctx, datetime.now(UTC))
+    names = ctx.identity.names
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    observed = await observe(kube(), ctx)
+    status = compute_status(ctx.spec, observed, ctx.status, now)
+    etcd = etcd_client(kube(), names, ctx.spec)
+    if not isinstance(etcd, str):
+        step, refused = await converge_membership(kube(), ctx, etcd, status)
+        if step is not None:
+            status = compute_status(ctx.spec, replace(observed, step=step, step_error=refused), ctx.status, now)
+        if step is not None and not isinstance(step, mp.Noop):
+            reason, message = describe(step)
+            log.info("membership step", cluster=names.name, namespace=names.namespace, reason=str(reason),
+                     step=message, refused=refused or None)  # fmt: skip
     for cond in transitions(ctx.status.conditions, status.conditions or []):
         kind = "Warning" if cond.type == "Degraded" and cond.status.value == "True" else "Normal"
         kopf.event(body, type=kind, reason=cond.reason, message=f"{cond.type}={cond.status.value}: {cond.message}")
     patch.status.update(status.model_dump(by_alias=True, exclude_none=True, mode="json"))
-    etcd = etcd_client(kube(), ctx.identity.names, ctx.spec)
-    if isinstance(etcd, str):
-        return
-    try:
-        step = await converge_membership(kube(), ctx, etcd, status)
-    except EtcdError as exc:  # etcd refuses while a change settles ("unhealthy cluster"): next pass retries
-        log.info("membership step deferred", cluster=ctx.identity.names.name, reason=exc.message)
-        return
-    if isinstance(step, mp.Refuse):
-        kopf.event(body, type="Warning", reason=step.reason, message=step.message)
-    elif not isinstance(step, (mp.Noop, mp.Wait)):
-        kopf.event(body, type="Normal", reason=type(step).__name__, message=f"membership step: {step}")

@@ -171,6 +171,11 @@ class Storage(ApiModel):
     when_deleted: RetentionPolicy = Field(
         RetentionPolicy.RETAIN, description="What happens to the claims when the EtcdCluster is deleted."
     )
+    when_scaled: RetentionPolicy = Field(
+        RetentionPolicy.RETAIN,
+        description="What happens to a member's claim when scale-in removes the member (Delete: its data "
+        "is of no use once it has left the cluster; Retain keeps it as a last copy). Hibernation always retains.",
+    )
 
 
 class ResourceRequirements(ApiModel):
@@ -254,12 +259,25 @@ class EtcdClusterSpec(ApiModel):
                     "storage.storageClassName and storage.emptyDir cannot change after creation",
                     ".storage",
                 ),
+                _cel(
+                    "!self.hibernate || !has(self.storage) || !self.storage.emptyDir",
+                    "hibernate needs persistent storage: with storage.emptyDir every member's data would be lost; "
+                    "delete the cluster instead",
+                    ".hibernate",
+                ),
             ]
         }
     )
 
     replicas: Annotated[int, Field(ge=1, le=9)] = Field(
-        3, description="Number of members, 1-9; odd numbers tolerate the same failures as the next even one."
+        3,
+        description="Number of members, 1-9; odd numbers tolerate the same failures as the next even one. "
+        "To stop every member while keeping its data, set hibernate instead of 0.",
+    )
+    hibernate: bool = Field(
+        False,
+        description="true stops every member and keeps its volume and its place in the membership; false "
+        "starts them again as the same members. Membership changes wait while hibernated.",
     )
     version: Annotated[str, Field(pattern=r"^3\.[5-9]\.[0-9]+$")] = Field(
         DEFAULT_VERSION, description="etcd version (3.5.x or later)."

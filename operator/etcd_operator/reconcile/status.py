@@ -4,6 +4,8 @@ Conditions follow Kubernetes conventions: `Available` (quorum of healthy voting
 members answers), `Progressing` (the cluster is moving towards its spec),
 `Degraded` (something needs a person's attention), each with a reason from
 `Reason` and `lastTransitionTime` kept while the status does not change.
+The membership step a pass took (or was refused) refines them, so `kubectl
+get` shows which step a scale or a heal is at, not only that one is running.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from ..models.cluster import Condition, ConditionStatus, EtcdClusterSpec, EtcdClusterStatus, MemberStatus
+from . import membership as mp
 
 
 class Reason(StrEnum):
@@ -26,6 +29,13 @@ class Reason(StrEnum):
     MEMBER_UNHEALTHY = "MemberUnhealthy"
     BOOTSTRAP_ERROR = "BootstrapError"
     AS_EXPECTED = "AsExpected"
+    HIBERNATING = "Hibernating"
+    HIBERNATED = "Hibernated"
+    MEMBER_ADDING = "MemberAdding"
+    STATEFULSET_SCALING = "StatefulSetScaling"
+    LEARNER_PROMOTING = "LearnerPromoting"
+    LEADER_MOVING = "LeaderMoving"
+    MEMBER_REMOVING = "MemberRemoving"
 
 
 @dataclass(frozen=True)
@@ -52,6 +62,27 @@ class Observed:
     etcd_error: str = ""
     pod_errors: dict[str, str] = field(default_factory=dict)  # pod -> etcd-node's termination message
     ever_available: bool = False
+    pods: int = 0  # member pods that still exist (StatefulSet status.replicas)
+    step: mp.Step | None = None  # the membership step this pass took, waited on or refused
+    step_error: str = ""  # etcd's answer when it refused to take the step for now
+
+
+def describe(step: mp.Step) -> tuple[Reason | str, str]:
+    """A membership step as a condition reason and a sentence."""
+    match step:
+        case mp.AddLearner(ordinal, peer_url):
+            return Reason.MEMBER_ADDING, f"adding member {ordinal} as a learner ({peer_url})"
+        case mp.ScaleStatefulSet(replicas):
+            return Reason.STATEFULSET_SCALING, f"StatefulSet follows etcd's membership: {replicas} replicas"
+        case mp.Promote(member_id, ordinal):
+            return Reason.LEARNER_PROMOTING, f"promoting learner {member_id:x} (member {ordinal}) to a voting member"
+        case mp.MoveLeader(to_member_id):
+            return Reason.LEADER_MOVING, f"moving leadership to member {to_member_id:x} before removing the leader"
+        case mp.RemoveMember(member_id, ordinal):
+            return Reason.MEMBER_REMOVING, f"removing member {member_id:x} (member {ordinal}) from etcd"
+        case mp.Wait(reason, message) | mp.Refuse(reason, message):
+            return reason, message
+    return Reason.RECONCILED, "membership matches the spec"
 
 
 def quorum(voting: int) -> int:
@@ -68,7 +99,48 @@ def _condition(kind: str, ok: bool, reason: Reason, message: str, generation: in
     )
 
 
+def _hibernation_conditions(observed: Observed) -> list[Condition]:
+    gen = observed.generation
+    stopped = observed.pods == 0
+    return [
+        _condition("Available", False, Reason.HIBERNATED, "spec.hibernate is true: members are stopped", gen),
+        _condition(
+            "Progressing",
+            not stopped,
+            Reason.HIBERNATING if not stopped else Reason.HIBERNATED,
+            f"stopping members, {observed.pods} left" if not stopped else
+            "all members stopped; their volumes and membership are kept until spec.hibernate is false",
+            gen,
+        ),
+        _condition("Degraded", False, Reason.AS_EXPECTED, "", gen),
+    ]
+
+
+def _with_step(conds: list[Condition], observed: Observed) -> list[Condition]:
+    """A refused step degrades the cluster; any other step but Noop is what Progressing is doing."""
+    step = observed.step
+    if step is None or isinstance(step, mp.Noop):
+        return conds
+    reason, message = describe(step)
+    if observed.step_error:
+        message += f"; etcd asked to retry ({observed.step_error})"
+    kind = "Degraded" if isinstance(step, mp.Refuse) else "Progressing"
+    gen = observed.generation
+    return [
+        Condition(type=kind, status=ConditionStatus.TRUE, reason=str(reason), message=message, observed_generation=gen)
+        if c.type == kind
+        else c
+        for c in conds
+    ]
+
+
 def conditions(spec: EtcdClusterSpec, observed: Observed) -> list[Condition]:
+    if spec.hibernate:
+        return _hibernation_conditions(observed)
+    return _with_step(_observed_conditions(spec, observed), observed)
+
+
+def _observed_conditions(spec: EtcdClusterSpec, observed: Observed) -> list[Condition]:
     gen = observed.generation
     members = observed.members
     if members is None:
@@ -133,6 +205,8 @@ def merge_transitions(new: Sequence[Condition], old: Sequence[Condition] | None,
 
 def phase(conds: Sequence[Condition], ever_available: bool) -> str:
     by_type = {c.type: c for c in conds}
+    if by_type["Available"].reason == Reason.HIBERNATED.value:
+        return "Hibernated"
     if by_type["Available"].status is ConditionStatus.TRUE:
         return "Degraded" if by_type["Degraded"].status is ConditionStatus.TRUE else "Running"
     if not ever_available:

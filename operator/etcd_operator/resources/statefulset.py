@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..models.cluster import BootstrapMode, EtcdClusterSpec, TLSMode, TLSSide
+from ..models.cluster import BootstrapMode, EtcdClusterSpec, RetentionPolicy, TLSMode, TLSSide
 from .meta import Owner, labels, metadata, selector
 from .naming import CLIENT_PORT, METRICS_PORT, PEER_PORT, ClusterNames
 
@@ -225,7 +225,8 @@ def build_statefulset(
         "template": {"metadata": template_meta, "spec": pod_spec},
         "persistentVolumeClaimRetentionPolicy": {
             "whenDeleted": spec.storage.when_deleted.value,
-            "whenScaled": "Retain",
+            # Hibernation scales to zero: with Delete that would drop every member's data.
+            "whenScaled": RetentionPolicy.RETAIN.value if spec.hibernate else spec.storage.when_scaled.value,
         },
     }
     if spec.storage.empty_dir:

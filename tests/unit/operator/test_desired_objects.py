@@ -96,3 +96,15 @@ def test_discovery_through_another_cluster_mounts_its_client_certificate():
     assert env["ETCD_DISCOVERY_CERT"] == "/etc/etcd/discovery-tls/tls.crt"
     pod = next(o for o in objects if o["kind"] == "StatefulSet")["spec"]["template"]["spec"]
     assert {"name": "discovery-tls", "secret": {"secretName": "seed-client-tls", "defaultMode": 0o440}} in pod["volumes"]
+
+
+def claim_policy(spec: dict) -> dict:
+    objects = desired_objects(IDENTITY, EtcdClusterSpec.model_validate(spec), MemberTemplateInputs(3, 3, "t", "i"))
+    return next(o for o in objects if o["kind"] == "StatefulSet")["spec"]["persistentVolumeClaimRetentionPolicy"]
+
+
+def test_claims_follow_the_scale_in_policy_but_hibernation_always_keeps_them():
+    assert claim_policy({}) == {"whenDeleted": "Retain", "whenScaled": "Retain"}
+    assert claim_policy({"storage": {"whenScaled": "Delete"}})["whenScaled"] == "Delete"
+    # Hibernation scales to zero: Delete would drop every member's data.
+    assert claim_policy({"hibernate": True, "storage": {"whenScaled": "Delete"}})["whenScaled"] == "Retain"

@@ -1,6 +1,9 @@
+from dataclasses import replace
+
 import pytest
 
 from etcd_operator.models.cluster import EtcdClusterSpec, EtcdClusterStatus
+from etcd_operator.reconcile import membership as mp
 from etcd_operator.reconcile.status import Observed, ObservedMember, compute_status, transitions
 
 SPEC = EtcdClusterSpec(replicas=3)
@@ -16,6 +19,10 @@ def members(*health, learner=()):
 
 def conds(status):
     return {c.type: (c.status.value, c.reason) for c in status.conditions}
+
+
+def conds_by_type(status):
+    return {c.type: c for c in status.conditions}
 
 
 @pytest.mark.parametrize(
@@ -88,3 +95,59 @@ def test_unreachable_keeps_last_known_members():
     lost = compute_status(SPEC, Observed(1, 3, 0, etcd_error="timeout", ever_available=True), known, NOW)
     assert lost.members == known.members and lost.phase == "Unavailable"
     assert isinstance(lost, EtcdClusterStatus)
+
+
+RUNNING = Observed(1, 3, 3, members(True, True, True), leader_id=101)
+
+
+@pytest.mark.parametrize(
+    ("step", "kind", "reason", "words"),
+    [
+        (mp.AddLearner(3, "https://main-3.main-peer:2380"), "Progressing", "MemberAdding", "member 3 as a learner"),
+        (mp.ScaleStatefulSet(4), "Progressing", "StatefulSetScaling", "4 replicas"),
+        (mp.Wait("LearnerCatchingUp", "learner main-3 is catching up"), "Progressing", "LearnerCatchingUp", "main-3"),
+        (mp.Promote(0x67, 3), "Progressing", "LearnerPromoting", "promoting learner 67"),
+        (mp.MoveLeader(0x64), "Progressing", "LeaderMoving", "leadership to member 64"),
+        (mp.RemoveMember(0x66, 2), "Progressing", "MemberRemoving", "removing member 66"),
+        (mp.Refuse("QuorumAtRisk", "only 1 of 3 healthy"), "Degraded", "QuorumAtRisk", "only 1 of 3"),
+    ],
+)
+def test_each_membership_step_is_shown_in_its_condition(step, kind, reason, words):
+    status = compute_status(SPEC, replace(RUNNING, step=step), None, NOW)
+    cond = next(c for c in status.conditions if c.type == kind)
+    assert (cond.status.value, cond.reason) == ("True", reason)
+    assert words in cond.message
+    assert status.phase == ("Degraded" if kind == "Degraded" else "Running")
+
+
+def test_a_step_etcd_refused_for_now_says_so_and_noop_changes_nothing():
+    refused = compute_status(SPEC, replace(RUNNING, step=mp.AddLearner(3, "u"), step_error="unhealthy cluster"), None, NOW)
+    assert "etcd asked to retry (unhealthy cluster)" in conds_by_type(refused)["Progressing"].message
+    assert compute_status(SPEC, replace(RUNNING, step=mp.Noop()), None, NOW).conditions == (
+        compute_status(SPEC, RUNNING, None, NOW).conditions
+    )
+
+
+def test_consecutive_steps_each_become_one_event():
+    adding = compute_status(SPEC, replace(RUNNING, step=mp.AddLearner(3, "u")), None, NOW)
+    catching_up = compute_status(SPEC, replace(RUNNING, step=mp.Wait("LearnerCatchingUp", "m")), adding, NOW)
+    still = compute_status(SPEC, replace(RUNNING, step=mp.Wait("LearnerCatchingUp", "m")), catching_up, NOW)
+    assert [c.reason for c in transitions(adding.conditions, catching_up.conditions)] == ["LearnerCatchingUp"]
+    assert transitions(catching_up.conditions, still.conditions) == []
+
+
+HIBERNATE = EtcdClusterSpec(replicas=3, hibernate=True)
+
+
+def test_hibernation_stops_members_keeps_the_last_known_membership_and_wakes():
+    running = compute_status(SPEC, RUNNING, None, NOW)
+    stopping = compute_status(HIBERNATE, Observed(2, 0, 1, etcd_error="refused", ever_available=True, pods=2), running, NOW)
+    assert stopping.phase == "Hibernated"
+    assert conds(stopping) == {"Available": ("False", "Hibernated"), "Progressing": ("True", "Hibernating"),
+                               "Degraded": ("False", "AsExpected")}  # fmt: skip
+    assert "2 left" in conds_by_type(stopping)["Progressing"].message
+    stopped = compute_status(HIBERNATE, Observed(2, 0, 0, etcd_error="refused", ever_available=True), stopping, NOW)
+    assert conds(stopped)["Progressing"] == ("False", "Hibernated")
+    assert stopped.members == running.members and stopped.leader == running.leader
+    waking = compute_status(SPEC, Observed(3, 3, 0, etcd_error="refused", ever_available=True, pods=3), stopped, NOW)
+    assert waking.phase == "Unavailable" and conds(waking)["Available"] == ("False", "EtcdUnreachable")
