@@ -99,6 +99,11 @@ def _condition(kind: str, ok: bool, reason: Reason, message: str, generation: in
     )
 
 
+def _joining(member: ObservedMember) -> bool:
+    """A learner added but not started yet: expected to be silent while its pod starts, not a fault."""
+    return member.is_learner and not member.client_urls
+
+
 def _hibernation_conditions(observed: Observed) -> list[Condition]:
     gen = observed.generation
     stopped = observed.pods == 0
@@ -112,7 +117,7 @@ def _hibernation_conditions(observed: Observed) -> list[Condition]:
             "all members stopped; their volumes and membership are kept until spec.hibernate is false",
             gen,
         ),
-        _condition("Degraded", False, Reason.AS_EXPECTED, "", gen),
+        _condition("Degraded", False, Reason.AS_EXPECTED, "members are stopped on purpose", gen),
     ]
 
 
@@ -184,11 +189,11 @@ def _observed_conditions(spec: EtcdClusterSpec, observed: Observed) -> list[Cond
     if observed.pod_errors:
         detail = "; ".join(f"{pod}: {msg}" for pod, msg in sorted(observed.pod_errors.items()))
         degraded = _condition("Degraded", True, Reason.BOOTSTRAP_ERROR, detail, gen)
-    elif members is not None and any(not m.healthy for m in members):
-        sick = ", ".join(sorted(m.name or f"{m.id:x}" for m in members if not m.healthy))
+    elif members is not None and (unhealthy := [m for m in members if not m.healthy and not _joining(m)]):
+        sick = ", ".join(sorted(m.name or f"{m.id:x}" for m in unhealthy))
         degraded = _condition("Degraded", True, Reason.MEMBER_UNHEALTHY, f"unhealthy: {sick}", gen)
     else:
-        degraded = _condition("Degraded", False, Reason.AS_EXPECTED, "", gen)
+        degraded = _condition("Degraded", False, Reason.AS_EXPECTED, "all members healthy", gen)
     return [available, progressing, degraded]
 
 

@@ -151,3 +151,13 @@ def test_hibernation_stops_members_keeps_the_last_known_membership_and_wakes():
     assert stopped.members == running.members and stopped.leader == running.leader
     waking = compute_status(SPEC, Observed(3, 3, 0, etcd_error="refused", ever_available=True, pods=3), stopped, NOW)
     assert waking.phase == "Unavailable" and conds(waking)["Available"] == ("False", "EtcdUnreachable")
+
+
+def test_a_learner_whose_pod_has_not_started_is_progress_not_a_fault():
+    joining = ObservedMember("", 0x67, ("https://main-3:2380",), (), True, False)
+    started = ObservedMember("main-3", 0x67, ("https://main-3:2380",), ("https://main-3:2379",), True, False)
+    spec = EtcdClusterSpec(replicas=4)
+    waiting = compute_status(spec, Observed(1, 4, 3, (*members(True, True, True), joining)), None, NOW)
+    assert conds(waiting)["Degraded"] == ("False", "AsExpected")
+    stuck = compute_status(spec, Observed(1, 4, 3, (*members(True, True, True), started)), None, NOW)
+    assert conds(stuck)["Degraded"] == ("True", "MemberUnhealthy")
