@@ -63,7 +63,8 @@ cat <<EOF
   export KUBECONFIG=$KUBECONFIG
   kubectl -n $ns get etcdcluster $name -o yaml                      # status: members, leader, conditions
   kubectl -n $ns patch etcdcluster $name --type=merge -p '{"spec":{"replicas":5}}'   # scale through the runtime API
-  kubectl -n $ns get events --sort-by=.lastTimestamp               # what the operator did
+  kubectl -n $ns get events --sort-by=.lastTimestamp               # what the operator did, step by step
+  kubectl -n $ns patch etcdcluster $name --type=merge -p '{"spec":{"hibernate":true}}'  # stop every member, keep the data
 Client certificate: Secret $ns/$name-client-tls; endpoint https://$name-client.$ns.svc.cluster.local:2379
 Tear down: make cluster-down
 EOF
