@@ -15,21 +15,12 @@ grace=${E2E_DOWN_GRACE:-15}
 plane=cluster-down
 # shellcheck source=../../hack/lib/plane.sh
 . "$root/hack/lib/plane.sh"
+# shellcheck source=ours.sh
+. "$here/ours.sh"
 
 [ -d "$state" ] || { log "no local cluster state in $state"; exit 0; }
 exec 9>"$state/lock"
 flock -w 180 9 || { log "timed out waiting for $state/lock"; exit 1; }
-
-ours() {
-  local exe cmd
-  exe=$(readlink "/proc/$1/exe" 2>/dev/null) || return 1
-  case "$exe" in
-    */etcd*|*/kube-*|*/kubelet*|*/containerd) return 0 ;;
-  esac
-  cmd=$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null) || return 1
-  case "$cmd" in *e2e/local/forward.py*|*e2e/local/provisioner.py*) return 0 ;; esac
-  return 1
-}
 
 # The kubelet first, so nothing restarts the containers killed next.
 stop_pid kubelet ours "$grace"

@@ -55,6 +55,8 @@ context=etcd-operator-e2e
 in_ns=(nsenter "--net=/run/netns/$netns")
 # shellcheck source=../../hack/lib/plane.sh
 . "$root/hack/lib/plane.sh"
+# shellcheck source=ours.sh
+. "$here/ours.sh"
 
 for b in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl; do
   [ -x "$kube_bin/$b" ] || { log "missing $kube_bin/$b: run \`bash hack/build-kube.sh\`"; exit 2; }
@@ -84,18 +86,6 @@ dns_ready() {
   [ "$(kubectl -n kube-system get deploy coredns -o jsonpath='{.status.availableReplicas}')" = 1 ]
 }
 
-# `ours` for plane.sh's stop_pid: a process this script starts (daemons by
-# binary; the Python helpers by script name).
-ours() {
-  local exe cmd
-  exe=$(readlink "/proc/$1/exe" 2>/dev/null) || return 1
-  case "$exe" in
-    */etcd*|*/kube-*|*/kubelet*|*/containerd) return 0 ;;
-  esac
-  cmd=$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null) || return 1
-  case "$cmd" in *e2e/local/forward.py*|*e2e/local/provisioner.py*) return 0 ;; esac
-  return 1
-}
 
 all_running() {
   running etcd "$etcd_bin/etcd" && running kube-apiserver "$kube_bin/kube-apiserver" \
