@@ -98,7 +98,7 @@ def test_scale_out_and_in_through_runtime_reconfiguration(kube: Kube, cluster: s
     # Each kind of step was reported as it happened, through the Progressing condition's Events.
     reasons = {e["reason"] for e in kube.items(NAMESPACE, "event")
                if e["involvedObject"]["kind"] == "EtcdCluster" and e["involvedObject"]["name"] == NAME}
-    steps = {"MemberAdding", "StatefulSetScaling", "LearnerPromoting", "MemberRemoving"}
+    steps = {"MemberAdding", "LearnerPromoting", "MemberRemoving"}
     assert steps <= reasons, f"missing step Events: {steps - reasons}"
 
 

@@ -230,31 +230,46 @@ async def converge_membership(
     names = ctx.identity.names
     if ctx.spec.hibernate or status.phase not in ("Running", "Degraded"):
         return None, ""
-    step: mp.Step | None = None
-    try:
+    peer_tls = ctx.spec.tls.peer.mode is not TLSMode.NONE
+    pattern = re.compile(rf"//{re.escape(names.statefulset)}-(?P<ordinal>\d+)\.{re.escape(names.peer_service)}\.")
+
+    async def next_step() -> mp.Step:
         members, leader = await scaling.observe(etcd)
         sts = await asyncio.to_thread(kube.get, "apps/v1", "StatefulSet", names.statefulset, names.namespace)
         sts_replicas = int(((sts or {}).get("spec") or {}).get("replicas") or 0)
-        peer_tls = ctx.spec.tls.peer.mode is not TLSMode.NONE
-        pattern = re.compile(rf"//{re.escape(names.statefulset)}-(?P<ordinal>\d+)\.{re.escape(names.peer_service)}\.")
         pods = await asyncio.to_thread(kube.list, "v1", "Pod", names.namespace, selector(names.name))
         lost = frozenset(
             int(pod.rsplit("-", 1)[1])
             for pod, message in _pod_errors(pods).items()
             if "already been bootstrapped" in message
         )
-        step = mp.plan(
+        return mp.plan(
             ctx.spec.replicas, sts_replicas, members, leader, lambda o: names.peer_url(o, peer_tls), pattern, lost
         )
 
-        async def scale_to(replicas: int) -> None:
-            patch = {"spec": {"replicas": replicas}}
-            await asyncio.to_thread(kube.patch, "apps/v1", "StatefulSet", names.statefulset, names.namespace, patch)
+    async def scale_to(replicas: int) -> None:
+        patch = {"spec": {"replicas": replicas}}
+        await asyncio.to_thread(kube.patch, "apps/v1", "StatefulSet", names.statefulset, names.namespace, patch)
 
-        if not isinstance(step, (mp.Noop, mp.Wait, mp.Refuse)):
-            await scaling.execute(step, etcd, scale_to)
+    step: mp.Step | None = None
+    try:
+        step = await next_step()
+        if isinstance(step, (mp.Noop, mp.Wait, mp.Refuse)):
+            return step, ""
+        await scaling.execute(step, etcd, scale_to)
     except EtcdError as exc:
         return step, exc.message
+    if isinstance(step, (mp.AddLearner, mp.RemoveMember)):
+        # The StatefulSet follows a membership change in the same pass (a new
+        # learner's pod starts, a removed member's pod goes) rather than one
+        # observe interval later: the plan, recomputed from etcd, says so. It is
+        # not a second membership change; a crash here leaves it to the next pass.
+        try:
+            follow = await next_step()
+            if isinstance(follow, mp.ScaleStatefulSet):
+                await scaling.execute(follow, etcd, scale_to)
+        except EtcdError:
+            pass
     return step, ""
 
 
