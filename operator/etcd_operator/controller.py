@@ -273,12 +273,14 @@ async def converge_membership(
     return step, ""
 
 
-async def observe(kube: Kube, ctx: ClusterContext) -> Observed:
-    """Everything status is computed from: the StatefulSet, its pods and what etcd answers."""
+async def observe(kube: Kube, ctx: ClusterContext, etcd: EtcdClient | str) -> Observed:
+    """Everything status is computed from: the StatefulSet, its pods and what etcd answers.
+
+    `etcd` is the cluster's client from etcd_client, or why there is none.
+    """
     names = ctx.identity.names
     sts = await asyncio.to_thread(kube.get, "apps/v1", "StatefulSet", names.statefulset, names.namespace)
     pods = await asyncio.to_thread(kube.list, "v1", "Pod", names.namespace, selector(names.name))
-    etcd = etcd_client(kube, names, ctx.spec)
     members, facts, error = (None, {}, etcd) if isinstance(etcd, str) else await _etcd_view(etcd)
     sts_status = (sts or {}).get("status") or {}
     return Observed(

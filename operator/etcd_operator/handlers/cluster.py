@@ -76,14 +76,13 @@ async def observe_and_converge(body: kopf.Body, patch: kopf.Patch, **_: Any) -> 
     ctx = context(body)
     names = ctx.identity.names
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    observed = await observe(kube(), ctx)
+    etcd = await asyncio.to_thread(etcd_client, kube(), names, ctx.spec)
+    observed = await observe(kube(), ctx, etcd)
     status = compute_status(ctx.spec, observed, ctx.status, now)
-    etcd = etcd_client(kube(), names, ctx.spec)
-    if not isinstance(etcd, str):
-        step, refused = await converge_membership(kube(), ctx, etcd, status)
-        if step is not None:
-            status = compute_status(ctx.spec, replace(observed, step=step, step_error=refused), ctx.status, now)
-        if step is not None and not isinstance(step, mp.Noop):
+    step, refused = (None, "") if isinstance(etcd, str) else await converge_membership(kube(), ctx, etcd, status)
+    if step is not None:
+        status = compute_status(ctx.spec, replace(observed, step=step, step_error=refused), ctx.status, now)
+        if not isinstance(step, mp.Noop):
             reason, message = describe(step)
             log.info("membership step", cluster=names.name, namespace=names.namespace, reason=str(reason),
                      step=message, refused=refused or None)  # fmt: skip

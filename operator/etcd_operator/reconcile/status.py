@@ -62,7 +62,7 @@ class Observed:
     etcd_error: str = ""
     pod_errors: dict[str, str] = field(default_factory=dict)  # pod -> etcd-node's termination message
     ever_available: bool = False
-    pods: int = 0  # member pods that still exist (StatefulSet status.replicas)
+    pods: int = 0  # member pods that still exist, terminating ones included
     step: mp.Step | None = None  # the membership step this pass took, waited on or refused
     step_error: str = ""  # etcd's answer when it refused to take the step for now
 
@@ -89,11 +89,11 @@ def quorum(voting: int) -> int:
     return voting // 2 + 1
 
 
-def _condition(kind: str, ok: bool, reason: Reason, message: str, generation: int) -> Condition:
+def _condition(kind: str, ok: bool, reason: Reason | str, message: str, generation: int) -> Condition:
     return Condition(
         type=kind,
         status=ConditionStatus.TRUE if ok else ConditionStatus.FALSE,
-        reason=reason.value,
+        reason=str(reason),
         message=message,
         observed_generation=generation,
     )
@@ -130,13 +130,8 @@ def _with_step(conds: list[Condition], observed: Observed) -> list[Condition]:
     if observed.step_error:
         message += f"; etcd asked to retry ({observed.step_error})"
     kind = "Degraded" if isinstance(step, mp.Refuse) else "Progressing"
-    gen = observed.generation
-    return [
-        Condition(type=kind, status=ConditionStatus.TRUE, reason=str(reason), message=message, observed_generation=gen)
-        if c.type == kind
-        else c
-        for c in conds
-    ]
+    refined = _condition(kind, True, reason, message, observed.generation)
+    return [refined if c.type == kind else c for c in conds]
 
 
 def conditions(spec: EtcdClusterSpec, observed: Observed) -> list[Condition]:
