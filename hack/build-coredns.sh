@@ -23,7 +23,8 @@ link() { ln -sfn "coredns-$COREDNS_VERSION/coredns" "$bin_dir/coredns"; }
 # `coredns -version` prints "CoreDNS-1.14.7" first. Capture, then compare
 # (a pipe into `grep -q` fails under pipefail when grep exits early).
 have=""
-[ -x "$dest/coredns" ] && have=$("$dest/coredns" -version 2>/dev/null | head -n 1 || true)
+[ -x "$dest/coredns" ] && have=$("$dest/coredns" -version 2>/dev/null || true)
+have=${have%%$'\n'*}
 if [ "$have" = "CoreDNS-${COREDNS_VERSION#v}" ]; then
   echo "coredns $COREDNS_VERSION: cached in $dest"
   link
@@ -45,5 +46,6 @@ rm -rf "$dest"
 mkdir -p "$dest"
 mv "$out/coredns" "$dest/coredns"
 link
-"$dest/coredns" -version | head -n 1
+printed=$("$dest/coredns" -version)
+echo "${printed%%$'\n'*}"
 echo "coredns $COREDNS_VERSION: built in $((SECONDS - start))s into $dest"

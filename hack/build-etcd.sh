@@ -39,7 +39,11 @@ build_one() {
   )
   mkdir -p "$dest"
   mv "$work"/out/* "$dest/"
-  "$dest/etcd" --version | head -1
+  # Print the first line without a pipe: `| head` ends the pipe early, etcd gets
+  # SIGPIPE and, under pipefail, the script would exit 141 on a fresh machine.
+  local printed
+  printed=$("$dest/etcd" --version)
+  echo "${printed%%$'\n'*}"
 }
 
 for v in "${versions[@]}"; do build_one "$v"; done
