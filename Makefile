@@ -6,7 +6,7 @@ CACHE ?= $(HOME)/.cache/etcd-operator
 export ETCD_BIN ?= $(CACHE)/bin
 export PATH := $(CACHE)/bin:$(PATH)
 
-.PHONY: setup demo demo-hosts test unit integration kube-tests e2e bench etcd kube images crds apiserver-up cluster-up cluster-down
+.PHONY: setup demo demo-hosts lint test unit integration kube-tests e2e bench etcd kube images crds apiserver-up cluster-up cluster-down
 
 setup:
 	bash hack/install-deps.sh
@@ -31,8 +31,16 @@ demo: setup
 demo-hosts: setup
 	.venv/bin/python hack/demo.py
 
-test: setup
+# Static checks: shellcheck over every shell script (-x follows the files they
+# source; -P SCRIPTDIR reads `# shellcheck source=` paths from the script's own
+# directory), then ruff. No dependency on setup, so `make lint` alone is quick.
+lint:
+	git ls-files -z '*.sh' .ci/run | xargs -0 shellcheck -x -P SCRIPTDIR
 	$(PYTHON) -m ruff check .
+
+# lint runs after setup (which installs shellcheck), also under `make -j`.
+test: setup
+	$(MAKE) --no-print-directory lint
 	$(PYTHON) -m pytest tests e2e
 
 unit:

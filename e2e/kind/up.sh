@@ -23,7 +23,9 @@ done
 docker info >/dev/null 2>&1 || { say "the Docker daemon does not answer (docker info)"; exit 2; }
 mkdir -p "$(dirname "$kubeconfig")"
 
-if ! kind get clusters 2>/dev/null | grep -qx "$name"; then
+# Capture the list, then search it: in `kind get clusters | grep -q` grep exits
+# at the first match, kind can get SIGPIPE and, under pipefail, the test fails.
+if ! { clusters=$(kind get clusters 2>/dev/null) && grep -qx "$name" <<<"$clusters"; }; then
   say "creating kind cluster $name"
   kind create cluster --name "$name" --config "$here/kind-config.yaml" --kubeconfig "$kubeconfig" \
     ${KIND_NODE_IMAGE:+--image "$KIND_NODE_IMAGE"} --wait 180s >&2

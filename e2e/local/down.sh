@@ -58,7 +58,9 @@ done
 # into the node's namespace, then the node's own.
 if [ -e "/run/netns/$netns" ]; then
   for ns in $(ip netns list | awk '$1 ~ /^cni-/ { print $1 }'); do
-    if ip netns exec "$ns" ip -o link show type veth 2>/dev/null | grep -q .; then
+    # Capture, then test: `ip ... | grep -q .` exits at the first line, and ip's
+    # SIGPIPE would make the test fail under pipefail.
+    if veths=$(ip netns exec "$ns" ip -o link show type veth 2>/dev/null) && [ -n "$veths" ]; then
       ip netns del "$ns" 2>/dev/null || true
     fi
   done
@@ -72,7 +74,7 @@ findmnt -rn -o TARGET | awk -v s="$state/" 'index($0, s) == 1' | sort -r | while
 done
 # Empty pod cgroups the kubelet made.
 for d in /sys/fs/cgroup/*/kubepods; do
-  [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
+  if [ -d "$d" ]; then find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true; fi
 done
 
 rm -rf "$state/etcd-data" "$state/kubelet" "$state/containerd" "$state/volumes" "$state/cni"

@@ -1,4 +1,5 @@
 # Sourced by e2e/local/up.sh and down.sh.
+# shellcheck shell=bash
 # `ours PID` for plane.sh's stop_pid: a process the local cluster runs (daemons
 # by binary; the Python helpers by script name), so a pid file left by an
 # earlier boot never makes us signal somebody else's process.

@@ -10,6 +10,9 @@
 #   in_ns    (optional) array, a command prefix that enters the plane's network
 #            namespace (e.g. nsenter --net=/run/netns/x); empty: this namespace
 # shellcheck shell=bash
+# SC2154 for this whole file: plane, pki, run, logs and timeout are the sourcing
+# script's (listed above); shellcheck -x checks them in each script that sets them.
+# shellcheck disable=SC2154
 
 [ -v in_ns ] || in_ns=()
 
@@ -127,6 +130,8 @@ sign() {
   rm -f "$pki/$name.csr"
 }
 
+# The sourcing scripts' `sign NAME SUBJECT "$client_ext"` use it, not this file.
+# shellcheck disable=SC2034
 client_ext="basicConstraints=CA:FALSE
 keyUsage=critical,digitalSignature,keyEncipherment
 extendedKeyUsage=clientAuth"
