@@ -16,10 +16,16 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from . import flags, gateway, kube, preflight, watch
-from .findings import Finding, Severity, errors
+from .contract import ENV_TERMINATION_LOG
+from .findings import Finding, Severity, error, errors
 from .log import configure
 
 PASS_THROUGH = {"--version", "-version", "--help", "-help", "-h", "grpc-proxy"}
+
+_INVALID_FIX = (
+    "correct the flag or ETCD_NODE_* variable named above; etcd-node takes etcd's own flags, written as etcd "
+    "takes them (--name=value or --name value)"
+)
 
 _PROXY_REMOVED = (
     "--proxy runs etcd's v2-only proxy, which etcd 3.6 removed",
@@ -39,15 +45,16 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     try:
         parsed = flags.parse(argv, environ)
         identity = kube.identity_from_env(environ)
+        derived = kube.derived_options(identity, environ) if identity is not None else {}
     except (flags.FlagError, kube.PodIdentityError) as exc:
-        log.error(str(exc), code="InvalidCommandLine")
+        _report(log, [error("InvalidCommandLine", str(exc), _INVALID_FIX)], environ)
         return 2
     options, agent = dict(parsed.options), dict(parsed.agent)
     if "proxy" in options or environ.get("ETCD_PROXY"):
-        _report(log, [Finding(Severity.ERROR, "ProxyRemoved", *_PROXY_REMOVED)], environ)
+        _report(log, [error("ProxyRemoved", *_PROXY_REMOVED)], environ)
         return 1
     if identity is not None:
-        for name, value in kube.derived_options(identity, environ).items():
+        for name, value in derived.items():
             options.setdefault(name, value)
         log.info("derived member identity from the pod", pod=identity.pod, domain=identity.domain)
     etcd_bin = _etcd_bin(agent, environ)
@@ -65,7 +72,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     # Our flags carry every option, and ETCD_NODE_* are ours: etcd would warn about each of them.
     env = {k: v for k, v in environ.items() if flags.flag_for_env(k) is None and not k.startswith("ETCD_NODE_")}
     log.info("handing over to etcd", etcd=etcd_bin, name=plan.options.get("name"), restarting=plan.restarting)
-    watch.start(environ.get("ETCD_NODE_TERMINATION_LOG", ""))
+    watch.start(environ.get(ENV_TERMINATION_LOG, ""))
     os.execve(etcd_bin, final, env)
     return 0  # not reached
 
@@ -79,7 +86,7 @@ def _report(log, findings: Sequence[Finding], environ: Mapping[str, str]) -> Non
         emit = log.error if finding.severity is Severity.ERROR else log.warning
         emit(finding.message, code=finding.code, fix=finding.fix)
     failed = errors(findings)
-    path = environ.get("ETCD_NODE_TERMINATION_LOG")
+    path = environ.get(ENV_TERMINATION_LOG)
     if failed and path:
         try:
             with open(path, "w", encoding="utf-8") as fh:
@@ -92,7 +99,7 @@ def _gateway(argv: Sequence[str], environ: Mapping[str, str], log) -> int:
     try:
         options, agent = flags.parse_argv(argv, bools=frozenset({"insecure-discovery"}))
     except flags.FlagError as exc:
-        log.error(str(exc), code="InvalidCommandLine")
+        _report(log, [error("InvalidCommandLine", str(exc), _INVALID_FIX)], environ)
         return 2
     endpoints = gateway.static_endpoints(options)
     if not endpoints and options.get("discovery-srv"):

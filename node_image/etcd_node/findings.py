@@ -6,6 +6,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from .contract import AgentError
+
 
 class Severity(StrEnum):
     ERROR = "error"
@@ -27,7 +29,16 @@ class Finding:
     fix: str = ""
 
     def render(self) -> str:
-        text = f"etcd-node: {self.severity.value}: {self.message}"
+        """The lines for a person and, for an error, the coded first line the operator parses.
+
+        An error's first line is `etcd-node: error[Code]: message` (see
+        `contract.parse_agent_error`), so the operator matches the code, never the
+        words; the fix follows on its own line.
+        """
+        if self.severity is Severity.ERROR:
+            text = AgentError(self.code, self.message).render()
+        else:
+            text = f"etcd-node: {self.severity.value}: {self.message}"
         return f"{text}\n  fix: {self.fix}" if self.fix else text
 
 

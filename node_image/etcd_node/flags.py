@@ -85,6 +85,11 @@ def env_var_for(flag: str) -> str:
     return "ETCD_" + flag.upper().replace("-", "_")
 
 
+def agent_env_var(flag: str) -> str:
+    """`ETCD_NODE_JOIN_ENDPOINTS` for `--join-endpoints`: every agent flag has a variable too."""
+    return "ETCD_NODE_" + flag.upper().replace("-", "_")
+
+
 def flag_for_env(var: str) -> str | None:
     """The etcd flag an `ETCD_*` variable sets, or None when it is not one."""
     if not var.startswith("ETCD_") or var.startswith("ETCD_NODE_") or var in _NOT_FLAG_VARS:
@@ -103,7 +108,7 @@ def parse(argv: Sequence[str], environ: Mapping[str, str]) -> ParsedArgs:
             options[name] = value
             from_env.add(name)
     for name in AGENT_FLAGS:
-        var = "ETCD_NODE_" + name.upper().replace("-", "_")
+        var = agent_env_var(name)
         if name not in agent and var in environ:
             agent[name] = environ[var]
     return ParsedArgs(options=options, agent=agent, from_env=frozenset(from_env))

@@ -15,13 +15,9 @@ import os
 import signal
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 
-
-@dataclass(frozen=True)
-class Explanation:
-    code: str
-    text: str
+from .contract import CLUSTER_ID_MISMATCH, MEMBER_ALREADY_BOOTSTRAPPED
+from .findings import Finding, error
 
 
 def _fields(line: str) -> dict[str, str]:
@@ -32,7 +28,7 @@ def _fields(line: str) -> dict[str, str]:
     return {k: str(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
 
-def explain(line: str) -> Explanation | None:
+def explain(line: str) -> Finding | None:
     """Pure: the clear message for an etcd log line, or None for ordinary lines."""
     lowered = line.lower()
     fields = _fields(line)
@@ -41,39 +37,40 @@ def explain(line: str) -> Explanation | None:
         remote = fields.get("remote-peer-cluster-id", "")
         peer = fields.get("remote-peer-id", "") or fields.get("remote-addr", "")
         ids = f" (this member: cluster {local}, peer {peer}: cluster {remote})" if local and remote else ""
-        return Explanation(
-            "ClusterIDMismatch",
-            "etcd-node: error: cluster ID mismatch: this member and its peers belong to different clusters"
-            f"{ids}. It was bootstrapped with a different --initial-cluster or --initial-cluster-token than the "
-            "running cluster, or its data dir comes from another cluster. etcd keeps retrying and will never "
-            "join. Fix: stop it, remove it from the cluster if it is listed (etcdctl member remove ID), empty "
-            "its data dir, add it with etcdctl member add and start it with --initial-cluster-state existing.",
+        return error(
+            CLUSTER_ID_MISMATCH,
+            f"cluster ID mismatch: this member and its peers belong to different clusters{ids}. It was "
+            "bootstrapped with a different --initial-cluster or --initial-cluster-token than the running "
+            "cluster, or its data dir comes from another cluster. etcd keeps retrying and will never join.",
+            "stop it, remove it from the cluster if it is listed (etcdctl member remove ID), empty its data "
+            "dir, add it with etcdctl member add and start it with --initial-cluster-state existing",
         )
     if "has already been bootstrapped" in lowered:
-        return Explanation(
-            "MemberAlreadyBootstrapped",
-            "etcd-node: error: this member is already part of the cluster but started with an empty data dir "
-            "and --initial-cluster-state new. Fix: remove it (etcdctl member remove ID), add it again "
-            "(etcdctl member add) and start it with --initial-cluster-state existing.",
+        return error(
+            MEMBER_ALREADY_BOOTSTRAPPED,
+            "this member is already part of the cluster but started with an empty data dir and "
+            "--initial-cluster-state new",
+            "remove it (etcdctl member remove ID), add it again (etcdctl member add) and start it with "
+            "--initial-cluster-state existing",
         )
     if "permanently removed from the cluster" in lowered or "member has been permanently removed" in lowered:
-        return Explanation(
+        return error(
             "MemberRemoved",
-            "etcd-node: error: this member was removed from the cluster (etcdctl member remove). Its data dir "
-            "is stale. Fix: empty the data dir, add the member again with etcdctl member add and start it with "
-            "--initial-cluster-state existing.",
+            "this member was removed from the cluster (etcdctl member remove). Its data dir is stale.",
+            "empty the data dir, add the member again with etcdctl member add and start it with "
+            "--initial-cluster-state existing",
         )
     if "couldn't find local name" in lowered:
-        return Explanation(
+        return error(
             "MemberNotListed",
-            "etcd-node: error: this member's --name is not listed in --initial-cluster. Fix: add "
-            "NAME=PEER-URL for it to --initial-cluster on every member, or correct --name.",
+            "this member's --name is not listed in --initial-cluster",
+            "add NAME=PEER-URL for it to --initial-cluster on every member, or correct --name",
         )
     return None
 
 
 def copy_with_explanations(
-    read_line: Callable[[], bytes], write: Callable[[bytes], None], on_explain: Callable[[Explanation], None]
+    read_line: Callable[[], bytes], write: Callable[[bytes], None], on_explain: Callable[[Finding], None]
 ) -> None:
     """Copy lines until EOF, adding each explanation once; pure apart from the callables."""
     seen: set[str] = set()
@@ -82,7 +79,7 @@ def copy_with_explanations(
         found = explain(line.decode(errors="replace"))
         if found and found.code not in seen:
             seen.add(found.code)
-            write(found.text.encode() + b"\n")
+            write(found.render().encode() + b"\n")
             on_explain(found)
 
 
@@ -102,11 +99,11 @@ def start(termination_log: str = "") -> None:
         source = os.fdopen(read_fd, "rb", buffering=0)
         out = os.fdopen(os.dup(2), "wb", buffering=0)
 
-        def record(found: Explanation) -> None:
+        def record(found: Finding) -> None:
             if termination_log:
                 try:
                     with open(termination_log, "w", encoding="utf-8") as fh:
-                        fh.write(found.text + "\n")
+                        fh.write(found.render() + "\n")
                 except OSError:
                     pass
 

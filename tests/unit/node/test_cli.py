@@ -3,6 +3,7 @@ import json
 import pytest
 
 from etcd_node import cli
+from etcd_node.contract import AgentError, parse_agent_error
 
 from . import guide
 
@@ -63,7 +64,21 @@ def test_termination_log_gets_the_errors(capsys, tmp_path, monkeypatch):
     log = tmp_path / "termination-log"
     code, _, _ = run(capsys, ["--dry-run", *guide.args(guide.NOT_LISTED)], ETCD | {"ETCD_NODE_TERMINATION_LOG": str(log)})
     assert code == 1
-    assert "etcd-node: error: infra1 not listed in the initial cluster config" in log.read_text()
+    text = log.read_text()
+    # The guide's command also listens on https without a certificate: both errors, each coded, each with its fix.
+    assert "etcd-node: error[MemberNotListed]: infra1 not listed in the initial cluster config" in text
+    assert "\n  fix: add infra1=http://10.0.1.11:2380 to --initial-cluster" in text
+    first = text.splitlines()[0]
+    assert parse_agent_error(text) == AgentError("TLSMissing", first.removeprefix("etcd-node: error[TLSMissing]: "))
+
+
+def test_invalid_command_line_is_coded_in_the_termination_log(capsys, tmp_path):
+    log = tmp_path / "termination-log"
+    env = ETCD | {"ETCD_NODE_TERMINATION_LOG": str(log), "ETCD_NODE_POD_NAME": "main-0",
+                  "ETCD_NODE_POD_NAMESPACE": "db", "ETCD_NODE_SERVICE": "main", "ETCD_NODE_BOOTSTRAP": "magic"}
+    assert run(capsys, ["--dry-run"], env)[0] == 2
+    assert parse_agent_error(log.read_text()).code == "InvalidCommandLine"
+    assert "use static, dns-srv or discovery" in log.read_text()
 
 
 def test_proxy_is_refused_with_the_alternatives(capsys):

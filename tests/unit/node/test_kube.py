@@ -1,6 +1,6 @@
 import pytest
 
-from etcd_node import kube
+from etcd_node import contract, flags, kube
 
 ENV = {
     "ETCD_NODE_POD_NAME": "main-1",
@@ -44,3 +44,24 @@ def test_outside_kubernetes_and_bad_identity():
         kube.identity_from_env({"ETCD_NODE_POD_NAME": "x-0", "ETCD_NODE_POD_NAMESPACE": "ns"})
     with pytest.raises(kube.PodIdentityError, match="no StatefulSet ordinal"):
         kube.identity_from_env(ENV | {"ETCD_NODE_POD_NAME": "standalone"})
+
+
+def test_names_and_urls_follow_the_contract_the_operator_uses():
+    # The operator finds a member's ordinal in the peer URL it added; the agent must advertise exactly that URL.
+    identity = kube.identity_from_env(ENV)
+    options = kube.derived_options(identity, ENV)
+    assert contract.ordinal_in_url(options["initial-advertise-peer-urls"], "main", "main-peers") == 1
+    assert options["initial-advertise-peer-urls"] == contract.member_url(
+        "https", contract.pod_name("main", 1), "main-peers", "db", "cluster.local", contract.PEER_PORT
+    )
+    assert identity.domain == contract.service_domain("main-peers", "db", "cluster.local")
+
+
+def test_agent_variables_are_the_contract_names():
+    # ETCD_NODE_<FLAG> of an agent flag is the variable the operator sets for it.
+    assert flags.agent_env_var("join-endpoints") == contract.ENV_JOIN_ENDPOINTS
+
+
+def test_initial_members_must_be_a_number():
+    with pytest.raises(kube.PodIdentityError, match="ETCD_NODE_INITIAL_MEMBERS='three'"):
+        kube.derived_options(kube.identity_from_env(ENV), ENV | {"ETCD_NODE_INITIAL_MEMBERS": "three"})

@@ -2,6 +2,7 @@ import io
 import json
 
 from etcd_node import watch
+from etcd_node.contract import parse_agent_error
 
 MISMATCH = json.dumps({
     "level": "warn", "msg": "request sent was ignored by remote peer due to cluster ID mismatch",
@@ -13,7 +14,12 @@ MISMATCH = json.dumps({
 def test_cluster_id_mismatch_is_explained_with_both_ids():
     found = watch.explain(MISMATCH)
     assert found.code == "ClusterIDMismatch"
-    assert "this member: cluster c6ab534d07e8fcc4, peer 8e9e05c52164694d: cluster cdf818194e3a8c32" in found.text
+    assert "this member: cluster c6ab534d07e8fcc4, peer 8e9e05c52164694d: cluster cdf818194e3a8c32" in found.message
+    # The operator matches the code of the first line; the fix follows for a person.
+    rendered = found.render()
+    assert rendered.startswith("etcd-node: error[ClusterIDMismatch]: cluster ID mismatch: ")
+    assert parse_agent_error(rendered).code == "ClusterIDMismatch"
+    assert "\n  fix: stop it, remove it from the cluster if it is listed" in rendered
 
 
 def test_guide_wording_and_other_loops():
