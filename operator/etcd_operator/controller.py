@@ -1,43 +1,65 @@
-"""The I/O shell around the pure core: read what exists, ask the core what should, apply it.
+"""The I/O shell of one reconcile pass: observe once, plan (pure), apply, report.
 
-Every function here is safe to run twice or to be killed half way: writes are
-server-side applies of objects the core computed from the spec and from what
-already exists, so a second run converges on the same objects.
+`reconcile_once` reads everything the pass decides on into one `Observed`,
+asks `reconcile.plan` for the object repairs and at most one membership step,
+carries them out, and computes status from the same observation. Every write
+is a server-side apply or an etcd runtime-API call the planner chose from
+what it saw, so a pass can run twice or be killed half way and the next one
+converges from whatever it finds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
-import re
+import ssl
 import tempfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from . import GROUP, KIND, VERSION, scaling
 from .adapters.etcd import EtcdClient, EtcdError, client_ssl_context
-from .adapters.kube import Kube
-from .models.cluster import EtcdClusterSpec, EtcdClusterStatus, TLSMode
+from .adapters.kube import ApiError
+from .models.cluster import EtcdClusterSpec, EtcdClusterStatus
 from .reconcile import membership as mp
-from .reconcile.desired import ClusterIdentity, default_token, desired_objects, needs_generated_tls
-from .reconcile.secrets import tls_secrets
-from .reconcile.status import Observed, ObservedMember
+from .reconcile.access import ClientAccess, client_access, discovery_of
+from .reconcile.desired import ClusterIdentity, default_token, needs_generated_tls
+from .reconcile.observed import REPLICAS_MANAGER, DiscoveryService, EtcdView, Observed
+from .reconcile.plan import ClusterContext, Plan, plan
+from .reconcile.pods import pod_view, statefulset_view
+from .reconcile.problems import Problem
+from .reconcile.status import Outcome, compute_status
 from .resources.meta import selector
 from .resources.naming import ClusterNames
 from .resources.secrets import secret_bytes
-from .resources.statefulset import MemberTemplateInputs
 
 DEFAULT_NODE_IMAGE = "etcd-node"
+EVER_AVAILABLE_PHASES = ("Running", "Degraded", "Unavailable", "Hibernated")
 
 
-@dataclass(frozen=True)
-class ClusterContext:
-    identity: ClusterIdentity
-    spec: EtcdClusterSpec
-    status: EtcdClusterStatus
-    generation: int
+class KubeAPI(Protocol):
+    """What the pass needs of Kubernetes (adapters.kube.Kube, or an in-memory fake in tests)."""
+
+    def get(self, api_version: str, kind: str, name: str, namespace: str) -> dict[str, Any] | None: ...
+    def list(self, api_version: str, kind: str, namespace: str, selector: dict[str, str]) -> list[dict[str, Any]]: ...
+    def apply(self, obj: dict[str, Any], manager: str = ...) -> dict[str, Any]: ...
+
+
+class EtcdAPI(Protocol):
+    async def view(self) -> EtcdView: ...
+    async def put(self, key: str, value: str) -> None: ...
+    async def member_add(self, peer_urls: list[str], learner: bool = True) -> Any: ...
+    async def member_promote(self, member_id: int) -> None: ...
+    async def member_remove(self, member_id: int) -> None: ...
+    async def move_leader(self, to_member_id: int) -> None: ...
+    async def close(self) -> None: ...
+
+
+Connect = Callable[[ClientAccess, Mapping[str, bytes]], EtcdAPI]
 
 
 def node_image(spec: EtcdClusterSpec) -> str:
@@ -49,250 +71,230 @@ def cluster_domain() -> str:
     return os.environ.get("ETCD_OPERATOR_CLUSTER_DOMAIN", "cluster.local")
 
 
-@dataclass(frozen=True)
-class DiscoveryService:
-    """Another EtcdCluster used as this one's v3 discovery service."""
-
-    endpoints: str = ""
-    tls_secret: str = ""
-
-
-class DiscoveryNotReady(RuntimeError):
-    """The referenced discovery cluster is missing or has no size key yet: wait and say why."""
+def ssl_context_from(secret: Mapping[str, bytes]) -> ssl.SSLContext:
+    """A client TLS context from a Secret's tls.crt/tls.key/ca.crt (loaded, so the files may go)."""
+    with tempfile.TemporaryDirectory(prefix="etcd-operator-") as tmp:
+        cert, key = Path(tmp, "tls.crt"), Path(tmp, "tls.key")
+        cert.write_bytes(secret["tls.crt"])
+        key.write_bytes(secret["tls.key"])
+        key.chmod(0o600)
+        return client_ssl_context(secret["ca.crt"], str(cert), str(key))
 
 
-def _discovery_cluster(kube: Kube, ctx: ClusterContext) -> tuple[ClusterNames, EtcdClusterSpec]:
+def connect(access: ClientAccess, secret: Mapping[str, bytes]) -> EtcdClient:
+    # Without a Secret (tls auto) the server's self-signed certificate cannot be verified: the
+    # user chose encryption without identity. With one, both sides are verified.
+    return EtcdClient(list(access.endpoints), ssl_context_from(secret) if access.secret else None)
+
+
+class EtcdClients:
+    """One etcd client per cluster, kept across passes and rebuilt when its endpoints or certificate change."""
+
+    def __init__(self, factory: Connect = connect):
+        self._factory = factory
+        self._clients: dict[str, tuple[str, EtcdAPI]] = {}
+
+    async def get(self, key: str, access: ClientAccess, secret: Mapping[str, bytes]) -> EtcdAPI | str:
+        if access.error:
+            return access.error
+        if access.secret and not secret:
+            return f"client certificate Secret {access.secret} not created yet"
+        digest = hashlib.sha256(repr((access, sorted(secret.items()))).encode()).hexdigest()
+        cached = self._clients.get(key)
+        if cached and cached[0] == digest:
+            return cached[1]
+        if cached:
+            await cached[1].close()
+        client = self._factory(access, secret)
+        self._clients[key] = (digest, client)
+        return client
+
+    async def drop(self, key: str) -> None:
+        if cached := self._clients.pop(key, None):
+            await cached[1].close()
+
+
+def _other_cluster(kube: KubeAPI, ctx: ClusterContext) -> tuple[ClusterNames, EtcdClusterSpec] | str:
     ref = ctx.spec.bootstrap.discovery_cluster_ref
     assert ref is not None
     names = ctx.identity.names
     other = kube.get(f"{GROUP}/{VERSION}", KIND, ref.name, names.namespace)
     if other is None:
-        raise DiscoveryNotReady(
-            f"bootstrap.discoveryClusterRef: EtcdCluster {ref.name} not found in namespace {names.namespace}; "
-            "create it first (it serves as the discovery service)"
-        )
+        return (f"bootstrap.discoveryClusterRef: EtcdCluster {ref.name} not found in namespace {names.namespace}; "
+                "create it first (it serves as the discovery service)")  # fmt: skip
     spec = EtcdClusterSpec.model_validate(other.get("spec") or {})
     return ClusterNames(ref.name, names.namespace, names.cluster_domain), spec
 
 
-def discovery_service(kube: Kube, ctx: ClusterContext) -> DiscoveryService:
+def _discovery(kube: KubeAPI, ctx: ClusterContext, bootstrapped: bool) -> DiscoveryService:
+    """The discovery cluster's URL and Secret, read only while the members' template still needs them."""
     if ctx.spec.bootstrap.discovery_cluster_ref is None:
         return DiscoveryService()
-    other_names, other_spec = _discovery_cluster(kube, ctx)
-    tls = other_spec.tls.client.mode is not TLSMode.NONE
-    secret = other_names.client_tls_secret if other_spec.tls.client.mode is TLSMode.SELF_SIGNED else ""
-    return DiscoveryService(other_names.client_url(tls), secret)
+    other = _other_cluster(kube, ctx)
+    if isinstance(other, str):
+        return DiscoveryService(error=other) if not bootstrapped else DiscoveryService()
+    return discovery_of(*other)
 
 
-async def seed_discovery(kube: Kube, ctx: ClusterContext) -> None:
-    """Write the expected size under this cluster's token in the discovery cluster, once, before any member starts."""
-    if ctx.spec.bootstrap.discovery_cluster_ref is None:
-        return
-    other_names, other_spec = await asyncio.to_thread(_discovery_cluster, kube, ctx)
-    client = etcd_client(kube, other_names, other_spec)
+async def observe(kube: KubeAPI, ctx: ClusterContext, clients: EtcdClients) -> tuple[Observed, EtcdAPI | None]:
+    """Everything the pass plans from and reports, read once: owned objects, pods, then etcd."""
+    names = ctx.identity.names
+    ns, match = names.namespace, selector(names.name)
+
+    def kube_reads() -> tuple[Any, ...]:
+        sts = kube.get("apps/v1", "StatefulSet", names.statefulset, ns)
+        pods = kube.list("v1", "Pod", ns, match)
+        services = kube.list("v1", "Service", ns, match)
+        pdb = kube.get("policy/v1", "PodDisruptionBudget", names.pdb, ns)
+        secrets = kube.list("v1", "Secret", ns, match) if needs_generated_tls(ctx.spec) else []
+        discovery = _discovery(kube, ctx, sts is not None)
+        return sts, pods, services, pdb, secrets, discovery
+
+    sts, pods, services, pdb, secrets, discovery = await asyncio.to_thread(kube_reads)
+    uid = ctx.identity.owner.uid
+    objects = {f"Service/{s['metadata']['name']}": s for s in services if _owned(s, uid)}
+    if pdb is not None:
+        objects[f"PodDisruptionBudget/{pdb['metadata']['name']}"] = pdb
+    secret_data = {s["metadata"]["name"]: secret_bytes(s) for s in secrets if _owned(s, uid)}
+    sts_view = statefulset_view(sts) if sts is not None else None
+    access = client_access(names, ctx.spec, sts_view.replicas if sts_view else 0)
+    client = await clients.get(uid, access, secret_data.get(access.secret or "", {}))
+    view, error = None, ""
     if isinstance(client, str):
-        raise DiscoveryNotReady(f"discovery cluster {other_names.name}: {client}")
+        error, client = client, None
+    elif sts_view is not None and sts_view.replicas:
+        try:
+            view = await client.view()
+        except EtcdError as exc:
+            error = f"cannot reach etcd at {','.join(access.endpoints[:1])}: {exc.message}"
+    else:
+        error = "no member is running"
+    observed = Observed(
+        generation=ctx.generation,
+        statefulset=sts_view,
+        pods=tuple(pod_view(p, names.statefulset) for p in pods),
+        objects=objects,
+        secrets=secret_data,
+        etcd=view,
+        etcd_error=error,
+        discovery=discovery,
+        ever_available=ctx.status.phase in EVER_AVAILABLE_PHASES,
+    )
+    return observed, client
+
+
+def _owned(obj: Mapping[str, Any], uid: str) -> bool:
+    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+    return any(r.get("uid") == uid for r in refs)
+
+
+async def _seed_discovery(kube: KubeAPI, ctx: ClusterContext, clients: EtcdClients) -> Problem | None:
+    """Write the expected size under this cluster's token in the discovery cluster before members start."""
+    other = await asyncio.to_thread(_other_cluster, kube, ctx)
+    if isinstance(other, str):
+        return Problem("WaitingForDiscovery", other)
+    names, spec = other
+    access = client_access(names, spec, 0)
+    secret = {}
+    if access.secret:
+        secret = secret_bytes(await asyncio.to_thread(kube.get, "v1", "Secret", access.secret, names.namespace))
+    key = f"discovery:{ctx.identity.owner.uid}"
+    client = await clients.get(key, access, secret)
+    if isinstance(client, str):
+        return Problem("WaitingForDiscovery", f"discovery cluster {names.name}: {client}")
     token = ctx.spec.cluster_token or default_token(ctx.identity)
     try:
         await client.put(f"/_etcd/registry/{token}/_config/size", str(ctx.spec.replicas))
     except EtcdError as exc:
-        raise DiscoveryNotReady(f"discovery cluster {other_names.name} is not reachable yet: {exc.message}") from exc
+        return Problem("WaitingForDiscovery", f"discovery cluster {names.name} is not reachable yet: {exc.message}")
+    finally:
+        await clients.drop(key)
+    return None
 
 
-def template_inputs(
-    ctx: ClusterContext, sts: dict[str, Any] | None, discovery: DiscoveryService = DiscoveryService()
-) -> MemberTemplateInputs:
-    initial = ctx.status.initial_members or ctx.spec.replicas
-    # After bootstrap the StatefulSet's size follows membership (converge_membership), never the spec directly.
-    replicas = int((sts or {}).get("spec", {}).get("replicas") or 0)
-    if ctx.spec.hibernate:
-        replicas = 0
-    elif replicas == 0:
-        # First start, or waking from hibernation: every member etcd last listed comes back at once.
-        replicas = len(ctx.status.members or []) or initial
-    discovery_url = ctx.spec.bootstrap.discovery_url or ""
-    return MemberTemplateInputs(
-        replicas=replicas,
-        initial_members=initial,
-        cluster_token=ctx.spec.cluster_token or default_token(ctx.identity),
-        node_image=node_image(ctx.spec),
-        discovery_url=discovery_url,
-        discovery_endpoints=discovery.endpoints,
-        discovery_tls_secret=discovery.tls_secret,
-    )
+def _replicas_object(names: ClusterNames, replicas: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": names.statefulset, "namespace": names.namespace},
+        "spec": {"replicas": replicas},
+    }
 
 
-def _existing_secrets(kube: Kube, ctx: ClusterContext) -> dict[str, dict[str, bytes]]:
+def _failed_apply(exc: ApiError) -> Problem:
+    return Problem("ApplyFailed", f"the API server refused {exc.what} ({exc.status}): {exc.message}")
+
+
+async def apply(
+    kube: KubeAPI, ctx: ClusterContext, planned: Plan, etcd: EtcdAPI | None, clients: EtcdClients
+) -> Outcome:
+    """Carry out the plan: objects first (Secrets before the pods that mount them), then the one step."""
     names = ctx.identity.names
-    found = {}
-    for name in (
-        names.peer_ca_secret,
-        names.client_ca_secret,
-        names.peer_tls_secret,
-        names.server_tls_secret,
-        names.client_tls_secret,
-    ):
-        secret = kube.get("v1", "Secret", name, names.namespace)
-        if secret is not None:
-            found[name] = secret_bytes(secret)
-    return found
-
-
-def ensure_objects(kube: Kube, ctx: ClusterContext) -> list[str]:
-    """Apply Secrets (if selfSigned), Services, StatefulSet and PDB; returns what was applied."""
-    names = ctx.identity.names
-    applied = []
-    sts = kube.get("apps/v1", "StatefulSet", names.statefulset, names.namespace)
-    inputs = template_inputs(ctx, sts, discovery_service(kube, ctx))
-    if needs_generated_tls(ctx.spec):
-        for secret in tls_secrets(
-            ctx.identity, ctx.spec, inputs.replicas, _existing_secrets(kube, ctx), datetime.now(UTC)
-        ):
-            kube.apply(secret)
-            applied.append(f"Secret/{secret['metadata']['name']}")
-    for obj in desired_objects(ctx.identity, ctx.spec, inputs):
-        kube.apply(obj)
-        applied.append(f"{obj['kind']}/{obj['metadata']['name']}")
-    return applied
-
-
-def _pod_errors(pods: list[dict[str, Any]]) -> dict[str, str]:
-    """etcd-node writes its refusal to the termination log; the kubelet copies it into the pod status."""
-    errors = {}
-    for pod in pods:
-        for status in (pod.get("status") or {}).get("containerStatuses") or []:
-            state = status.get("lastState") or {}
-            terminated = state.get("terminated") or (status.get("state") or {}).get("terminated")
-            message = (terminated or {}).get("message") or ""
-            if "etcd-node: error:" in message:
-                errors[pod["metadata"]["name"]] = message.strip().splitlines()[0].removeprefix("etcd-node: error: ")
-    return errors
-
-
-def etcd_client(kube: Kube, names: ClusterNames, spec: EtcdClusterSpec) -> EtcdClient | str:
-    """A client for a cluster's client Service with the operator's certificate, or why there is none."""
-    client_tls = spec.tls.client.mode is not TLSMode.NONE
-    endpoint = names.client_url(client_tls)
-    ssl_context = None
-    if spec.tls.client.mode is TLSMode.SELF_SIGNED:
-        secret = secret_bytes(kube.get("v1", "Secret", names.client_tls_secret, names.namespace))
-        if not secret:
-            return "client certificate Secret not created yet"
-        with tempfile.TemporaryDirectory(prefix="etcd-operator-") as tmp:
-            cert, key = Path(tmp, "tls.crt"), Path(tmp, "tls.key")
-            cert.write_bytes(secret["tls.crt"])
-            key.write_bytes(secret["tls.key"])
-            key.chmod(0o600)
-            ssl_context = client_ssl_context(secret["ca.crt"], str(cert), str(key))  # loaded: files may go
-    elif spec.tls.client.mode is TLSMode.AUTO:
-        # etcd's own self-signed certificate, no client authentication: the
-        # user chose encryption without identity, so there is nothing to verify.
-        return EtcdClient([endpoint], None)  # no context: TLS without verification
-    elif client_tls:
-        return f"client TLS mode {spec.tls.client.mode.value}: the operator has no client certificate for it yet"
-    return EtcdClient([endpoint], ssl_context)
-
-
-async def _etcd_view(etcd: EtcdClient) -> tuple[tuple[ObservedMember, ...] | None, dict, str]:
-    try:
-        members = await etcd.member_list()
-    except EtcdError as exc:
-        return None, {}, f"cannot reach etcd at {','.join(etcd.endpoints)}: {exc.message}"
-    observed, facts = [], {}
-    for member in members:
-        healthy, status = False, None
-        for url in member.client_urls:
-            try:
-                status = await etcd.status(url)
-                healthy = not status.errors and await etcd.healthy(url)
-                break
-            except EtcdError:
-                continue
-        if status is not None:
-            facts.setdefault("leader", status.leader_id)
-            facts.setdefault("cluster_id", status.cluster_id)
-            facts.setdefault("version", status.version)
-        observed.append(
-            ObservedMember(member.name, member.id, member.peer_urls, member.client_urls, member.is_learner, healthy)
-        )
-    return tuple(observed), facts, ""
-
-
-async def converge_membership(
-    kube: Kube, ctx: ClusterContext, etcd: EtcdClient, status: EtcdClusterStatus
-) -> tuple[mp.Step | None, str]:
-    """One membership step towards spec.replicas, once the cluster has bootstrapped and is available.
-
-    Returns the step (None when membership is not planned this pass) and, when
-    etcd refused to take it for now ("unhealthy cluster" while the previous
-    change settles), etcd's answer: the next pass plans again and retries.
-    """
-    names = ctx.identity.names
-    if ctx.spec.hibernate or status.phase not in ("Running", "Degraded"):
-        return None, ""
-    peer_tls = ctx.spec.tls.peer.mode is not TLSMode.NONE
-    pattern = re.compile(rf"//{re.escape(names.statefulset)}-(?P<ordinal>\d+)\.{re.escape(names.peer_service)}\.")
-
-    async def next_step() -> mp.Step:
-        members, leader = await scaling.observe(etcd)
-        sts = await asyncio.to_thread(kube.get, "apps/v1", "StatefulSet", names.statefulset, names.namespace)
-        sts_replicas = int(((sts or {}).get("spec") or {}).get("replicas") or 0)
-        pods = await asyncio.to_thread(kube.list, "v1", "Pod", names.namespace, selector(names.name))
-        lost = frozenset(
-            int(pod.rsplit("-", 1)[1])
-            for pod, message in _pod_errors(pods).items()
-            if "already been bootstrapped" in message
-        )
-        return mp.plan(
-            ctx.spec.replicas, sts_replicas, members, leader, lambda o: names.peer_url(o, peer_tls), pattern, lost
-        )
+    problems = list(planned.problems)
+    objects = list(planned.objects)
+    if planned.seed_discovery and (waiting := await _seed_discovery(kube, ctx, clients)):
+        # Members must not start before the size key exists: the StatefulSet waits.
+        return Outcome(mp.Wait(waiting.reason, waiting.message), problems=tuple(problems))
+    for obj in objects:
+        try:
+            await asyncio.to_thread(kube.apply, obj)
+        except ApiError as exc:
+            problems.append(_failed_apply(exc))
 
     async def scale_to(replicas: int) -> None:
-        patch = {"spec": {"replicas": replicas}}
-        await asyncio.to_thread(kube.patch, "apps/v1", "StatefulSet", names.statefulset, names.namespace, patch)
+        await asyncio.to_thread(kube.apply, _replicas_object(names, replicas), REPLICAS_MANAGER)
 
-    step: mp.Step | None = None
+    step, step_error = planned.step, ""
     try:
-        step = await next_step()
-        if isinstance(step, (mp.Noop, mp.Wait, mp.Refuse)):
-            return step, ""
-        await scaling.execute(step, etcd, scale_to)
+        if planned.claim_replicas is not None:
+            await scale_to(planned.claim_replicas)
+        if step is not None and not isinstance(step, (mp.Noop, mp.Wait, mp.Refuse)):
+            if etcd is None and not isinstance(step, mp.ScaleStatefulSet):
+                raise EtcdError("no etcd client")
+            await scaling.execute(step, etcd, scale_to)  # type: ignore[arg-type]
+            if planned.follow_up is not None:
+                # The StatefulSet follows an add or a remove in the same pass; a crash in
+                # between leaves it to the next pass, which plans it again from etcd.
+                await scaling.execute(planned.follow_up, etcd, scale_to)  # type: ignore[arg-type]
     except EtcdError as exc:
-        return step, exc.message
-    if isinstance(step, (mp.AddLearner, mp.RemoveMember)):
-        # The StatefulSet follows a membership change in the same pass (a new
-        # learner's pod starts, a removed member's pod goes) rather than one
-        # observe interval later: the plan, recomputed from etcd, says so. It is
-        # not a second membership change; a crash here leaves it to the next pass.
-        try:
-            follow = await next_step()
-            if isinstance(follow, mp.ScaleStatefulSet):
-                await scaling.execute(follow, etcd, scale_to)
-        except EtcdError:
-            pass
-    return step, ""
+        step_error = exc.message
+    except ApiError as exc:
+        problems.append(_failed_apply(exc))
+    return Outcome(step, step_error, tuple(problems))
 
 
-async def observe(kube: Kube, ctx: ClusterContext, etcd: EtcdClient | str) -> Observed:
-    """Everything status is computed from: the StatefulSet, its pods and what etcd answers.
+@dataclass(frozen=True)
+class PassResult:
+    status: EtcdClusterStatus
+    plan: Plan
+    outcome: Outcome
+    observed: Observed
 
-    `etcd` is the cluster's client from etcd_client, or why there is none.
-    """
-    names = ctx.identity.names
-    sts = await asyncio.to_thread(kube.get, "apps/v1", "StatefulSet", names.statefulset, names.namespace)
-    pods = await asyncio.to_thread(kube.list, "v1", "Pod", names.namespace, selector(names.name))
-    members, facts, error = (None, {}, etcd) if isinstance(etcd, str) else await _etcd_view(etcd)
-    sts_status = (sts or {}).get("status") or {}
-    return Observed(
-        generation=ctx.generation,
-        sts_replicas=int(((sts or {}).get("spec") or {}).get("replicas") or 0),
-        sts_ready=int(sts_status.get("readyReplicas") or 0),
-        members=members,
-        leader_id=facts.get("leader"),
-        cluster_id=facts.get("cluster_id"),
-        version=facts.get("version"),
-        etcd_error=error,
-        pod_errors=_pod_errors(pods),
-        ever_available=ctx.status.phase in ("Running", "Degraded", "Unavailable", "Hibernated"),
-        pods=len(pods),
+
+async def reconcile_once(
+    kube: KubeAPI, ctx: ClusterContext, clients: EtcdClients, now: datetime | None = None
+) -> PassResult:
+    now = now or datetime.now(UTC)
+    observed, etcd = await observe(kube, ctx, clients)
+    planned = plan(ctx, observed, now)
+    outcome = await apply(kube, ctx, planned, etcd, clients)
+    status = compute_status(
+        ctx.spec,
+        observed,
+        ctx.status,
+        now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        outcome,
+        initial_members=planned.initial_members,
     )
+    return PassResult(status, planned, outcome, observed)
+
+
+def context(body: Mapping[str, Any], spec: EtcdClusterSpec) -> ClusterContext:
+    meta = body["metadata"]
+    status = EtcdClusterStatus.model_validate(dict(body.get("status") or {}))
+    identity = ClusterIdentity.of(meta["name"], meta["namespace"], meta["uid"], cluster_domain())
+    return ClusterContext(
+        identity, spec, status, int(meta.get("generation") or 0), node_image(spec),
+        dict(meta.get("annotations") or {}),
+    )  # fmt: skip
+

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Awaitable, Callable
 
-from .adapters.etcd import EtcdClient, EtcdError
+from .adapters.etcd import EtcdClient
 from .reconcile import membership as mp
 
 ScaleTo = Callable[[int], Awaitable[None]]
@@ -22,26 +22,6 @@ FAILPOINTS = {
     mp.Promote: "after-promote",
     mp.RemoveMember: "after-remove",
 }
-
-
-async def observe(client: EtcdClient) -> tuple[list[mp.MemberState], int | None]:
-    """Members with health as the planner needs it, and the leader's ID."""
-    members = await client.member_list()
-    states, leader = [], None
-    for member in members:
-        healthy = False
-        for url in member.client_urls:
-            try:
-                status = await client.status(url)
-            except EtcdError:
-                continue
-            healthy = not status.errors
-            leader = leader or status.leader_id or None
-            break
-        states.append(
-            mp.MemberState(member.id, member.name, member.peer_urls, member.is_learner, healthy, member.client_urls)
-        )
-    return states, leader
 
 
 async def execute(step: mp.Step, client: EtcdClient, scale_to: ScaleTo) -> None:

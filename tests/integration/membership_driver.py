@@ -16,7 +16,6 @@ import base64
 import contextlib
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -27,11 +26,15 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from etcd_node import contract
 from etcd_operator.adapters.etcd import EtcdClient, EtcdError
 from etcd_operator.reconcile import membership as mp
-from etcd_operator.scaling import execute, observe
+from etcd_operator.scaling import execute
 
-ORDINAL = re.compile(r"//main-(?P<ordinal>\d+)\.")
+
+def ORDINAL(url: str) -> int | None:  # noqa: N802 - a constant-like rule, as the operator passes it
+    """The operator's own rule (the shared contract), on the lab's host names `main-N.example.com`."""
+    return contract.ordinal_in_url(url, "main", "example")
 
 
 class Fleet:
@@ -207,7 +210,8 @@ async def walk(config: dict[str, Any]) -> dict[str, Any]:
                 fleet.restart_crashed(live())
                 client = EtcdClient(live(), timeout=3)
                 try:
-                    members, leader = await observe(client)
+                    view = await client.view()
+                    members, leader = list(view.members), view.leader_id
                 except EtcdError:
                     await asyncio.sleep(0.5)
                     continue
@@ -237,7 +241,7 @@ async def walk(config: dict[str, Any]) -> dict[str, Any]:
         writer.stop_flag.set()
         writer.join(10)
     final = EtcdClient(live(), timeout=5)
-    members, _ = await observe(final)
+    members = list((await final.view()).members)
     missing = 0
     for key, value in writer.acked.items():
         got = await final._any("/v3/kv/range", {"key": _b64(key)})

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 import pytest
 
 from etcd_operator.adapters.etcd import EtcdClient, EtcdError, client_ssl_context
-from etcd_operator.controller import _etcd_view
 from etcd_operator.models.cluster import EtcdClusterSpec
-from etcd_operator.reconcile.status import Observed, compute_status
+from etcd_operator.reconcile.observed import Observed, StatefulSetView
+from etcd_operator.reconcile.status import compute_status
 from tests.integration.netlab import wait_until
 from tests.support.binaries import etcd_dir
 from tests.support.pki import make_ca, make_cert
@@ -68,11 +68,12 @@ def tls_cluster(tmp_path):
 
 def test_status_from_real_members(tls_cluster):
     client, _ = tls_cluster
-    members, facts, error = asyncio.run(_etcd_view(client))
-    assert error == "" and len(members) == 3 and all(m.healthy for m in members)
+    view = asyncio.run(client.view())
+    assert len(view.members) == 3 and all(m.healthy for m in view.members)
+    assert view.leader_id in {m.id for m in view.members}
     status = compute_status(
         EtcdClusterSpec(replicas=3),
-        Observed(1, 3, 3, members, facts["leader"], facts["cluster_id"], facts["version"]),
+        Observed(1, StatefulSetView(3, 3, True), etcd=view),
         None,
         "2026-11-24T00:00:00Z",
     )
@@ -85,9 +86,9 @@ def test_a_stopped_member_is_reported_unhealthy_and_quorum_still_holds(tls_clust
     client, procs = tls_cluster
     procs[2].terminate()
     procs[2].wait(20)
-    members, facts, _ = asyncio.run(_etcd_view(client))
-    assert sorted(m.healthy for m in members) == [False, True, True]
-    status = compute_status(EtcdClusterSpec(replicas=3), Observed(1, 3, 2, members, facts["leader"]), None, "t")
+    view = asyncio.run(client.view())
+    assert sorted(m.healthy for m in view.members) == [False, True, True]
+    status = compute_status(EtcdClusterSpec(replicas=3), Observed(1, StatefulSetView(3, 2, True), etcd=view), None, "t")
     conditions = {c.type: (c.status.value, c.reason) for c in status.conditions}
     assert conditions["Available"] == ("True", "QuorumHealthy")
     assert conditions["Degraded"] == ("True", "MemberUnhealthy") and status.phase == "Degraded"

@@ -9,13 +9,17 @@ Answers are mapped to our own types; callers never see raw JSON.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import dataclasses
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+
+from ..reconcile.observed import EtcdView, Member
 
 
 class EtcdError(RuntimeError):
@@ -25,15 +29,6 @@ class EtcdError(RuntimeError):
         super().__init__(f"{endpoint}: {message}" if endpoint else message)
         self.message = message
         self.endpoint = endpoint
-
-
-@dataclass(frozen=True)
-class Member:
-    id: int
-    name: str
-    peer_urls: tuple[str, ...]
-    client_urls: tuple[str, ...]
-    is_learner: bool
 
 
 @dataclass(frozen=True)
@@ -59,18 +54,48 @@ def _member(raw: dict[str, Any]) -> Member:
 
 
 class EtcdClient:
+    """One HTTP session for the client's life: connections and TLS sessions are reused across passes.
+
+    Call `close()` when done (the operator keeps one client per cluster and
+    closes it when the cluster or its client certificate goes away).
+    """
+
     def __init__(self, endpoints: Sequence[str], ssl_context: ssl.SSLContext | None = None, timeout: float = 5.0):
         self.endpoints = [e.rstrip("/") for e in endpoints]
         self._ssl = ssl_context
         self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.calls = 0  # HTTP requests made, for the operator's own accounting and tests
+
+    def _open(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session.closed or self._loop is not loop:
+            # A session belongs to one event loop; callers that run each call in its own
+            # loop (asyncio.run in tests and scripts) get a session per loop.
+            connector = aiohttp.TCPConnector(ssl=self._ssl if self._ssl is not None else False)
+            self._session = aiohttp.ClientSession(timeout=self._timeout, connector=connector)
+            self._loop = loop
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def __aenter__(self) -> EtcdClient:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
 
     async def _call(self, endpoint: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        connector = aiohttp.TCPConnector(ssl=self._ssl if self._ssl is not None else False)
+        session = self._open()
+        self.calls += 1
         try:
-            async with aiohttp.ClientSession(timeout=self._timeout, connector=connector) as session:
-                method = session.post if body is not None else session.get
-                async with method(f"{endpoint}{path}", json=body) as response:
-                    data = await response.json(content_type=None)
+            method = session.post if body is not None else session.get
+            async with method(f"{endpoint}{path}", json=body) as response:
+                data = await response.json(content_type=None)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise EtcdError(str(exc) or type(exc).__name__, endpoint) from exc
         if isinstance(data, dict) and ("error" in data or "message" in data) and "header" not in data:
@@ -129,6 +154,33 @@ class EtcdClient:
             raft_index=int(data.get("raftIndex", 0)),
             errors=tuple(data.get("errors", []) or ()),
         )
+
+    async def view(self) -> EtcdView:
+        """The member list and each member's own status, asked concurrently: one etcd round per pass.
+
+        A member is healthy when it answers its status with no alarm and knows
+        a leader; that is what quorum needs, without a separate /health call.
+        """
+        members = await self.member_list()
+        statuses = await asyncio.gather(*(self._first_status(m) for m in members))
+        leader = cluster = version = None
+        seen = []
+        for member, status in zip(members, statuses, strict=True):
+            healthy = status is not None and not status.errors and bool(status.leader_id)
+            if status is not None:
+                leader = leader or status.leader_id or None
+                cluster = cluster or status.cluster_id or None
+                version = version or status.version or None
+            seen.append(dataclasses.replace(member, healthy=healthy))
+        return EtcdView(tuple(seen), leader, cluster, version)
+
+    async def _first_status(self, member: Member) -> EndpointStatus | None:
+        for url in member.client_urls:
+            try:
+                return await self.status(url)
+            except EtcdError:
+                continue
+        return None
 
     async def healthy(self, endpoint: str) -> bool:
         try:

@@ -1,35 +1,35 @@
-"""kopf handlers for EtcdCluster: validate, delegate to the controller, report."""
+"""kopf handlers for EtcdCluster: one reconcile loop per cluster; change handlers only validate and wake it.
+
+The loop is a kopf daemon rather than a timer so that its interval can follow
+the cluster: about a second while a membership step or a repair is in flight
+(the next step becomes possible as soon as etcd settles), the idle interval
+otherwise. A spec change wakes it at once.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
-from datetime import UTC, datetime
+import os
+import time
 from typing import Any
 
 import kopf
 import structlog
 from pydantic import ValidationError
 
-from .. import GROUP, PLURAL, VERSION
-from ..adapters.kube import Kube
-from ..controller import (
-    ClusterContext,
-    DiscoveryNotReady,
-    cluster_domain,
-    converge_membership,
-    ensure_objects,
-    etcd_client,
-    observe,
-    seed_discovery,
-)
-from ..models.cluster import EtcdClusterSpec, EtcdClusterStatus
+from .. import GROUP, KIND, PLURAL, VERSION
+from ..adapters.kube import ApiError, Kube
+from ..controller import EtcdClients, context, reconcile_once
+from ..models.cluster import EtcdClusterSpec
 from ..reconcile import membership as mp
-from ..reconcile.desired import ClusterIdentity
-from ..reconcile.status import compute_status, describe, transitions
+from ..reconcile.status import describe, transitions
 
 log = structlog.get_logger("etcd-operator")
+IDLE_INTERVAL = float(os.environ.get("ETCD_OPERATOR_IDLE_INTERVAL", "10"))
+BUSY_INTERVAL = float(os.environ.get("ETCD_OPERATOR_BUSY_INTERVAL", "1.5"))
 _kube: Kube | None = None
+_clients = EtcdClients()
+_wakers: dict[str, asyncio.Event] = {}
 
 
 def kube() -> Kube:
@@ -39,54 +39,86 @@ def kube() -> Kube:
     return _kube
 
 
-def context(body: kopf.Body) -> ClusterContext:
-    meta = body["metadata"]
+def valid_spec(body: kopf.Body) -> EtcdClusterSpec:
     try:
-        spec = EtcdClusterSpec.model_validate(dict(body.get("spec") or {}))
+        return EtcdClusterSpec.model_validate(dict(body.get("spec") or {}))
     except ValidationError as exc:
         raise kopf.PermanentError(f"invalid spec: {exc}") from exc
-    status = EtcdClusterStatus.model_validate(dict(body.get("status") or {}))
-    identity = ClusterIdentity.of(meta["name"], meta["namespace"], meta["uid"], cluster_domain())
-    return ClusterContext(identity, spec, status, int(meta.get("generation") or 0))
 
 
-@kopf.on.resume(GROUP, VERSION, PLURAL, id="resume")
+def _waker(uid: str) -> asyncio.Event:
+    return _wakers.setdefault(uid, asyncio.Event())
+
+
 @kopf.on.create(GROUP, VERSION, PLURAL, id="create")
 @kopf.on.update(GROUP, VERSION, PLURAL, id="update", field="spec")
-async def reconcile(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
-    ctx = context(body)
-    bound = log.bind(cluster=ctx.identity.names.name, namespace=ctx.identity.names.namespace, step="ensure")
-    try:
-        if ctx.status.initial_members is None:
-            await seed_discovery(kube(), ctx)
-            patch.status["initialMembers"] = ctx.spec.replicas
-        applied = await asyncio.to_thread(ensure_objects, kube(), ctx)
-    except DiscoveryNotReady as exc:
-        kopf.event(body, type="Warning", reason="WaitingForDiscovery", message=str(exc))
-        raise kopf.TemporaryError(str(exc), delay=15) from exc
-    bound.info("objects applied", objects=applied)
-    if ctx.spec.replicas % 2 == 0:
-        kopf.event(body, type="Warning", reason="EvenReplicas", message=f"{ctx.spec.replicas} members tolerate no more failures "
-                  f"than {ctx.spec.replicas - 1}; an odd number is recommended")  # fmt: skip
+async def spec_changed(body: kopf.Body, uid: str, **_: Any) -> None:
+    """Validate and wake the cluster's loop; the loop does every write."""
+    spec = valid_spec(body)
+    if spec.replicas % 2 == 0:
+        kopf.event(body, type="Warning", reason="EvenReplicas", message=f"{spec.replicas} members tolerate no more "
+                   f"failures than {spec.replicas - 1}; an odd number is recommended")  # fmt: skip
+    _waker(uid).set()
 
 
-@kopf.timer(GROUP, VERSION, PLURAL, id="observe", interval=10, initial_delay=2)
-async def observe_and_converge(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
-    """Observe, take at most one membership step, and report both in status; Events mark condition changes."""
-    ctx = context(body)
+async def run_pass(body: kopf.Body, first: bool = False) -> float:
+    """One pass; returns the delay until the next."""
+    ctx = context(body, valid_spec(body))
     names = ctx.identity.names
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    etcd = await asyncio.to_thread(etcd_client, kube(), names, ctx.spec)
-    observed = await observe(kube(), ctx, etcd)
-    status = compute_status(ctx.spec, observed, ctx.status, now)
-    step, refused = (None, "") if isinstance(etcd, str) else await converge_membership(kube(), ctx, etcd, status)
-    if step is not None:
-        status = compute_status(ctx.spec, replace(observed, step=step, step_error=refused), ctx.status, now)
-        if not isinstance(step, mp.Noop):
-            reason, message = describe(step)
-            log.info("membership step", cluster=names.name, namespace=names.namespace, reason=str(reason),
-                     step=message, refused=refused or None)  # fmt: skip
-    for cond in transitions(ctx.status.conditions, status.conditions or []):
+    bound = log.bind(cluster=names.name, namespace=names.namespace)
+    result = await reconcile_once(kube(), ctx, _clients)
+    if first:
+        # Once per loop start (a new cluster, or an operator restart): says what this pass had to repair.
+        bound.info("reconciling", repaired=[f"{o['kind']}/{o['metadata']['name']}" for o in result.plan.objects])
+    step = result.outcome.step
+    if step is not None and not isinstance(step, mp.Noop):
+        reason, message = describe(step)
+        bound.info("membership step", step=str(reason), detail=message, refused=result.outcome.step_error or None)
+    if result.plan.objects:
+        bound.info("objects applied", objects=[f"{o['kind']}/{o['metadata']['name']}" for o in result.plan.objects])
+    for problem in result.outcome.problems:
+        bound.warning("problem", reason=problem.reason, detail=problem.message)
+    for cond in transitions(ctx.status.conditions, result.status.conditions or []):
         kind = "Warning" if cond.type == "Degraded" and cond.status.value == "True" else "Normal"
         kopf.event(body, type=kind, reason=cond.reason, message=f"{cond.type}={cond.status.value}: {cond.message}")
-    patch.status.update(status.model_dump(by_alias=True, exclude_none=True, mode="json"))
+    new = result.status.model_dump(by_alias=True, exclude_none=True, mode="json")
+    if new != dict(body.get("status") or {}):
+        await asyncio.to_thread(kube().patch_status, f"{GROUP}/{VERSION}", KIND, names.name, names.namespace, new)
+    return BUSY_INTERVAL if result.plan.busy else IDLE_INTERVAL
+
+
+@kopf.daemon(GROUP, VERSION, PLURAL, id="reconcile", cancellation_timeout=30)
+async def reconcile_loop(body: kopf.Body, uid: str, stopped: kopf.DaemonStopped, **_: Any) -> None:
+    """Level-based: every pass observes everything and corrects whatever differs, whether or not the spec changed."""
+    wake = _waker(uid)
+    first = True
+    try:
+        while not stopped:
+            wake.clear()
+            started = time.monotonic()
+            try:
+                delay = await run_pass(body, first)
+                first = False
+            except kopf.PermanentError as exc:
+                log.error("invalid spec", cluster=body["metadata"]["name"], error=str(exc))
+                delay = IDLE_INTERVAL
+            except (ApiError, OSError, RuntimeError) as exc:
+                log.warning("pass failed", cluster=body["metadata"]["name"], error=str(exc))
+                delay = IDLE_INTERVAL
+            delay = max(delay - (time.monotonic() - started), 0.2)
+            await _sleep_unless_woken(delay, wake, stopped)
+    finally:
+        _wakers.pop(uid, None)
+        await _clients.drop(uid)
+
+
+async def _sleep_unless_woken(delay: float, wake: asyncio.Event, stopped: kopf.DaemonStopped) -> None:
+    async def until_stopped() -> None:
+        await stopped.wait()
+
+    waiters = {asyncio.ensure_future(wake.wait()), asyncio.ensure_future(until_stopped())}
+    try:
+        await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

@@ -54,7 +54,11 @@ def member_bundle(
         kept = existing.get(f"{pod}.crt"), existing.get(f"{pod}.key")
         if all(kept) and existing.get("ca.crt") == data["ca.crt"]:
             cert = certs.load_cert(kept[0])  # type: ignore[arg-type]
-            if not certs.due_for_renewal(cert, now, hosts):
+            # A pair due only by age that this CA cannot extend stays: reissuing
+            # it would change the files on every pass and gain nothing.
+            if not certs.due_for_renewal(cert, now, hosts) or (
+                certs.covers(cert, hosts) and not certs.can_extend(ca.cert, cert)
+            ):
                 data[f"{pod}.crt"], data[f"{pod}.key"] = kept  # type: ignore[assignment]
                 continue
         key = new_key()

@@ -130,13 +130,24 @@ def load_key(pem: bytes) -> PrivateKey:
     return key
 
 
-def due_for_renewal(cert: x509.Certificate, now: datetime, hosts: Iterable[str] = ()) -> bool:
-    """Renew when close to expiry or when the names it must cover changed (e.g. after a scale-out)."""
-    if now + RENEW_BEFORE >= cert.not_valid_after_utc:
-        return True
+def expiring(cert: x509.Certificate, now: datetime) -> bool:
+    return now + RENEW_BEFORE >= cert.not_valid_after_utc
+
+
+def covers(cert: x509.Certificate, hosts: Iterable[str]) -> bool:
     try:
         sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
-        return bool(list(hosts))
+        return not list(hosts)
     have = {str(v) for v in sans.get_values_for_type(x509.IPAddress)} | set(sans.get_values_for_type(x509.DNSName))
-    return not set(hosts) <= have
+    return set(hosts) <= have
+
+
+def can_extend(ca_cert: x509.Certificate, cert: x509.Certificate) -> bool:
+    """A leaf issued now would outlive `cert` (leaves never outlive their CA)."""
+    return ca_cert.not_valid_after_utc > cert.not_valid_after_utc
+
+
+def due_for_renewal(cert: x509.Certificate, now: datetime, hosts: Iterable[str] = ()) -> bool:
+    """Renew when close to expiry or when the names it must cover changed (e.g. after a scale-out)."""
+    return expiring(cert, now) or not covers(cert, hosts)

@@ -33,12 +33,13 @@ def needs_generated_tls(spec: EtcdClusterSpec) -> bool:
 
 
 def desired_objects(
-    identity: ClusterIdentity, spec: EtcdClusterSpec, inputs: MemberTemplateInputs
+    identity: ClusterIdentity, spec: EtcdClusterSpec, inputs: MemberTemplateInputs, members: int, voting: int
 ) -> list[dict[str, Any]]:
+    """`members`/`voting`: etcd's membership as last seen, which the PodDisruptionBudget protects."""
     names, owner = identity.names, identity.owner
     return [
         build_peer_service(names, spec, owner),
         build_client_service(names, spec, owner),
         build_statefulset(names, spec, owner, inputs),
-        build_pdb(names, inputs.replicas, owner),
+        build_pdb(names, members, voting, owner),
     ]

@@ -10,24 +10,12 @@ their peer URL, so the plan never depends on names etcd fills in late.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from .observed import Member, quorum
 
-@dataclass(frozen=True)
-class MemberState:
-    id: int
-    name: str
-    peer_urls: tuple[str, ...]
-    is_learner: bool
-    healthy: bool
-    client_urls: tuple[str, ...] = ()
-
-    @property
-    def started(self) -> bool:
-        """Client URLs are published at first start (names of static members exist before that)."""
-        return bool(self.client_urls)
+OrdinalOf = Callable[[str], "int | None"]  # a peer URL -> the StatefulSet ordinal it names
 
 
 @dataclass(frozen=True)
@@ -78,38 +66,34 @@ class RemoveMember:
 Step = Noop | Wait | Refuse | AddLearner | ScaleStatefulSet | Promote | MoveLeader | RemoveMember
 
 
-def quorum(voting: int) -> int:
-    return voting // 2 + 1
-
-
-def ordinal_of(member: MemberState, pattern: re.Pattern[str]) -> int | None:
+def ordinal_of(member: Member, ordinal_in_url: OrdinalOf) -> int | None:
     for url in member.peer_urls:
-        if match := pattern.search(url):
-            return int(match["ordinal"])
+        if (ordinal := ordinal_in_url(url)) is not None:
+            return ordinal
     return None
 
 
 def plan(
     desired: int,
     sts_replicas: int,
-    members: Sequence[MemberState],
+    members: Sequence[Member],
     leader_id: int | None,
     peer_url: Callable[[int], str],
-    ordinal_pattern: re.Pattern[str],
+    ordinal_in_url: OrdinalOf,
     lost: frozenset[int] = frozenset(),
 ) -> Step:
     """Exactly one next step towards `desired` voting members.
 
     `peer_url(ordinal)` is the URL a member of that ordinal advertises;
-    `ordinal_pattern` finds the ordinal in a peer URL (named group `ordinal`);
+    `ordinal_in_url` finds the ordinal in a peer URL (None for a foreign host);
     `lost` are ordinals whose pods report their data gone (etcd-node refuses
     to start them): their stale entries are removed, then re-added as learners.
     """
     if desired < 1:
         return Refuse("ScaleToZero", "spec.replicas must be at least 1; a cluster cannot scale to zero members")
-    by_ordinal: dict[int, MemberState] = {}
+    by_ordinal: dict[int, Member] = {}
     for member in members:
-        ordinal = ordinal_of(member, ordinal_pattern)
+        ordinal = ordinal_of(member, ordinal_in_url)
         if ordinal is None:
             return Refuse("ForeignMember", f"member {member.name or hex(member.id)} ({member.peer_urls}) is not one "
                           "of this cluster's pods; remove it with etcdctl member remove")  # fmt: skip
@@ -164,7 +148,7 @@ def plan(
             return Refuse("QuorumAtRisk", f"removing member {victim.name or ordinal} would leave "
                           f"{len(remaining_healthy)} healthy of {len(remaining)} voting members, below quorum")  # fmt: skip
         if victim.id == leader_id:
-            target = min(remaining_healthy, key=lambda m: ordinal_of(m, ordinal_pattern) or 0)
+            target = min(remaining_healthy, key=lambda m: ordinal_of(m, ordinal_in_url) or 0)
             return MoveLeader(target.id)
         return RemoveMember(victim.id, ordinal)
 
@@ -172,3 +156,19 @@ def plan(
     if sts_replicas != len(members):
         return ScaleStatefulSet(len(members))
     return Noop()
+
+
+def after(step: Step, members: Sequence[Member], added_id: int = 0) -> list[Member] | None:
+    """The member list once `step` has been taken, or None when the step does not change membership.
+
+    Planning again from it gives the StatefulSet's follow-up in the same pass
+    (a new learner's pod starts, a removed member's pod goes) without reading
+    etcd a second time; it is not a second membership change.
+    """
+    if isinstance(step, AddLearner):
+        return [*members, Member(added_id, "", (step.peer_url,), (), True, False)]
+    if isinstance(step, RemoveMember):
+        return [m for m in members if m.id != step.member_id]
+    if isinstance(step, Promote):
+        return [replace(m, is_learner=False) if m.id == step.member_id else m for m in members]
+    return None

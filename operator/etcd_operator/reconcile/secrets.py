@@ -2,20 +2,38 @@
 
 Existing CA and member pairs are reused, so re-running is harmless and members
 never see their certificates change without a reason (expiry or new names).
+Runs on every pass with the pass's clock, so certificates are renewed in a
+cluster nobody touches.
+
+A CA is created only for a cluster that has no members yet. Members read their
+trusted CA once at start: a CA Secret that disappears under running members
+and is silently replaced would make every restarted member distrust the others,
+an outage. Such a loss is reported (`CASecretMissing`) until the Secret is
+restored, or until the user asks for a new CA with the REISSUE_CA annotation.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from .. import GROUP
 from ..models.cluster import EtcdClusterSpec, TLSMode
 from ..pki import bundles, certs
 from ..resources.secrets import build_secret
 from .desired import ClusterIdentity
+from .problems import Problem
 
 Existing = Mapping[str, Mapping[str, bytes]]  # secret name -> its data
+REISSUE_CA = f"{GROUP}/reissue-ca"  # annotation: "true" lets a pass create a CA whose Secret was lost
+
+
+@dataclass(frozen=True)
+class TLSPlan:
+    secrets: list[dict[str, Any]] = field(default_factory=list)  # Secrets whose contents must change
+    problems: list[Problem] = field(default_factory=list)
 
 
 def tls_secrets(
@@ -24,47 +42,79 @@ def tls_secrets(
     members: int,
     existing: Existing,
     now: datetime,
+    *,
+    bootstrapped: bool = False,
+    reissue_ca: bool = False,
     new_key: Callable[[], certs.PrivateKey] = certs.new_key,
     new_serial: Callable[[], int] = certs.x509.random_serial_number,
-) -> list[dict[str, Any]]:
-    """Secrets whose contents differ from `existing` (empty when nothing changes)."""
+) -> TLSPlan:
+    """Secrets whose contents differ from `existing`, and what stops issuing them.
+
+    `bootstrapped`: members exist (or existed), so a missing CA is a loss, not a first start.
+    """
     names, owner = identity.names, identity.owner
     wanted: dict[str, tuple[dict[str, bytes], str]] = {}
+    problems: list[Problem] = []
 
-    def authority(secret: str, common_name: str) -> bundles.Authority:
+    def authority(secret: str, common_name: str, side: str) -> bundles.Authority | None:
         data = existing.get(secret)
         if data and "tls.crt" in data and "tls.key" in data:
-            return bundles.Authority.from_secret_data(data)
+            ca = bundles.Authority.from_secret_data(data)
+            if now >= ca.cert.not_valid_after_utc:
+                problems.append(Problem("CAExpired", f"the {side} CA in Secret {secret} expired at "
+                                        f"{ca.cert.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ}; no certificate can be "
+                                        f"issued from it. Delete Secret {secret}, annotate the EtcdCluster with "
+                                        f"{REISSUE_CA}=true and restart every member at once"))  # fmt: skip
+                return None
+            if certs.expiring(ca.cert, now):
+                problems.append(Problem("CAExpiring", f"the {side} CA in Secret {secret} expires at "
+                                        f"{ca.cert.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ}; certificates issued "
+                                        "from it end then too. Plan a CA rollover before that date"))  # fmt: skip
+            return ca
+        if bootstrapped and not reissue_ca:
+            problems.append(Problem("CASecretMissing", f"Secret {secret} (the {side} CA) is missing but members "
+                                    "exist and trust that CA; a new CA would cut them off from each other. Restore "
+                                    f"the Secret from a backup, or annotate the EtcdCluster with {REISSUE_CA}=true to "
+                                    "issue a new CA and new certificates, then restart every member at once "
+                                    f"(kubectl delete pod -l app.kubernetes.io/instance={names.name})"))  # fmt: skip
+            return None
         ca = bundles.new_authority(common_name, now, new_key(), new_serial())
         wanted[secret] = (ca.secret_data(), "ca")
         return ca
 
-    ordinals = range(max(members, spec.replicas))
+    ordinals = range(members)
     if spec.tls.peer.mode is TLSMode.SELF_SIGNED:
-        peer_ca = authority(names.peer_ca_secret, f"{names.name}.{names.namespace} etcd peer CA")
-        data = bundles.member_bundle(
-            peer_ca, names, ordinals, "peer", now, new_key, new_serial, existing.get(names.peer_tls_secret)
-        )
-        wanted[names.peer_tls_secret] = (data, "peer-tls")
-    if spec.tls.client.mode is TLSMode.SELF_SIGNED:
-        client_ca = authority(names.client_ca_secret, f"{names.name}.{names.namespace} etcd client CA")
-        data = bundles.member_bundle(
-            client_ca, names, ordinals, "server", now, new_key, new_serial, existing.get(names.server_tls_secret)
-        )
-        wanted[names.server_tls_secret] = (data, "server-tls")
-        current = existing.get(names.client_tls_secret)
-        valid = (
-            current
-            and current.get("ca.crt") == certs.cert_pem(client_ca.cert)
-            and not certs.due_for_renewal(certs.load_cert(current["tls.crt"]), now)
-        )
-        if not valid:
-            wanted[names.client_tls_secret] = (
-                bundles.client_bundle(client_ca, "etcd-operator", now, new_key(), new_serial()),
-                "client-tls",
+        peer_ca = authority(names.peer_ca_secret, f"{names.name}.{names.namespace} etcd peer CA", "peer")
+        if peer_ca is not None:
+            data = bundles.member_bundle(
+                peer_ca, names, ordinals, "peer", now, new_key, new_serial, existing.get(names.peer_tls_secret)
             )
-    return [
+            wanted[names.peer_tls_secret] = (data, "peer-tls")
+    if spec.tls.client.mode is TLSMode.SELF_SIGNED:
+        client_ca = authority(names.client_ca_secret, f"{names.name}.{names.namespace} etcd client CA", "client")
+        if client_ca is not None:
+            data = bundles.member_bundle(
+                client_ca, names, ordinals, "server", now, new_key, new_serial, existing.get(names.server_tls_secret)
+            )
+            wanted[names.server_tls_secret] = (data, "server-tls")
+            current = existing.get(names.client_tls_secret)
+            valid = (
+                current
+                and current.get("ca.crt") == certs.cert_pem(client_ca.cert)
+                and "tls.crt" in current
+                and not (
+                    certs.expiring(loaded := certs.load_cert(current["tls.crt"]), now)
+                    and certs.can_extend(client_ca.cert, loaded)
+                )
+            )
+            if not valid:
+                wanted[names.client_tls_secret] = (
+                    bundles.client_bundle(client_ca, "etcd-operator", now, new_key(), new_serial()),
+                    "client-tls",
+                )
+    secrets = [
         build_secret(name, names.namespace, owner, data, component)
         for name, (data, component) in wanted.items()
         if dict(existing.get(name) or {}) != data
     ]
+    return TLSPlan(secrets, problems)

@@ -11,11 +11,13 @@ get` shows which step a scale or a heal is at, not only that one is running.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
 from ..models.cluster import Condition, ConditionStatus, EtcdClusterSpec, EtcdClusterStatus, MemberStatus
 from . import membership as mp
+from .observed import Member, Observed, quorum
+from .problems import Problem
 
 
 class Reason(StrEnum):
@@ -39,32 +41,12 @@ class Reason(StrEnum):
 
 
 @dataclass(frozen=True)
-class ObservedMember:
-    name: str
-    id: int
-    peer_urls: tuple[str, ...]
-    client_urls: tuple[str, ...]
-    is_learner: bool
-    healthy: bool
+class Outcome:
+    """What the pass did with its plan: the step it took (or waited on, or was refused), and what failed."""
 
-
-@dataclass(frozen=True)
-class Observed:
-    """What the operator saw this pass; `members` is None when etcd could not be reached."""
-
-    generation: int
-    sts_replicas: int
-    sts_ready: int
-    members: tuple[ObservedMember, ...] | None = None
-    leader_id: int | None = None
-    cluster_id: int | None = None
-    version: str | None = None
-    etcd_error: str = ""
-    pod_errors: dict[str, str] = field(default_factory=dict)  # pod -> etcd-node's termination message
-    ever_available: bool = False
-    pods: int = 0  # member pods that still exist, terminating ones included
-    step: mp.Step | None = None  # the membership step this pass took, waited on or refused
+    step: mp.Step | None = None
     step_error: str = ""  # etcd's answer when it refused to take the step for now
+    problems: tuple[Problem, ...] = ()  # Degraded causes: the plan's, and applies the API server refused
 
 
 def describe(step: mp.Step) -> tuple[Reason | str, str]:
@@ -85,10 +67,6 @@ def describe(step: mp.Step) -> tuple[Reason | str, str]:
     return Reason.RECONCILED, "membership matches the spec"
 
 
-def quorum(voting: int) -> int:
-    return voting // 2 + 1
-
-
 def _condition(kind: str, ok: bool, reason: Reason | str, message: str, generation: int) -> Condition:
     return Condition(
         type=kind,
@@ -99,21 +77,21 @@ def _condition(kind: str, ok: bool, reason: Reason | str, message: str, generati
     )
 
 
-def _joining(member: ObservedMember) -> bool:
+def _joining(member: Member) -> bool:
     """A learner added but not started yet: expected to be silent while its pod starts, not a fault."""
     return member.is_learner and not member.client_urls
 
 
 def _hibernation_conditions(observed: Observed) -> list[Condition]:
     gen = observed.generation
-    stopped = observed.pods == 0
+    stopped = not observed.pods
     return [
         _condition("Available", False, Reason.HIBERNATED, "spec.hibernate is true: members are stopped", gen),
         _condition(
             "Progressing",
             not stopped,
             Reason.HIBERNATING if not stopped else Reason.HIBERNATED,
-            f"stopping members, {observed.pods} left" if not stopped else
+            f"stopping members, {len(observed.pods)} left" if not stopped else
             "all members stopped; their volumes and membership are kept until spec.hibernate is false",
             gen,
         ),
@@ -121,23 +99,27 @@ def _hibernation_conditions(observed: Observed) -> list[Condition]:
     ]
 
 
-def _with_step(conds: list[Condition], observed: Observed) -> list[Condition]:
-    """A refused step degrades the cluster; any other step but Noop is what Progressing is doing."""
-    step = observed.step
-    if step is None or isinstance(step, mp.Noop):
-        return conds
-    reason, message = describe(step)
-    if observed.step_error:
-        message += f"; etcd asked to retry ({observed.step_error})"
-    kind = "Degraded" if isinstance(step, mp.Refuse) else "Progressing"
-    refined = _condition(kind, True, reason, message, observed.generation)
-    return [refined if c.type == kind else c for c in conds]
+def _with_outcome(conds: list[Condition], observed: Observed, outcome: Outcome) -> list[Condition]:
+    """A refused step or a problem degrades the cluster; any other step but Noop is what Progressing is doing."""
+    refined: dict[str, Condition] = {}
+    step = outcome.step
+    if step is not None and not isinstance(step, mp.Noop):
+        reason, message = describe(step)
+        if outcome.step_error:
+            message += f"; etcd asked to retry ({outcome.step_error})"
+        kind = "Degraded" if isinstance(step, mp.Refuse) else "Progressing"
+        refined[kind] = _condition(kind, True, reason, message, observed.generation)
+    if outcome.problems and "Degraded" not in refined:
+        message = "; ".join(p.message for p in outcome.problems)
+        refined["Degraded"] = _condition("Degraded", True, outcome.problems[0].reason, message, observed.generation)
+    return [refined.get(c.type, c) for c in conds]
 
 
-def conditions(spec: EtcdClusterSpec, observed: Observed) -> list[Condition]:
+def conditions(spec: EtcdClusterSpec, observed: Observed, outcome: Outcome | None = None) -> list[Condition]:
+    outcome = outcome or Outcome()
     if spec.hibernate:
-        return _hibernation_conditions(observed)
-    return _with_step(_observed_conditions(spec, observed), observed)
+        return _with_outcome(_hibernation_conditions(observed), observed, Outcome(problems=outcome.problems))
+    return _with_outcome(_observed_conditions(spec, observed), observed, outcome)
 
 
 def _observed_conditions(spec: EtcdClusterSpec, observed: Observed) -> list[Condition]:
@@ -165,7 +147,7 @@ def _observed_conditions(spec: EtcdClusterSpec, observed: Observed) -> list[Cond
     )
     if settled:
         progressing = _condition("Progressing", False, Reason.RECONCILED, "all members started and healthy", gen)
-    elif observed.sts_replicas != spec.replicas:
+    elif observed.ever_available and observed.sts_replicas != spec.replicas:
         progressing = _condition(
             "Progressing",
             True,
@@ -181,8 +163,8 @@ def _observed_conditions(spec: EtcdClusterSpec, observed: Observed) -> list[Cond
             f"{observed.sts_ready} of {spec.replicas} members ready",
             gen,
         )
-    if observed.pod_errors:
-        detail = "; ".join(f"{pod}: {msg}" for pod, msg in sorted(observed.pod_errors.items()))
+    if errors := observed.pod_errors():
+        detail = "; ".join(f"{pod}: [{err.code}] {err.message}" for pod, err in sorted(errors.items()))
         degraded = _condition("Degraded", True, Reason.BOOTSTRAP_ERROR, detail, gen)
     elif members is not None and (unhealthy := [m for m in members if not m.healthy and not _joining(m)]):
         sick = ", ".join(sorted(m.name or f"{m.id:x}" for m in unhealthy))
@@ -215,10 +197,16 @@ def phase(conds: Sequence[Condition], ever_available: bool) -> str:
 
 
 def compute_status(
-    spec: EtcdClusterSpec, observed: Observed, previous: EtcdClusterStatus | None, now: str
+    spec: EtcdClusterSpec,
+    observed: Observed,
+    previous: EtcdClusterStatus | None,
+    now: str,
+    outcome: Outcome | None = None,
+    initial_members: int | None = None,
 ) -> EtcdClusterStatus:
+    """Status from the same observation the pass planned from, refined by what it did (`outcome`)."""
     previous = previous or EtcdClusterStatus()
-    conds = merge_transitions(conditions(spec, observed), previous.conditions, now)
+    conds = merge_transitions(conditions(spec, observed, outcome), previous.conditions, now)
     ever = observed.ever_available or conds[0].status is ConditionStatus.TRUE
     members = None
     if observed.members is not None:
@@ -234,16 +222,17 @@ def compute_status(
             for m in sorted(observed.members, key=lambda m: m.name)
         ]
     leader = None
-    if observed.members is not None and observed.leader_id is not None:
-        leader = next((m.name for m in observed.members if m.id == observed.leader_id), None)
+    etcd = observed.etcd
+    if etcd is not None and etcd.leader_id is not None:
+        leader = next((m.name for m in etcd.members if m.id == etcd.leader_id), None)
     return EtcdClusterStatus(
         phase=phase(conds, ever),
         ready_replicas=observed.sts_ready,
-        initial_members=previous.initial_members,
+        initial_members=previous.initial_members or initial_members,
         members=members if members is not None else previous.members,
         leader=leader if observed.members is not None else previous.leader,
-        cluster_id=f"{observed.cluster_id:x}" if observed.cluster_id is not None else previous.cluster_id,
-        version=observed.version or previous.version,
+        cluster_id=f"{etcd.cluster_id:x}" if etcd and etcd.cluster_id is not None else previous.cluster_id,
+        version=(etcd.version if etcd else None) or previous.version,
         conditions=conds,
         # Written last, as the marker that this generation has been observed.
         observed_generation=observed.generation,

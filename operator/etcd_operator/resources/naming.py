@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-PEER_PORT = 2380
-CLIENT_PORT = 2379
-METRICS_PORT = 2381
+from etcd_node import contract
+from etcd_node.contract import CLIENT_PORT, METRICS_PORT, PEER_PORT
+
+__all__ = ["CLIENT_PORT", "METRICS_PORT", "PEER_PORT", "ClusterNames"]
 
 
 @dataclass(frozen=True)
@@ -56,16 +57,29 @@ class ClusterNames:
     @property
     def domain(self) -> str:
         """The headless Service's DNS domain, which is also the SRV discovery domain."""
-        return f"{self.peer_service}.{self.namespace}.svc.{self.cluster_domain}"
+        return contract.service_domain(self.peer_service, self.namespace, self.cluster_domain)
 
     def pod(self, ordinal: int) -> str:
-        return f"{self.statefulset}-{ordinal}"
+        return contract.pod_name(self.statefulset, ordinal)
 
     def pod_fqdn(self, ordinal: int) -> str:
         return f"{self.pod(ordinal)}.{self.domain}"
 
+    def _member_url(self, ordinal: int, tls: bool, port: int) -> str:
+        scheme = "https" if tls else "http"
+        return contract.member_url(scheme, self.pod(ordinal), self.peer_service, self.namespace, self.cluster_domain, port)
+
     def peer_url(self, ordinal: int, tls: bool) -> str:
-        return f"{'https' if tls else 'http'}://{self.pod_fqdn(ordinal)}:{PEER_PORT}"
+        """The peer URL etcd-node advertises for this ordinal, and the one `member add` names."""
+        return self._member_url(ordinal, tls, PEER_PORT)
+
+    def member_client_url(self, ordinal: int, tls: bool) -> str:
+        """One member's own client URL (reachable without the client Service)."""
+        return self._member_url(ordinal, tls, CLIENT_PORT)
+
+    def ordinal_in_url(self, url: str) -> int | None:
+        """The ordinal of this cluster's pod that a member URL names; None for anything else."""
+        return contract.ordinal_in_url(url, self.statefulset, self.peer_service)
 
     def client_url(self, tls: bool) -> str:
         return f"{'https' if tls else 'http'}://{self.client_service}.{self.namespace}.svc.{self.cluster_domain}:{CLIENT_PORT}"

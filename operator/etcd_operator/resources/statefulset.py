@@ -25,7 +25,7 @@ NODE_UID = 65532  # the etcd user of node_image/Dockerfile
 class MemberTemplateInputs:
     """Everything the pod template depends on besides the spec."""
 
-    replicas: int
+    replicas: int | None  # None once the membership path owns spec.replicas: the object leaves it out
     initial_members: int
     cluster_token: str
     node_image: str
@@ -218,7 +218,6 @@ def build_statefulset(
                 pod_spec[key] = value
     sts_spec: dict[str, Any] = {
         "serviceName": names.peer_service,
-        "replicas": inputs.replicas,
         # Initial members must start together; later growth is one learner at a time via the runtime API.
         "podManagementPolicy": "Parallel",
         "selector": {"matchLabels": selector(owner.name)},
@@ -229,6 +228,8 @@ def build_statefulset(
             "whenScaled": RetentionPolicy.RETAIN.value if spec.hibernate else spec.storage.when_scaled.value,
         },
     }
+    if inputs.replicas is not None:
+        sts_spec["replicas"] = inputs.replicas
     if spec.storage.empty_dir:
         pod_spec["volumes"] = [{"name": "data", "emptyDir": {}}, *volumes]
     else:

@@ -41,7 +41,7 @@ def test_golden(case):
         replicas=spec.replicas, initial_members=spec.replicas, cluster_token=default_token(IDENTITY),
         node_image=f"etcd-node:{spec.version}",
     )
-    rendered = yaml.safe_dump_all(desired_objects(IDENTITY, spec, inputs), sort_keys=True)
+    rendered = yaml.safe_dump_all(desired_objects(IDENTITY, spec, inputs, spec.replicas, spec.replicas), sort_keys=True)
     path = GOLDEN / f"{case}.yaml"
     if os.environ.get("UPDATE_GOLDEN") == "1":
         path.parent.mkdir(exist_ok=True)
@@ -57,29 +57,37 @@ def env_of(objects):
 def test_selfsigned_members_pick_their_own_certificate_and_use_https():
     spec = EtcdClusterSpec()
     inputs = MemberTemplateInputs(3, 3, "tok", "etcd-node:3.6.16")
-    env = env_of(desired_objects(IDENTITY, spec, inputs))
+    env = env_of(desired_objects(IDENTITY, spec, inputs, 3, 3))
     assert env["ETCD_PEER_CERT_FILE"] == "/etc/etcd/peer-tls/$(ETCD_NODE_POD_NAME).crt"
     assert env["ETCD_NODE_PEER_SCHEME"] == "https" and env["ETCD_CLIENT_CERT_AUTH"] == "true"
     assert env["ETCD_NODE_JOIN_ENDPOINTS"] == "https://main-client.db.svc.cluster.local:2379"
 
 
 def test_srv_port_names_follow_tls():
-    objects = desired_objects(IDENTITY, EtcdClusterSpec(), MemberTemplateInputs(3, 3, "t", "i"))
+    objects = desired_objects(IDENTITY, EtcdClusterSpec(), MemberTemplateInputs(3, 3, "t", "i"), 3, 3)
     peer = objects[0]
     assert peer["spec"]["clusterIP"] == "None" and peer["spec"]["publishNotReadyAddresses"] is True
     assert [p["name"] for p in peer["spec"]["ports"]] == ["etcd-server-ssl", "etcd-client-ssl"]
     plain = EtcdClusterSpec.model_validate({"tls": {"peer": {"mode": "none"}, "client": {"mode": "none"}}})
-    ports = desired_objects(IDENTITY, plain, MemberTemplateInputs(3, 3, "t", "i"))[0]["spec"]["ports"]
+    ports = desired_objects(IDENTITY, plain, MemberTemplateInputs(3, 3, "t", "i"), 3, 3)[0]["spec"]["ports"]
     assert [p["name"] for p in ports] == ["etcd-server", "etcd-client"]
 
 
-@pytest.mark.parametrize(("replicas", "min_available"), [(1, 0), (2, 2), (3, 2), (4, 3), (5, 3), (7, 4)])
-def test_pdb_keeps_quorum(replicas, min_available):
-    assert build_pdb(IDENTITY.names, replicas, IDENTITY.owner)["spec"]["minAvailable"] == min_available
+@pytest.mark.parametrize(
+    ("members", "voting", "min_available"),
+    [
+        (1, 1, 0), (2, 2, 2), (3, 3, 2), (4, 4, 3), (5, 5, 3), (7, 7, 4),  # no learners: the voters' quorum
+        (2, 1, 0),  # one voter and a learner being added: nothing to protect yet
+        (4, 3, 3),  # three voters and a learner: an eviction may take one pod, never two voters
+        (6, 5, 4),
+    ],
+)  # fmt: skip
+def test_pdb_keeps_quorum_of_the_voting_members(members, voting, min_available):
+    assert build_pdb(IDENTITY.names, members, voting, IDENTITY.owner)["spec"]["minAvailable"] == min_available
 
 
 def test_every_object_is_owned_and_labelled():
-    for obj in desired_objects(IDENTITY, EtcdClusterSpec(), MemberTemplateInputs(3, 3, "t", "i")):
+    for obj in desired_objects(IDENTITY, EtcdClusterSpec(), MemberTemplateInputs(3, 3, "t", "i"), 3, 3):
         meta = obj["metadata"]
         assert meta["ownerReferences"][0]["uid"] == IDENTITY.owner.uid
         assert meta["labels"]["app.kubernetes.io/managed-by"] == "etcd-operator"
@@ -89,7 +97,7 @@ def test_discovery_through_another_cluster_mounts_its_client_certificate():
     spec = EtcdClusterSpec.model_validate({"bootstrap": {"mode": "discovery", "discoveryClusterRef": {"name": "seed"}}})
     inputs = MemberTemplateInputs(3, 3, "tok", "i", discovery_endpoints="https://seed-client.db.svc.cluster.local:2379",
                                   discovery_tls_secret="seed-client-tls")  # fmt: skip
-    objects = desired_objects(IDENTITY, spec, inputs)
+    objects = desired_objects(IDENTITY, spec, inputs, 3, 3)
     env = env_of(objects)
     assert env["ETCD_DISCOVERY_ENDPOINTS"] == "https://seed-client.db.svc.cluster.local:2379"
     assert env["ETCD_DISCOVERY_TOKEN"] == "tok" and env["ETCD_DISCOVERY_INSECURE_TRANSPORT"] == "false"
@@ -99,7 +107,7 @@ def test_discovery_through_another_cluster_mounts_its_client_certificate():
 
 
 def claim_policy(spec: dict) -> dict:
-    objects = desired_objects(IDENTITY, EtcdClusterSpec.model_validate(spec), MemberTemplateInputs(3, 3, "t", "i"))
+    objects = desired_objects(IDENTITY, EtcdClusterSpec.model_validate(spec), MemberTemplateInputs(3, 3, "t", "i"), 3, 3)
     return next(o for o in objects if o["kind"] == "StatefulSet")["spec"]["persistentVolumeClaimRetentionPolicy"]
 
 

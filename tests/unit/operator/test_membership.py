@@ -1,10 +1,7 @@
-import re
-
 import pytest
 
 from etcd_operator.reconcile.membership import (
     AddLearner,
-    MemberState,
     MoveLeader,
     Noop,
     Promote,
@@ -14,8 +11,12 @@ from etcd_operator.reconcile.membership import (
     Wait,
     plan,
 )
+from etcd_operator.reconcile.observed import Member
+from etcd_operator.resources.naming import ClusterNames
 
-PATTERN = re.compile(r"//main-(?P<ordinal>\d+)\.")
+NAMES = ClusterNames("main", "db")
+
+ORDINAL = NAMES.ordinal_in_url
 
 
 def url(ordinal):
@@ -25,11 +26,11 @@ def url(ordinal):
 def m(ordinal, *, learner=False, healthy=True, started=True, named=None):
     name = f"main-{ordinal}" if (started if named is None else named) else ""
     clients = (f"https://main-{ordinal}.main.db.svc.cluster.local:2379",) if started else ()
-    return MemberState(100 + ordinal, name, (url(ordinal),), learner, healthy, clients)
+    return Member(100 + ordinal, name, (url(ordinal),), clients, learner, healthy)
 
 
 def step(desired, sts, members, leader=100):
-    return plan(desired, sts, members, leader, url, PATTERN)
+    return plan(desired, sts, members, leader, url, ORDINAL)
 
 
 @pytest.mark.parametrize(
@@ -60,7 +61,7 @@ def step(desired, sts, members, leader=100):
     ],
 )
 def test_plan_table(desired, sts, members, leader, expected):
-    assert plan(desired, sts, members, leader, url, PATTERN) == expected
+    assert plan(desired, sts, members, leader, url, ORDINAL) == expected
 
 
 def test_removal_that_would_lose_quorum_is_refused():
@@ -70,7 +71,7 @@ def test_removal_that_would_lose_quorum_is_refused():
 
 
 def test_foreign_member_is_refused():
-    stranger = MemberState(7, "other", ("http://10.0.0.9:2380",), False, True, ("http://10.0.0.9:2379",))
+    stranger = Member(7, "other", ("http://10.0.0.9:2380",), ("http://10.0.0.9:2379",), False, True)
     assert isinstance(step(3, 3, [m(0), m(1), stranger]), Refuse)
 
 
@@ -103,10 +104,10 @@ def test_full_walk_1_3_5_3_1_converges_one_change_at_a_time():
 
 def test_member_that_lost_its_data_is_removed_then_re_added_at_its_ordinal():
     members = [m(0), m(1), m(2, healthy=False)]
-    assert plan(3, 3, members, 100, url, PATTERN, frozenset({2})) == RemoveMember(102, 2)
-    assert plan(3, 3, members[:2], 100, url, PATTERN, frozenset({2})) == AddLearner(2, url(2))
+    assert plan(3, 3, members, 100, url, ORDINAL, frozenset({2})) == RemoveMember(102, 2)
+    assert plan(3, 3, members[:2], 100, url, ORDINAL, frozenset({2})) == AddLearner(2, url(2))
     relisted = [*members[:2], m(2, learner=True, started=False)]
-    assert plan(3, 3, relisted, 100, url, PATTERN, frozenset({2})).reason == "LearnerCatchingUp"
+    assert plan(3, 3, relisted, 100, url, ORDINAL, frozenset({2})).reason == "LearnerCatchingUp"
     # Never when the removal itself would cost quorum.
     unsafe = [m(0), m(1, healthy=False), m(2, healthy=False)]
-    assert plan(3, 3, unsafe, 100, url, PATTERN, frozenset({2})).reason == "QuorumAtRisk"
+    assert plan(3, 3, unsafe, 100, url, ORDINAL, frozenset({2})).reason == "QuorumAtRisk"

@@ -1,0 +1,44 @@
+"""How the operator reaches a cluster's etcd, and how another cluster serves as its discovery service. Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..models.cluster import EtcdClusterSpec, TLSMode
+from ..resources.naming import ClusterNames
+from .observed import DiscoveryService
+
+
+@dataclass(frozen=True)
+class ClientAccess:
+    """Endpoints, and the Secret whose client certificate the operator presents (None: no client certificate).
+
+    The client Service comes first; each member's own URL follows, so a
+    deleted or broken client Service does not blind the operator to the
+    cluster it is about to repair.
+    """
+
+    endpoints: tuple[str, ...]
+    secret: str | None = None
+    error: str = ""  # why the operator cannot talk to this cluster at all
+
+
+def client_access(names: ClusterNames, spec: EtcdClusterSpec, members: int) -> ClientAccess:
+    mode = spec.tls.client.mode
+    tls = mode is not TLSMode.NONE
+    endpoints = (names.client_url(tls), *(names.member_client_url(o, tls) for o in range(members)))
+    if mode is TLSMode.SELF_SIGNED:
+        return ClientAccess(endpoints, names.client_tls_secret)
+    if mode is TLSMode.SECRET:
+        return ClientAccess(
+            endpoints, error=f"client TLS mode {mode.value}: the operator has no client certificate for it yet"
+        )
+    # auto: etcd's own self-signed certificate and no client authentication; none: plain HTTP.
+    return ClientAccess(endpoints)
+
+
+def discovery_of(names: ClusterNames, spec: EtcdClusterSpec) -> DiscoveryService:
+    """What members of a cluster bootstrapping through `names`'s cluster are given: its URL and client Secret."""
+    tls = spec.tls.client.mode is not TLSMode.NONE
+    secret = names.client_tls_secret if spec.tls.client.mode is TLSMode.SELF_SIGNED else ""
+    return DiscoveryService(names.client_url(tls), secret)

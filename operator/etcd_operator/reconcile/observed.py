@@ -1,0 +1,109 @@
+"""What one pass saw: every fact it plans from and reports, read once into typed values.
+
+Planning and status are both pure functions of one `Observed`, so what a pass
+did and what it says can never come from two different reads of the world.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from etcd_node.contract import AgentError
+
+REPLICAS_MANAGER = "etcd-operator-membership"  # the one field manager that writes StatefulSet.spec.replicas
+
+
+def quorum(voting: int) -> int:
+    return voting // 2 + 1
+
+
+def fault_tolerance(voting: int) -> int:
+    """Voting members that may be down while the rest keep quorum."""
+    return max(voting - quorum(voting), 0) if voting else 0
+
+
+@dataclass(frozen=True)
+class Member:
+    """One etcd member, as etcd's member list names it and as its own status answered this pass."""
+
+    id: int
+    name: str
+    peer_urls: tuple[str, ...]
+    client_urls: tuple[str, ...] = ()
+    is_learner: bool = False
+    healthy: bool = False
+
+    @property
+    def started(self) -> bool:
+        """Client URLs are published at first start (names of static members exist before that)."""
+        return bool(self.client_urls)
+
+
+@dataclass(frozen=True)
+class EtcdView:
+    """etcd's answer: `members` with health, and the leader and cluster identity any member reported."""
+
+    members: tuple[Member, ...]
+    leader_id: int | None = None
+    cluster_id: int | None = None
+    version: str | None = None
+
+    @property
+    def voting(self) -> tuple[Member, ...]:
+        return tuple(m for m in self.members if not m.is_learner)
+
+
+@dataclass(frozen=True)
+class PodView:
+    """A member pod; `error` is etcd-node's refusal, read only from a container that is not running now."""
+
+    name: str
+    ordinal: int | None
+    error: AgentError | None = None
+
+
+@dataclass(frozen=True)
+class StatefulSetView:
+    replicas: int
+    ready: int
+    replicas_owned: bool  # REPLICAS_MANAGER owns spec.replicas: the object apply leaves it out
+    live: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DiscoveryService:
+    """Another EtcdCluster used as this one's v3 discovery service; `error` says why it cannot be used yet."""
+
+    endpoints: str = ""
+    tls_secret: str = ""
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class Observed:
+    generation: int
+    statefulset: StatefulSetView | None
+    pods: tuple[PodView, ...] = ()
+    objects: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # "Kind/name" -> live owned object
+    secrets: Mapping[str, Mapping[str, bytes]] = field(default_factory=dict)  # owned Secret name -> data
+    etcd: EtcdView | None = None
+    etcd_error: str = ""  # why `etcd` is None
+    discovery: DiscoveryService = field(default_factory=DiscoveryService)
+    ever_available: bool = False
+
+    @property
+    def sts_replicas(self) -> int:
+        return self.statefulset.replicas if self.statefulset else 0
+
+    @property
+    def sts_ready(self) -> int:
+        return self.statefulset.ready if self.statefulset else 0
+
+    @property
+    def members(self) -> tuple[Member, ...] | None:
+        return self.etcd.members if self.etcd else None
+
+    def pod_errors(self) -> dict[str, AgentError]:
+        return {p.name: p.error for p in self.pods if p.error is not None}

@@ -1,0 +1,169 @@
+"""One pass's plan: the object repairs, and at most one membership or StatefulSet-size step.
+
+Pure: the spec, the last status and one `Observed` in, a `Plan` out; the
+clock is passed in. Every owned object is compared with what it should be on
+every pass, so a deleted Service, a stale PodDisruptionBudget after a scale or
+a certificate near its end is put right without anyone editing the spec.
+
+`spec.replicas` of the StatefulSet has exactly one writer: the step of this
+plan, written by the REPLICAS_MANAGER field manager. The object apply carries
+`replicas` only until that manager owns the field (at creation, and for a
+StatefulSet an older operator created), with the live value, so the two can
+never disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ..models.cluster import EtcdClusterSpec, EtcdClusterStatus, TLSMode
+from ..resources.statefulset import MemberTemplateInputs
+from . import membership as mp
+from .desired import ClusterIdentity, default_token, desired_objects, needs_generated_tls
+from .drift import drifted
+from .observed import Member, Observed, quorum
+from .pods import lost_data
+from .problems import Problem
+from .secrets import REISSUE_CA, tls_secrets
+
+
+@dataclass(frozen=True)
+class ClusterContext:
+    """The EtcdCluster as this pass read it."""
+
+    identity: ClusterIdentity
+    spec: EtcdClusterSpec
+    status: EtcdClusterStatus
+    generation: int
+    node_image: str
+    annotations: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Plan:
+    objects: tuple[dict[str, Any], ...] = ()  # missing or drifted objects to apply, Secrets first
+    step: mp.Step | None = None  # None: membership is not planned this pass (bootstrap, etcd unreachable)
+    follow_up: mp.ScaleStatefulSet | None = None  # the StatefulSet following `step`, in the same pass
+    claim_replicas: int | None = None  # REPLICAS_MANAGER takes spec.replicas over at this (live) value
+    problems: tuple[Problem, ...] = ()
+    seed_discovery: bool = False  # write the expected size into the discovery cluster before members start
+    initial_members: int | None = None  # recorded in status at the first pass
+
+    @property
+    def busy(self) -> bool:
+        """Something is in flight: the next pass should come soon, not after the idle interval."""
+        settling = (mp.AddLearner, mp.Promote, mp.MoveLeader, mp.RemoveMember, mp.ScaleStatefulSet, mp.Wait)
+        return bool(self.objects) or isinstance(self.step, settling)
+
+
+def _available(observed: Observed) -> bool:
+    if observed.etcd is None:
+        return False
+    voting = observed.etcd.voting
+    return bool(voting) and sum(m.healthy for m in voting) >= quorum(len(voting))
+
+
+def _membership(ctx: ClusterContext, observed: Observed, members: Sequence[Member]) -> mp.Step:
+    assert observed.etcd is not None
+    names, peer_tls = ctx.identity.names, ctx.spec.tls.peer.mode is not TLSMode.NONE
+    return mp.plan(
+        ctx.spec.replicas,
+        observed.sts_replicas,
+        members,
+        observed.etcd.leader_id,
+        lambda o: names.peer_url(o, peer_tls),
+        names.ordinal_in_url,
+        lost_data(observed.pods),
+    )
+
+
+def size_step(ctx: ClusterContext, observed: Observed, initial: int) -> mp.Step | None:
+    """The StatefulSet's size and membership: hibernation, waking, then one runtime-API step."""
+    if observed.statefulset is None:
+        return None  # created with the initial size by the object apply
+    if ctx.spec.hibernate:
+        return mp.ScaleStatefulSet(0) if observed.sts_replicas else mp.Noop("hibernated")
+    if observed.sts_replicas == 0:
+        # Waking: every member etcd last listed comes back at once, with its data and ID.
+        return mp.ScaleStatefulSet(len(ctx.status.members or []) or initial)
+    if observed.etcd is None or not (observed.ever_available or _available(observed)):
+        return None  # still bootstrapping, or etcd cannot be asked: nothing to plan from
+    return _membership(ctx, observed, observed.etcd.members)
+
+
+def _follow_up(ctx: ClusterContext, observed: Observed, step: mp.Step | None) -> mp.ScaleStatefulSet | None:
+    """After an add or a remove, the StatefulSet's size planned from the membership the step leaves."""
+    if observed.etcd is None or not isinstance(step, (mp.AddLearner, mp.RemoveMember)):
+        return None
+    members = mp.after(step, observed.etcd.members) or []
+    nxt = _membership(ctx, observed, members)
+    return nxt if isinstance(nxt, mp.ScaleStatefulSet) else None
+
+
+def _membership_counts(ctx: ClusterContext, observed: Observed, initial: int) -> tuple[int, int]:
+    """(members, voting) for the PodDisruptionBudget: etcd's answer, else the last status, else the first start."""
+    if observed.etcd is not None and observed.etcd.members:
+        return len(observed.etcd.members), len(observed.etcd.voting)
+    if ctx.status.members:
+        return len(ctx.status.members), sum(not m.is_learner for m in ctx.status.members)
+    return initial, initial
+
+
+def plan(ctx: ClusterContext, observed: Observed, now: datetime) -> Plan:
+    spec, identity = ctx.spec, ctx.identity
+    initial = ctx.status.initial_members or spec.replicas
+    first = ctx.status.initial_members is None
+    sts = observed.statefulset
+    discovery = observed.discovery
+    uses_discovery_cluster = spec.bootstrap.discovery_cluster_ref is not None
+    if sts is None and uses_discovery_cluster and discovery.error:
+        wait = mp.Wait("WaitingForDiscovery", discovery.error)
+        return Plan(step=wait, initial_members=spec.replicas if first else None)
+
+    step = size_step(ctx, observed, initial)
+    follow_up = _follow_up(ctx, observed, step)
+    claim = sts.replicas if sts is not None and not sts.replicas_owned and not isinstance(
+        step, mp.ScaleStatefulSet) else None  # fmt: skip
+
+    inputs = MemberTemplateInputs(
+        replicas=None if sts is not None and sts.replicas_owned else (sts.replicas if sts else initial),
+        initial_members=initial,
+        cluster_token=spec.cluster_token or default_token(identity),
+        node_image=ctx.node_image,
+        discovery_url=spec.bootstrap.discovery_url or "",
+        discovery_endpoints=discovery.endpoints,
+        discovery_tls_secret=discovery.tls_secret,
+    )
+    problems: list[Problem] = []
+    objects: list[dict[str, Any]] = []
+    if needs_generated_tls(spec):
+        planned_size = max(
+            spec.replicas,
+            observed.sts_replicas,
+            len(observed.members or ()),
+            follow_up.replicas if follow_up else 0,
+        )
+        bootstrapped = sts is not None or bool(ctx.status.members)
+        reissue = ctx.annotations.get(REISSUE_CA, "").lower() == "true"
+        tls = tls_secrets(identity, spec, planned_size, observed.secrets, now, bootstrapped=bootstrapped,
+                          reissue_ca=reissue)  # fmt: skip
+        objects += tls.secrets
+        problems += tls.problems
+    members, voting = _membership_counts(ctx, observed, initial)
+    for obj in desired_objects(identity, spec, inputs, members, voting):
+        key = f"{obj['kind']}/{obj['metadata']['name']}"
+        live = sts.live if obj["kind"] == "StatefulSet" and sts is not None else observed.objects.get(key)
+        if drifted(obj, live):
+            objects.append(obj)
+    return Plan(
+        objects=tuple(objects),
+        step=step,
+        follow_up=follow_up,
+        claim_replicas=claim,
+        problems=tuple(problems),
+        seed_discovery=sts is None and uses_discovery_cluster,
+        initial_members=spec.replicas if first else None,
+    )

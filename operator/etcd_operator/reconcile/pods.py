@@ -1,0 +1,56 @@
+"""Pure rules over member pods and the StatefulSet as the API server returns them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from etcd_node.contract import MEMBER_ALREADY_BOOTSTRAPPED, parse_agent_error, split_pod_name
+
+from .observed import REPLICAS_MANAGER, PodView, StatefulSetView
+
+
+def pod_view(pod: Mapping[str, Any], statefulset: str) -> PodView:
+    """A pod and etcd-node's refusal, if its container is not running now.
+
+    The kubelet keeps `lastState.terminated` after the container runs again, so
+    a member healed after losing its volume would keep counting as failed if
+    that were read while it runs: only a container that is waiting or
+    terminated right now carries an error.
+    """
+    name = pod["metadata"]["name"]
+    split = split_pod_name(name)
+    ordinal = split[1] if split and split[0] == statefulset else None
+    error = None
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        state = status.get("state") or {}
+        if state.get("running"):
+            continue
+        terminated = state.get("terminated") or (status.get("lastState") or {}).get("terminated") or {}
+        error = parse_agent_error(terminated.get("message") or "") or error
+    return PodView(name, ordinal, error)
+
+
+def lost_data(pods: Iterable[PodView]) -> frozenset[int]:
+    """Ordinals whose member was started once and now has an empty volume: healed by remove, then re-add."""
+    return frozenset(
+        p.ordinal for p in pods if p.ordinal is not None and p.error and p.error.code == MEMBER_ALREADY_BOOTSTRAPPED
+    )
+
+
+def _owns_replicas(entry: Mapping[str, Any]) -> bool:
+    fields = entry.get("fieldsV1") or entry.get("fields_v1") or {}
+    return "f:replicas" in (fields.get("f:spec") or {})
+
+
+def statefulset_view(sts: Mapping[str, Any]) -> StatefulSetView:
+    managed = (sts.get("metadata") or {}).get("managedFields") or []
+    owned = any(
+        (e.get("manager") == REPLICAS_MANAGER) and e.get("operation") == "Apply" and _owns_replicas(e) for e in managed
+    )
+    return StatefulSetView(
+        replicas=int((sts.get("spec") or {}).get("replicas") or 0),
+        ready=int((sts.get("status") or {}).get("readyReplicas") or 0),
+        replicas_owned=owned,
+        live=sts,
+    )

@@ -1,0 +1,233 @@
+"""In-memory Kubernetes and etcd for exercising whole reconcile passes in unit tests.
+
+Typed and small, not servers: they keep just the behaviour the pass depends on
+and could get wrong. The fake API server stores objects and, like server-side
+apply, drops a field when the only manager that set it stops sending it
+(which is how `replicas` would vanish if two writers shared it); the fake
+etcd keeps a member list and answers the runtime API the way etcd does,
+including refusing a second change while a learner is not started. A `World`
+plays the StatefulSet controller and the kubelet between passes.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from etcd_operator.adapters.etcd import EtcdError
+from etcd_operator.adapters.kube import FIELD_MANAGER, ApiError
+from etcd_operator.reconcile.observed import EtcdView, Member
+
+
+def _merge(into: dict[str, Any], patch: dict[str, Any]) -> None:
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = copy.deepcopy(value)
+
+
+@dataclass
+class FakeKube:
+    objects: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    requests: int = 0
+    writes: list[str] = field(default_factory=list)
+    refuse: dict[str, tuple[int, str]] = field(default_factory=dict)  # "Kind/name" -> (status, message) on apply
+    replicas_owners: dict[str, set[str]] = field(default_factory=dict)  # StatefulSet name -> managers of replicas
+
+    def get(self, api_version: str, kind: str, name: str, namespace: str) -> dict[str, Any] | None:
+        self.requests += 1
+        found = self.objects.get((kind, namespace, name))
+        return copy.deepcopy(found) if found is not None else None
+
+    def list(self, api_version: str, kind: str, namespace: str, selector: dict[str, str]) -> list[dict[str, Any]]:
+        self.requests += 1
+        return [
+            copy.deepcopy(o)
+            for (k, ns, _), o in sorted(self.objects.items())
+            if k == kind and ns == namespace
+            and all((o["metadata"].get("labels") or {}).get(a) == b for a, b in selector.items())
+        ]
+
+    def apply(self, obj: dict[str, Any], manager: str = FIELD_MANAGER) -> dict[str, Any]:
+        self.requests += 1
+        kind, meta = obj["kind"], obj["metadata"]
+        what = f"{kind}/{meta['name']}"
+        if what in self.refuse:
+            status, message = self.refuse[what]
+            raise ApiError(what, status, message)
+        key = (kind, meta["namespace"], meta["name"])
+        self.writes.append(what if manager == FIELD_MANAGER else f"{what} ({manager})")
+        live = self.objects.get(key)
+        if live is None:
+            if kind == "StatefulSet" and "replicas" not in obj.get("spec", {}):
+                raise ApiError(what, 422, "a new StatefulSet needs spec.selector and spec.template")
+            live = {"metadata": {}}
+        if kind == "StatefulSet":
+            owners = self.replicas_owners.setdefault(meta["name"], set())
+            if "replicas" in obj.get("spec", {}):
+                if live.get("spec", {}).get("replicas") != obj["spec"]["replicas"]:
+                    owners.clear()  # a forced apply of another value takes the field from everyone else
+                owners.add(manager)
+            else:
+                owners.discard(manager)
+                if not owners:
+                    live.get("spec", {}).pop("replicas", None)  # SSA: nobody owns it any more
+            live.setdefault("metadata", {})["managedFields"] = [
+                {"manager": m, "operation": "Apply", "fieldsV1": {"f:spec": {"f:replicas": {}}}} for m in sorted(owners)
+            ]
+        _merge(live, obj)
+        if "data" in obj:
+            live["data"] = copy.deepcopy(obj["data"])  # SSA drops the keys this manager stopped sending
+        if kind == "StatefulSet" and "replicas" not in live.get("spec", {}):
+            live["spec"]["replicas"] = 1  # the API server's default
+        self.objects[key] = live
+        return copy.deepcopy(live)
+
+    def patch_status(self, api_version: str, kind: str, name: str, namespace: str, status: dict[str, Any]) -> None:
+        self.requests += 1
+
+    def delete(self, kind: str, namespace: str, name: str) -> None:
+        self.objects.pop((kind, namespace, name), None)
+
+    def secret(self, namespace: str, name: str) -> dict[str, bytes]:
+        found = self.objects[("Secret", namespace, name)]
+        return {k: base64.b64decode(v) for k, v in found["data"].items()}
+
+
+@dataclass
+class FakeEtcd:
+    """One etcd cluster's membership; members are keyed by ID, ordered by when they were added."""
+
+    members: dict[int, Member] = field(default_factory=dict)
+    leader: int | None = None
+    reachable: bool = True
+    calls: int = 0
+    next_id: int = 0x100
+
+    async def view(self) -> EtcdView:
+        self.calls += 1 + len(self.members)  # the member list, then each member's status
+        if not self.reachable:
+            raise EtcdError("connection refused")
+        return EtcdView(tuple(self.members.values()), self.leader, 0xC1, "3.6.16")
+
+    async def put(self, key: str, value: str) -> None:
+        self.calls += 1
+
+    def _settled(self) -> None:
+        if any(m.is_learner and not m.started for m in self.members.values()):
+            raise EtcdError("etcdserver: unhealthy cluster")
+
+    async def member_add(self, peer_urls: list[str], learner: bool = True) -> Member:
+        self.calls += 1
+        self._settled()
+        member = Member(self.next_id, "", tuple(peer_urls), (), learner, False)
+        self.members[member.id] = member
+        self.next_id += 1
+        return member
+
+    async def member_promote(self, member_id: int) -> None:
+        self.calls += 1
+        member = self.members[member_id]
+        if not member.healthy:
+            raise EtcdError("etcdserver: can only promote a learner member which is in sync with leader")
+        self.members[member_id] = replace(member, is_learner=False)
+
+    async def member_remove(self, member_id: int) -> None:
+        self.calls += 1
+        self.members.pop(member_id)
+        if self.leader == member_id:
+            self.leader = next(iter(self.members), None)
+
+    async def move_leader(self, to_member_id: int) -> None:
+        self.calls += 1
+        self.leader = to_member_id
+
+    async def close(self) -> None:
+        pass
+
+
+@dataclass
+class World:
+    """The StatefulSet controller and the kubelet, for a cluster named `name` in `namespace`."""
+
+    kube: FakeKube
+    etcd: FakeEtcd
+    name: str = "main"
+    namespace: str = "db"
+    wiped: set[int] = field(default_factory=set)  # ordinals whose volume is gone (their pod refuses to start)
+
+    def replicas(self) -> int:
+        sts = self.kube.objects.get(("StatefulSet", self.namespace, self.name))
+        return int(sts["spec"]["replicas"]) if sts else 0
+
+    def _ordinal(self, member: Member) -> int | None:
+        for url in member.peer_urls:
+            host = url.split("://", 1)[1].split(".", 1)[0]
+            if host.startswith(f"{self.name}-"):
+                return int(host.rsplit("-", 1)[1])
+        return None
+
+    def settle(self) -> None:
+        """Pods exist for ordinals below the StatefulSet's size; each starts its member if etcd lists it."""
+        replicas = self.replicas()
+        for key in [k for k in self.kube.objects if k[0] == "Pod"]:
+            del self.kube.objects[key]
+        listed = {self._ordinal(m): m for m in self.etcd.members.values()}
+        if not self.etcd.members and replicas:  # first start: the initial members bootstrap together
+            for ordinal in range(replicas):
+                member = self._member(ordinal, self.next_id())
+                self.etcd.members[member.id] = member
+            self.etcd.leader = next(iter(self.etcd.members))
+            listed = {self._ordinal(m): m for m in self.etcd.members.values()}
+        ready = 0
+        for ordinal in range(replicas):
+            member = listed.get(ordinal)
+            # etcd-node refuses an empty volume for a member that was started before; a re-added learner joins.
+            refused = ordinal in self.wiped and member is not None and member.started and not member.is_learner
+            self.kube.objects[("Pod", self.namespace, f"{self.name}-{ordinal}")] = self._pod(ordinal, refused)
+            if member is None:
+                continue
+            if refused:
+                self.etcd.members[member.id] = replace(member, healthy=False)
+                continue
+            self.wiped.discard(ordinal)
+            ready += 1
+            self.etcd.members[member.id] = replace(member, name=f"{self.name}-{ordinal}", healthy=True,
+                                                   client_urls=(f"https://{self.name}-{ordinal}.{self.name}:2379",))  # fmt: skip
+        if sts := self.kube.objects.get(("StatefulSet", self.namespace, self.name)):
+            sts["status"] = {"readyReplicas": ready}
+        for member in list(self.etcd.members.values()):
+            ordinal = self._ordinal(member)
+            if ordinal is not None and ordinal >= replicas:
+                self.etcd.members[member.id] = replace(member, healthy=False)
+
+    def next_id(self) -> int:
+        self.etcd.next_id += 1
+        return self.etcd.next_id - 1
+
+    def _member(self, ordinal: int, member_id: int) -> Member:
+        url = f"https://{self.name}-{ordinal}.{self.name}.{self.namespace}.svc.cluster.local:2380"
+        return Member(member_id, "", (url,), (), False, False)
+
+    def _pod(self, ordinal: int, refused: bool) -> dict[str, Any]:
+        labels = {"app.kubernetes.io/name": "etcd", "app.kubernetes.io/instance": self.name}
+        if refused:
+            message = "etcd-node: error[MemberAlreadyBootstrapped]: this member was started before; its data is gone"
+            state: dict[str, Any] = {"waiting": {"reason": "CrashLoopBackOff"}}
+            last: dict[str, Any] = {"terminated": {"exitCode": 1, "message": message}}
+        else:
+            state = {"running": {"startedAt": "2026-12-01T00:00:00Z"}}
+            # The kubelet keeps the last termination after a restart: a healed member still shows it.
+            last = {"terminated": {"exitCode": 1, "message": "etcd-node: error[MemberAlreadyBootstrapped]: old"}}
+        return {
+            "metadata": {"name": f"{self.name}-{ordinal}", "namespace": self.namespace, "labels": labels},
+            "status": {"containerStatuses": [{"name": "etcd", "state": state, "lastState": last}]},
+        }
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True)

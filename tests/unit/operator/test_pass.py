@@ -1,0 +1,250 @@
+"""Whole reconcile passes against an in-memory API server and etcd: what a user would check after each scenario."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from etcd_operator.controller import EtcdClients, reconcile_once
+from etcd_operator.models.cluster import EtcdClusterSpec, EtcdClusterStatus
+from etcd_operator.reconcile import membership as mp
+from etcd_operator.reconcile.desired import ClusterIdentity
+from etcd_operator.reconcile.observed import REPLICAS_MANAGER
+from etcd_operator.reconcile.plan import ClusterContext
+from etcd_operator.reconcile.secrets import REISSUE_CA
+
+from .fakes import FakeEtcd, FakeKube, World
+
+IDENTITY = ClusterIdentity.of("main", "db", "6f1c2d3e-0000-4000-8000-000000000000")
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class Cluster:
+    """An EtcdCluster driven pass by pass; the World plays the StatefulSet controller and the kubelet."""
+
+    def __init__(self, spec: dict, now: datetime = T0):
+        self.kube, self.etcd = FakeKube(), FakeEtcd()
+        self.world = World(self.kube, self.etcd)
+        self.spec = EtcdClusterSpec.model_validate(spec)
+        self.status = EtcdClusterStatus()
+        self.now = now
+        self.annotations: dict[str, str] = {}
+        self.clients = EtcdClients(lambda access, secret: self.etcd)
+        self.results = []
+
+    def edit(self, **fields) -> None:
+        self.spec = EtcdClusterSpec.model_validate({**self.spec.model_dump(by_alias=True, exclude_none=True), **fields})
+
+    def once(self):
+        ctx = ClusterContext(IDENTITY, self.spec, self.status, 1, "etcd-node:3.6.16", self.annotations)
+        result = asyncio.run(reconcile_once(self.kube, ctx, self.clients, self.now))
+        self.status = result.status
+        self.results.append(result)
+        self.world.settle()
+        return result
+
+    def converge(self, limit: int = 40):
+        """Passes until one changes nothing and takes no step; returns that quiet pass."""
+        for _ in range(limit):
+            result = self.once()
+            quiet = not result.plan.objects and not result.plan.busy
+            if quiet and isinstance(result.outcome.step, mp.Noop | None) and self.conditions()["Progressing"][0] == "False":
+                return result
+        raise AssertionError(f"no convergence in {limit} passes: {self.conditions()}")
+
+    def conditions(self) -> dict[str, tuple[str, str]]:
+        return {c.type: (c.status.value, c.reason) for c in self.status.conditions or []}
+
+    def pdb_min_available(self) -> int:
+        return self.kube.objects[("PodDisruptionBudget", "db", "main")]["spec"]["minAvailable"]
+
+    def assert_settled(self, replicas: int) -> None:
+        """Everything a user checks: conditions, phase, members, the PDB, the StatefulSet's size."""
+        assert self.conditions() == {
+            "Available": ("True", "QuorumHealthy"),
+            "Progressing": ("False", "Reconciled"),
+            "Degraded": ("False", "AsExpected"),
+        }
+        assert self.status.phase == "Running"
+        members = self.status.members or []
+        assert len(members) == replicas and not any(m.is_learner for m in members) and all(m.healthy for m in members)
+        assert self.pdb_min_available() == (replicas // 2 + 1 if replicas > 1 else 0)
+        assert self.world.replicas() == replicas
+
+
+def test_bootstrap_settles_and_an_idle_pass_writes_nothing():
+    cluster = Cluster({"replicas": 3})
+    cluster.converge()
+    cluster.assert_settled(3)
+    writes, requests, etcd_calls = len(cluster.kube.writes), cluster.kube.requests, cluster.etcd.calls
+    idle = cluster.once()
+    assert not idle.plan.objects and cluster.kube.writes[writes:] == []
+    # Reads of one idle pass: StatefulSet, pods, Services, PDB, Secrets; one etcd round (list + 3 statuses).
+    assert cluster.kube.requests - requests == 5
+    assert cluster.etcd.calls - etcd_calls == 4
+
+
+def test_replicas_has_one_writer_and_survives_the_object_apply_leaving_it_out():
+    cluster = Cluster({"replicas": 3})
+    cluster.converge()
+    assert REPLICAS_MANAGER in cluster.kube.replicas_owners["main"]
+    sts_applies = [w for w in cluster.kube.writes if w == "StatefulSet/main"]
+    cluster.edit(resources={"requests": {"cpu": "200m"}})  # a template change: the object apply runs again
+    cluster.converge()
+    assert [w for w in cluster.kube.writes if w == "StatefulSet/main"] == [*sts_applies, "StatefulSet/main"]
+    assert cluster.kube.replicas_owners["main"] == {REPLICAS_MANAGER}  # the object apply no longer carries it
+    cluster.assert_settled(3)
+
+
+def test_pdb_follows_every_scale_step():
+    cluster = Cluster({"replicas": 1})
+    cluster.converge()
+    cluster.assert_settled(1)
+    for replicas in (3, 5, 3):
+        cluster.edit(replicas=replicas)
+        cluster.converge()
+        cluster.assert_settled(replicas)
+    seen = {r.plan.step.__class__.__name__ for r in cluster.results}
+    assert {"AddLearner", "Promote", "RemoveMember"} <= seen
+
+
+def test_a_healed_member_stays_healthy_and_is_not_removed_again():
+    cluster = Cluster({"replicas": 3})
+    cluster.converge()
+    before = {m.name: m.id for m in cluster.status.members}
+    cluster.world.wiped.add(2)  # pod and claim deleted: the new pod has an empty volume
+    cluster.world.settle()
+    cluster.converge()
+    cluster.assert_settled(3)
+    after = {m.name: m.id for m in cluster.status.members}
+    assert after["main-2"] != before["main-2"] and after["main-0"] == before["main-0"]
+    # The kubelet still shows the old termination message; a running container is not an error.
+    for _ in range(5):
+        quiet = cluster.once()
+        assert quiet.outcome.step == mp.Noop()
+    cluster.assert_settled(3)
+    assert {m.name: m.id for m in cluster.status.members} == after
+
+
+def test_deleted_children_come_back_in_the_next_pass():
+    cluster = Cluster({"replicas": 3})
+    cluster.converge()
+    for kind, name in (("Service", "main-client"), ("PodDisruptionBudget", "main"), ("Service", "main")):
+        cluster.kube.delete(kind, "db", name)
+    repaired = cluster.once()
+    assert {f"{o['kind']}/{o['metadata']['name']}" for o in repaired.plan.objects} == {
+        "Service/main-client", "PodDisruptionBudget/main", "Service/main"}  # fmt: skip
+    cluster.converge()
+    cluster.assert_settled(3)
+
+
+def test_a_hand_edited_child_is_put_back():
+    cluster = Cluster({"replicas": 3})
+    cluster.converge()
+    cluster.kube.objects[("Service", "db", "main-client")]["spec"]["selector"] = {"app": "other"}
+    cluster.once()
+    assert cluster.kube.objects[("Service", "db", "main-client")]["spec"]["selector"] == {
+        "app.kubernetes.io/name": "etcd", "app.kubernetes.io/instance": "main", "app": "other"}  # fmt: skip
+
+
+def test_certificates_are_renewed_by_the_pass_before_they_expire():
+    cluster = Cluster({"replicas": 3})
+    cluster.converge()
+    peer_before = cluster.kube.secret("db", "main-peer-tls")
+    ca_before = cluster.kube.secret("db", "main-peer-ca")
+    cluster.now = T0 + timedelta(days=300)
+    assert not cluster.once().plan.objects  # not due yet
+    cluster.now = T0 + timedelta(days=336)  # 365-day leaves, renewed 30 days before the end
+    renewed = cluster.once()
+    names = {o["metadata"]["name"] for o in renewed.plan.objects}
+    assert {"main-peer-tls", "main-server-tls", "main-client-tls"} <= names
+    assert cluster.kube.secret("db", "main-peer-ca") == ca_before
+    assert cluster.kube.secret("db", "main-peer-tls")["main-0.crt"] != peer_before["main-0.crt"]
+    assert not cluster.once().plan.objects  # renewed once, not on every pass
+    cluster.assert_settled(3)
+
+
+def test_a_missing_ca_is_reported_not_silently_replaced():
+    cluster = Cluster({"replicas": 3})
+    cluster.converge()
+    peer_tls = cluster.kube.secret("db", "main-peer-tls")
+    cluster.kube.delete("Secret", "db", "main-peer-ca")
+    result = cluster.once()
+    assert ("Secret", "db", "main-peer-ca") not in cluster.kube.objects
+    assert cluster.kube.secret("db", "main-peer-tls") == peer_tls
+    degraded = next(c for c in cluster.status.conditions if c.type == "Degraded")
+    assert (degraded.status.value, degraded.reason) == ("True", "CASecretMissing")
+    assert REISSUE_CA in degraded.message and "main-peer-ca" in degraded.message
+    assert result.outcome.step == mp.Noop()  # membership is still served
+    cluster.annotations[REISSUE_CA] = "true"
+    cluster.once()
+    assert ("Secret", "db", "main-peer-ca") in cluster.kube.objects
+    assert cluster.kube.secret("db", "main-peer-tls")["ca.crt"] != peer_tls["ca.crt"]
+
+
+def test_the_statefulset_follows_an_add_that_a_crash_interrupted():
+    cluster = Cluster({"replicas": 3})
+    cluster.converge()
+    cluster.edit(replicas=5)
+    # The operator died right after `member add`: etcd has the learner, the StatefulSet is still 3.
+    url = "https://main-3.main.db.svc.cluster.local:2380"
+    asyncio.run(cluster.etcd.member_add([url], learner=True))
+    result = cluster.once()
+    assert result.outcome.step == mp.ScaleStatefulSet(4)
+    cluster.converge()
+    cluster.assert_settled(5)
+
+
+def test_add_and_statefulset_in_one_pass():
+    cluster = Cluster({"replicas": 3})
+    cluster.converge()
+    cluster.edit(replicas=4)
+    result = cluster.once()
+    assert isinstance(result.outcome.step, mp.AddLearner) and result.plan.follow_up == mp.ScaleStatefulSet(4)
+    assert cluster.world.replicas() == 4
+
+
+def test_a_refused_apply_is_reported_with_the_api_servers_words():
+    cluster = Cluster({"replicas": 3})
+    cluster.converge()
+    cluster.kube.delete("Service", "db", "main-client")
+    cluster.kube.refuse["Service/main-client"] = (422, 'Service "main-client" is invalid: spec.ports[0].port: Invalid value')
+    cluster.once()
+    degraded = next(c for c in cluster.status.conditions if c.type == "Degraded")
+    assert (degraded.status.value, degraded.reason) == ("True", "ApplyFailed")
+    assert "spec.ports[0].port: Invalid value" in degraded.message and "422" in degraded.message
+    del cluster.kube.refuse["Service/main-client"]
+    cluster.converge()
+    cluster.assert_settled(3)
+
+
+@pytest.mark.parametrize("replicas", [3, 5])
+def test_hibernate_and_wake_keep_members(replicas):
+    cluster = Cluster({"replicas": replicas})
+    cluster.converge()
+    ids = {m.name: m.id for m in cluster.status.members}
+    cluster.edit(hibernate=True)
+    cluster.once()
+    assert cluster.world.replicas() == 0
+    cluster.once()
+    assert cluster.status.phase == "Hibernated"
+    cluster.edit(hibernate=False)
+    cluster.once()
+    assert cluster.world.replicas() == replicas  # every member at once, from the last known membership
+    cluster.converge()
+    cluster.assert_settled(replicas)
+    assert {m.name: m.id for m in cluster.status.members} == ids
+
+
+def test_etcd_unreachable_keeps_objects_right_and_the_last_members():
+    cluster = Cluster({"replicas": 3})
+    cluster.converge()
+    cluster.etcd.reachable = False
+    cluster.kube.delete("Service", "db", "main-client")
+    result = cluster.once()
+    assert "Service/main-client" in {f"{o['kind']}/{o['metadata']['name']}" for o in result.plan.objects}
+    assert result.outcome.step is None
+    assert cluster.status.phase == "Unavailable" and len(cluster.status.members) == 3
+    assert cluster.pdb_min_available() == 2  # from the last known membership
