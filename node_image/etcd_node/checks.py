@@ -61,9 +61,44 @@ def check_flags(options: Mapping[str, str], data_dir_initialized: bool, resolve:
         findings += check_restart(options)
         return findings
     findings += check_bootstrap_choice(options)
-    if not bootstrap_sources(options) or options.get("initial-cluster"):
+    if _checks_initial_cluster(options):
         findings += check_initial_cluster(options, urls.get("initial-advertise-peer-urls", []), resolve)
     return findings
+
+
+def names_to_resolve(options: Mapping[str, str], data_dir_initialized: bool) -> list[str]:
+    """The host names `check_flags` will ask `resolve` for, so the caller can look them up beforehand.
+
+    Only a member whose advertised peer URLs differ in spelling from its
+    `--initial-cluster` entry is compared by address (as etcd does); every other
+    start needs no DNS at all.
+    """
+    if data_dir_initialized or not _checks_initial_cluster(options):
+        return []
+    urls, _ = parsed_urls(options)
+    advertised = urls.get("initial-advertise-peer-urls", [])
+    listed = _own_entry(options, advertised)
+    if not advertised or not listed or sorted(set(listed)) == sorted(set(advertised)):
+        return []
+    return list(dict.fromkeys(u.host for u in [*listed, *advertised] if not u.is_ip))
+
+
+def _checks_initial_cluster(options: Mapping[str, str]) -> bool:
+    return not bootstrap_sources(options) or bool(options.get("initial-cluster"))
+
+
+def _initial_cluster_raw(options: Mapping[str, str], advertised: Sequence[Url]) -> str:
+    """`--initial-cluster`, or etcd's default for it: NAME=the advertised peer URLs."""
+    name = name_of(options)
+    return options.get("initial-cluster") or f"{name}={','.join(map(str, advertised)) or 'http://localhost:2380'}"
+
+
+def _own_entry(options: Mapping[str, str], advertised: Sequence[Url]) -> list[Url] | None:
+    try:
+        entries = parse_initial_cluster(_initial_cluster_raw(options, advertised))
+    except UrlError:
+        return None
+    return cluster_map(entries).get(name_of(options))
 
 
 def check_listen_urls(urls: Mapping[str, list[Url]]) -> list[Finding]:
@@ -206,9 +241,8 @@ def check_bootstrap_choice(options: Mapping[str, str]) -> list[Finding]:
 
 def check_initial_cluster(options: Mapping[str, str], advertised: Sequence[Url], resolve: Resolve) -> list[Finding]:
     name = name_of(options)
-    raw = options.get("initial-cluster") or f"{name}={','.join(map(str, advertised)) or 'http://localhost:2380'}"
     try:
-        entries = parse_initial_cluster(raw)
+        entries = parse_initial_cluster(_initial_cluster_raw(options, advertised))
     except UrlError as exc:
         return [error("InvalidInitialCluster", str(exc), "correct --initial-cluster")]
     found = check_duplicates(entries)

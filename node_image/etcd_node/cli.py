@@ -1,9 +1,13 @@
 """`etcd-node`: etcd's command line, checked first, then handed over to the real etcd.
 
     etcd-node [etcd flags...] [--dry-run] [--etcd-bin PATH] [--join-endpoints URLS]
+              [--join-ca-file F] [--join-cert-file F] [--join-key-file F]
     etcd-node gateway [--endpoints HOST:PORT,... | --discovery-srv DOMAIN] [--listen-addr ADDR]
 
 Exit codes: 0 success (or exec), 1 a check failed, 2 the command line is invalid.
+
+The shape is gather facts (preflight, I/O) -> decide (plan, pure) -> exec; this
+module only wires them together and reports.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
-from . import flags, gateway, kube, preflight, watch
+from . import datadir, flags, gateway, kube, plan, preflight, watch
 from .contract import ENV_TERMINATION_LOG
 from .findings import Finding, Severity, error, errors
 from .log import configure
@@ -49,32 +53,53 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except (flags.FlagError, kube.PodIdentityError) as exc:
         _report(log, [error("InvalidCommandLine", str(exc), _INVALID_FIX)], environ)
         return 2
-    options, agent = dict(parsed.options), dict(parsed.agent)
-    if "proxy" in options or environ.get("ETCD_PROXY"):
+    etcd_options = dict(parsed.options)
+    if "proxy" in etcd_options or environ.get("ETCD_PROXY"):
         _report(log, [error("ProxyRemoved", *_PROXY_REMOVED)], environ)
         return 1
     if identity is not None:
         for name, value in derived.items():
-            options.setdefault(name, value)
+            etcd_options.setdefault(name, value)
         log.info("derived member identity from the pod", pod=identity.pod, domain=identity.domain)
-    etcd_bin = _etcd_bin(agent, environ)
-    dry_run = flags.truthy(agent.get("dry-run"))
-    plan = preflight.prepare(
-        options, agent, etcd_bin, datetime.now(UTC), in_pod=identity is not None, dry_run=dry_run
-    )
-    _report(log, plan.findings, environ)
-    if errors(plan.findings):
+    try:
+        options = plan.Options.from_args(
+            etcd_options, parsed.agent, _etcd_bin(parsed.agent, environ), in_pod=identity is not None
+        )
+    except flags.FlagError as exc:
+        _report(log, [error("InvalidCommandLine", str(exc), _INVALID_FIX)], environ)
+        return 2
+    facts = preflight.gather(options, datetime.now(UTC))
+    decided = plan.decide(options, facts)
+    findings = list(decided.findings)
+    if not errors(findings) and decided.set_aside is not None and not options.dry_run:
+        findings += _set_aside(options, facts)
+    _report(log, findings, environ)
+    if errors(findings):
         return 1
-    final = [etcd_bin, *flags.render(plan.options)]
-    if dry_run:
-        print(json.dumps(final))
+    if options.dry_run:
+        print(json.dumps(decided.argv))
         return 0
-    # Our flags carry every option, and ETCD_NODE_* are ours: etcd would warn about each of them.
-    env = {k: v for k, v in environ.items() if flags.flag_for_env(k) is None and not k.startswith("ETCD_NODE_")}
-    log.info("handing over to etcd", etcd=etcd_bin, name=plan.options.get("name"), restarting=plan.restarting)
+    log.info("handing over to etcd", etcd=options.etcd_bin, name=decided.options.get("name"),
+             restarting=decided.restarting)  # fmt: skip
     watch.start(environ.get(ENV_TERMINATION_LOG, ""))
-    os.execve(etcd_bin, final, env)
+    os.execve(options.etcd_bin, decided.argv, flags.etcd_environ(environ))
     return 0  # not reached
+
+
+def _set_aside(options: plan.Options, facts: plan.Facts) -> list[Finding]:
+    """Move a removed incarnation's data dir aside (never delete it); a failure stops the member."""
+    try:
+        datadir.set_aside(options.etcd, facts.now)
+    except OSError as exc:
+        return [
+            error(
+                "StaleDataNotSetAside",
+                f"cannot move the previous member's data dir aside: {exc}",
+                "make the data volume writable by the etcd user (etcd-node renames, never deletes); or move "
+                "the data dir away by hand",
+            )
+        ]
+    return []
 
 
 def _etcd_bin(agent: Mapping[str, str], environ: Mapping[str, str]) -> str:

@@ -14,7 +14,16 @@ from dataclasses import dataclass, field
 from .etcd_flags import BOOL_FLAGS, KNOWN_FLAGS
 
 # Flags that belong to the agent itself; they never reach etcd.
-AGENT_FLAGS: frozenset[str] = frozenset({"dry-run", "etcd-bin", "join-endpoints", "join-ca-file"})
+AGENT_FLAGS: frozenset[str] = frozenset(
+    {
+        "dry-run",
+        "etcd-bin",
+        "join-endpoints",
+        "join-ca-file",
+        "join-cert-file",
+        "join-key-file",
+    }
+)
 AGENT_BOOL_FLAGS: frozenset[str] = frozenset({"dry-run"})
 
 # Variables that look like etcd's but are not flags (read by etcd or by us directly).
@@ -112,6 +121,15 @@ def parse(argv: Sequence[str], environ: Mapping[str, str]) -> ParsedArgs:
         if name not in agent and var in environ:
             agent[name] = environ[var]
     return ParsedArgs(options=options, agent=agent, from_env=frozenset(from_env))
+
+
+def etcd_environ(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment etcd runs with: our flags carry every option, and ETCD_NODE_* are the agent's.
+
+    etcd would warn about a variable that shadows a flag, and about every
+    ETCD_* variable it does not know.
+    """
+    return {k: v for k, v in environ.items() if flag_for_env(k) is None and not k.startswith("ETCD_NODE_")}
 
 
 def truthy(value: str | None) -> bool:
