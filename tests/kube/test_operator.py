@@ -197,5 +197,12 @@ def test_discovery_cluster_reference_waits_for_the_referenced_cluster(kubectl, n
     seed = {**child, "metadata": {"name": "seed"}, "spec": {"replicas": 1}}
     kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(seed))
     # The seed exists now, but its members do not run in this tier: the child keeps waiting and says so.
-    wait_until(lambda: "discovery cluster seed is not reachable yet" in messages(), 90, message="no wait Event")
+    # The reason stays WaitingForDiscovery, so no new Event; the condition's message says what it waits for now.
+    def progressing():
+        conditions = ((get(kubectl, namespace, "etcdcluster", "child") or {}).get("status") or {}).get("conditions")
+        return next((c for c in conditions or [] if c["type"] == "Progressing"), {})
+
+    waiting = wait_until(lambda: "discovery cluster seed is not reachable yet" in progressing().get("message", "")
+                         and progressing(), 90, message="the child does not say it waits for the seed")  # fmt: skip
+    assert (waiting["status"], waiting["reason"]) == ("True", "WaitingForDiscovery")
     assert get(kubectl, namespace, "statefulset", "child") is None

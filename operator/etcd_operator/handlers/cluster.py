@@ -69,13 +69,13 @@ async def run_pass(body: kopf.Body, first: bool = False) -> float:
     result = await reconcile_once(kube(), ctx, _clients)
     if first:
         # Once per loop start (a new cluster, or an operator restart): says what this pass had to repair.
-        bound.info("reconciling", repaired=[f"{o['kind']}/{o['metadata']['name']}" for o in result.plan.objects])
+        bound.info("reconciling", repaired=sorted(result.plan.drifted))
     step = result.outcome.step
     if step is not None and not isinstance(step, mp.Noop):
         reason, message = describe(step)
         bound.info("membership step", step=str(reason), detail=message, refused=result.outcome.step_error or None)
-    if result.plan.objects:
-        bound.info("objects applied", objects=[f"{o['kind']}/{o['metadata']['name']}" for o in result.plan.objects])
+    if result.plan.drifted:
+        bound.info("objects applied", drifted=dict(result.plan.drifted))
     for problem in result.outcome.problems:
         bound.warning("problem", reason=problem.reason, detail=problem.message)
     for cond in transitions(ctx.status.conditions, result.status.conditions or []):

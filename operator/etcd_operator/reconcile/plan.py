@@ -23,7 +23,7 @@ from ..models.cluster import EtcdClusterSpec, EtcdClusterStatus, TLSMode
 from ..resources.statefulset import MemberTemplateInputs
 from . import membership as mp
 from .desired import ClusterIdentity, default_token, desired_objects, needs_generated_tls
-from .drift import drifted
+from .drift import drift
 from .observed import Member, Observed, quorum
 from .pods import lost_data
 from .problems import Problem
@@ -45,6 +45,7 @@ class ClusterContext:
 @dataclass(frozen=True)
 class Plan:
     objects: tuple[dict[str, Any], ...] = ()  # missing or drifted objects to apply, Secrets first
+    drifted: Mapping[str, str] = field(default_factory=dict)  # "Kind/name" -> first field that differed
     step: mp.Step | None = None  # None: membership is not planned this pass (bootstrap, etcd unreachable)
     follow_up: mp.ScaleStatefulSet | None = None  # the StatefulSet following `step`, in the same pass
     claim_replicas: int | None = None  # REPLICAS_MANAGER takes spec.replicas over at this (live) value
@@ -152,14 +153,17 @@ def plan(ctx: ClusterContext, observed: Observed, now: datetime) -> Plan:
                           reissue_ca=reissue)  # fmt: skip
         objects += tls.secrets
         problems += tls.problems
+    drifted = {f"Secret/{o['metadata']['name']}": "data" for o in objects}
     members, voting = _membership_counts(ctx, observed, initial)
     for obj in desired_objects(identity, spec, inputs, members, voting):
         key = f"{obj['kind']}/{obj['metadata']['name']}"
         live = sts.live if obj["kind"] == "StatefulSet" and sts is not None else observed.objects.get(key)
-        if drifted(obj, live):
+        if where := drift(obj, live):
             objects.append(obj)
+            drifted[key] = where
     return Plan(
         objects=tuple(objects),
+        drifted=drifted,
         step=step,
         follow_up=follow_up,
         claim_replicas=claim,

@@ -248,3 +248,14 @@ def test_etcd_unreachable_keeps_objects_right_and_the_last_members():
     assert result.outcome.step is None
     assert cluster.status.phase == "Unavailable" and len(cluster.status.members) == 3
     assert cluster.pdb_min_available() == 2  # from the last known membership
+
+
+def test_drift_ignores_defaults_and_omitted_empties_but_names_the_changed_field():
+    from etcd_operator.reconcile.drift import drift
+
+    desired = {"spec": {"args": [], "ports": [{"port": 2379}], "selector": {"a": "b"}}}
+    live = {"spec": {"ports": [{"port": 2379, "protocol": "TCP"}], "selector": {"a": "b"}, "clusterIP": "None"}}
+    assert drift(desired, live) is None
+    assert drift(desired, {"spec": {**live["spec"], "selector": {"a": "c"}}}) == ".spec.selector.a"
+    assert drift(desired, {"spec": {**live["spec"], "ports": []}}) == ".spec.ports"
+    assert drift(desired, None) == "missing"
