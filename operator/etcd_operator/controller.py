@@ -158,17 +158,16 @@ async def observe(kube: KubeAPI, ctx: ClusterContext, clients: EtcdClients) -> t
     secret_data = {s["metadata"]["name"]: secret_bytes(s) for s in secrets if _owned(s, uid)}
     sts_view = statefulset_view(sts) if sts is not None else None
     access = client_access(names, ctx.spec, sts_view.replicas if sts_view else 0)
-    client = await clients.get(uid, access, secret_data.get(access.secret or "", {}))
-    view, error = None, ""
-    if isinstance(client, str):
-        error, client = client, None
-    elif sts_view is not None and sts_view.replicas:
+    got = await clients.get(uid, access, secret_data.get(access.secret or "", {}))
+    client = None if isinstance(got, str) else got
+    view, error = None, got if isinstance(got, str) else ""
+    if client is not None and not (sts_view and sts_view.replicas):
+        error = "no member is running"
+    elif client is not None:
         try:
             view = await client.view()
         except EtcdError as exc:
             error = f"cannot reach etcd at {','.join(access.endpoints[:1])}: {exc.message}"
-    else:
-        error = "no member is running"
     observed = Observed(
         generation=ctx.generation,
         statefulset=sts_view,

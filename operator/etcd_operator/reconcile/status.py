@@ -180,8 +180,8 @@ def merge_transitions(new: Sequence[Condition], old: Sequence[Condition] | None,
     merged = []
     for cond in new:
         prev = before.get(cond.type)
-        keep = prev is not None and prev.status == cond.status and prev.last_transition_time
-        merged.append(cond.model_copy(update={"last_transition_time": prev.last_transition_time if keep else now}))
+        kept = prev.last_transition_time if prev is not None and prev.status == cond.status else None
+        merged.append(cond.model_copy(update={"last_transition_time": kept or now}))
     return merged
 
 

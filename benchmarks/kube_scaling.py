@@ -1,0 +1,148 @@
+"""Benchmark: bootstrap and scale-out on a real Kubernetes node, against etcd's own view and the node's pod start.
+
+On the local cluster (e2e/local/up.sh) with the operator installed by its chart:
+
+1. the node's pod start time: a bare pod of the node image until Ready (the floor for any member);
+2. `kubectl apply` of a 3-member cluster: when etcd's own member list first shows 3 started voting
+   members, and when the EtcdCluster says Available=True (the ratio of the two is what the operator adds);
+3. 3 -> 5: when etcd lists 5 started voting members, and when status is settled (Available=True,
+   Progressing=False, 5 healthy voting members), per added member.
+
+Prints figures and ratios; asserts nothing.
+
+    python benchmarks/kube_scaling.py [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from e2e.support import NODE_IMAGE, Kube, condition, etcd_cluster  # noqa: E402
+from tests.support.binaries import bin_dir  # noqa: E402
+
+OPERATOR_NAMESPACE = "etcd-operator-system"
+RELEASE = "etcd-operator"
+POLL = 0.25
+
+
+def local_cluster() -> Kube:
+    up = subprocess.run(["bash", str(ROOT / "e2e" / "local" / "up.sh")], cwd=ROOT, stdout=subprocess.PIPE,
+                        text=True, check=True)  # fmt: skip
+    kubeconfig = Path(up.stdout.strip().splitlines()[-1].removeprefix("KUBECONFIG="))
+    kube = Kube(kubectl=str(bin_dir() / "kubectl"), kubeconfig=kubeconfig)
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+    subprocess.run([str(bin_dir() / "helm"), "upgrade", "--install", RELEASE, str(ROOT / "charts" / "etcd-operator"),
+                    "--namespace", OPERATOR_NAMESPACE, "--create-namespace", "--wait", "--timeout", "180s",
+                    "--set", "image.pullPolicy=IfNotPresent", "--set", "logFormat=json"],
+                   env=env, check=True, capture_output=True)  # fmt: skip
+    kube.run("-n", OPERATOR_NAMESPACE, "rollout", "restart", f"deploy/{RELEASE}")
+    kube.run("-n", OPERATOR_NAMESPACE, "rollout", "status", f"deploy/{RELEASE}", "--timeout=180s", timeout=200)
+    return kube
+
+
+def pod_start(kube: Kube, namespace: str) -> float:
+    name = f"bare-{uuid.uuid4().hex[:6]}"
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+           "spec": {"terminationGracePeriodSeconds": 0, "containers": [
+               {"name": "c", "image": NODE_IMAGE, "imagePullPolicy": "IfNotPresent", "command": ["sleep", "infinity"],
+                "readinessProbe": {"exec": {"command": ["true"]}, "periodSeconds": 1}}]}}  # fmt: skip
+    start = time.monotonic()
+    kube.apply(namespace, pod)
+    kube.run("-n", namespace, "wait", "--for=condition=Ready", f"pod/{name}", "--timeout=120s", timeout=150)
+    elapsed = time.monotonic() - start
+    kube.run("-n", namespace, "delete", "pod", name, "--wait=false")
+    return elapsed
+
+
+def started_voting(kube: Kube, namespace: str, cluster: str) -> int:
+    """Started voting members in etcd's own member list, asked inside member 0 (its server pair is also a client pair)."""
+    pod, tls = f"{cluster}-0", "/etc/etcd/server-tls"
+    proc = kube.run("-n", namespace, "exec", pod, "--", "etcdctl", "--endpoints", "https://127.0.0.1:2379",
+                    "--cacert", f"{tls}/ca.crt", "--cert", f"{tls}/{pod}.crt", "--key", f"{tls}/{pod}.key",
+                    "--command-timeout=2s", "member", "list", "-w", "json", check=False, timeout=10)  # fmt: skip
+    if proc.returncode != 0:
+        return 0
+    members = json.loads(proc.stdout).get("members", [])
+    return sum(1 for m in members if m.get("clientURLs") and not m.get("isLearner"))
+
+
+def settled(kube: Kube, namespace: str, cluster: str, members: int) -> bool:
+    obj = kube.get(namespace, "etcdcluster", cluster) or {}
+    listed = (obj.get("status") or {}).get("members") or []
+    return (
+        (condition(obj, "Available") or {}).get("status") == "True"
+        and (condition(obj, "Progressing") or {}).get("status") == "False"
+        and len(listed) == members
+        and all(m.get("healthy") and not m.get("isLearner") for m in listed)
+    )
+
+
+def until(members: int, kube: Kube, namespace: str, cluster: str, start: float, timeout: float = 600) -> tuple[float, float]:
+    """(seconds until etcd lists `members` started voting members, seconds until status is settled)."""
+    etcd_at = status_at = None
+    while time.monotonic() - start < timeout and (etcd_at is None or status_at is None):
+        now = time.monotonic() - start
+        if etcd_at is None and started_voting(kube, namespace, cluster) >= members:
+            etcd_at = now
+        if status_at is None and settled(kube, namespace, cluster, members):
+            status_at = now
+            etcd_at = etcd_at if etcd_at is not None else now  # status never runs ahead of etcd
+        time.sleep(POLL)
+    if etcd_at is None or status_at is None:
+        raise SystemExit(f"{cluster}: not {members} members within {timeout}s")
+    return etcd_at, status_at
+
+
+def run_once(kube: Kube) -> dict[str, float]:
+    namespace = f"bench-{uuid.uuid4().hex[:6]}"
+    kube.run("create", "namespace", namespace)
+    try:
+        baseline = statistics.median(pod_start(kube, namespace) for _ in range(3))
+        cluster = "bench"
+        start = time.monotonic()
+        kube.apply(namespace, etcd_cluster(cluster, 3))
+        etcd3, avail3 = until(3, kube, namespace, cluster, start)
+        start = time.monotonic()
+        kube.run("-n", namespace, "patch", "etcdcluster", cluster, "--type=merge", "-p", '{"spec":{"replicas":5}}')
+        etcd5, settled5 = until(5, kube, namespace, cluster, start)
+        return {"pod_start": baseline, "etcd3": etcd3, "available3": avail3, "etcd5": etcd5, "settled5": settled5}
+    finally:
+        kube.run("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=2)
+    args = parser.parse_args()
+    kube = local_cluster()
+    runs = [run_once(kube) for _ in range(args.runs)]
+    med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+    print(f"runs: {args.runs} (medians; min-max in brackets)")
+
+    def row(label: str, key: str) -> None:
+        values = [r[key] for r in runs]
+        print(f"  {label:<58} {med[key]:6.1f} s  [{min(values):.1f}-{max(values):.1f}]")
+
+    row("pod start on this node (node image, until Ready)", "pod_start")
+    row("apply -> etcd lists 3 started voting members", "etcd3")
+    row("apply -> EtcdCluster Available=True", "available3")
+    row("3 -> 5: etcd lists 5 started voting members", "etcd5")
+    row("3 -> 5: status settled (Available, Progressing=False, 5 healthy)", "settled5")
+    print(f"  Available / etcd all started (target <= 1.2):              {med['available3'] / med['etcd3']:.2f}")
+    print(f"  3 -> 5 per added member (etcd):                            {med['etcd5'] / 2:6.1f} s"
+          f"  = {med['etcd5'] / 2 / med['pod_start']:.1f} x pod start")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
