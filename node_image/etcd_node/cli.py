@@ -1,7 +1,7 @@
 """`etcd-node`: etcd's command line, checked first, then handed over to the real etcd.
 
     etcd-node [etcd flags...] [--dry-run] [--etcd-bin PATH] [--join-endpoints URLS]
-              [--join-ca-file F] [--join-cert-file F] [--join-key-file F]
+              [--join-ca-file F] [--join-cert-file F] [--join-key-file F] [--id-mismatch-grace SECONDS]
     etcd-node gateway [--endpoints HOST:PORT,... | --discovery-srv DOMAIN] [--listen-addr ADDR]
 
 Exit codes: 0 success (or exec), 1 a check failed, 2 the command line is invalid.
@@ -81,7 +81,9 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return 0
     log.info("handing over to etcd", etcd=options.etcd_bin, name=decided.options.get("name"),
              restarting=decided.restarting)  # fmt: skip
-    watch.start(environ.get(ENV_TERMINATION_LOG, ""))
+    # A member without data of its own has never been part of the cluster it meets: a mismatch cannot heal.
+    stop_after = None if decided.restarting else options.id_mismatch_grace
+    watch.start(environ.get(ENV_TERMINATION_LOG, ""), stop_on_mismatch_after=stop_after)
     os.execve(options.etcd_bin, decided.argv, flags.etcd_environ(environ))
     return 0  # not reached
 

@@ -22,6 +22,7 @@ AGENT_FLAGS: frozenset[str] = frozenset(
         "join-ca-file",
         "join-cert-file",
         "join-key-file",
+        "id-mismatch-grace",
     }
 )
 AGENT_BOOL_FLAGS: frozenset[str] = frozenset({"dry-run"})

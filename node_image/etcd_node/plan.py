@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from . import checks, datadir, discovery, join
 from .findings import Finding, error, warning
-from .flags import render, split_list, truthy
+from .flags import FlagError, render, split_list, truthy
 from .httpjson import TLSClient
 from .urls import UrlError, is_ip, parse_urls
 
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 # must not hold a bootstrap up for long; a join cannot go on without the list, so it waits longer.
 POD_CHECK_TIMEOUT = 2.0
 JOIN_TIMEOUT = 5.0
+ID_MISMATCH_GRACE = 10.0
 # Flags that point etcd at a way to bootstrap; a member that joins a running cluster uses none of them.
 _BOOTSTRAP_FLAGS = ("initial-cluster", "discovery-srv", "discovery-srv-name", "discovery")
 
@@ -57,6 +58,7 @@ class Options:
     dry_run: bool = False
     join_endpoints: tuple[str, ...] = ()
     join_tls: TLSClient = TLSClient()
+    id_mismatch_grace: float = ID_MISMATCH_GRACE
 
     @classmethod
     def from_args(
@@ -75,7 +77,20 @@ class Options:
                 cert_file=agent.get("join-cert-file") or etcd.get("cert-file", ""),
                 key_file=agent.get("join-key-file") or etcd.get("key-file", ""),
             ),
+            id_mismatch_grace=_seconds("id-mismatch-grace", agent.get("id-mismatch-grace"), ID_MISMATCH_GRACE),
         )
+
+
+def _seconds(flag: str, raw: str | None, default: float) -> float:
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = float(raw.strip().removesuffix("s"))
+    except ValueError:
+        value = -1.0
+    if not value >= 0:  # also refuses nan
+        raise FlagError(f"--{flag}={raw!r}: give a number of seconds, e.g. --{flag}=10")
+    return value
 
 
 @dataclass(frozen=True)

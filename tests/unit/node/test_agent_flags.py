@@ -21,6 +21,7 @@ VALUES = {
     "join-ca-file": "/run/join/ca.crt",
     "join-cert-file": "/run/join/client.crt",
     "join-key-file": "/run/join/client.key",
+    "id-mismatch-grace": "42.5s",
 }
 VARIABLE_VALUES = {"ETCD_NODE_TERMINATION_LOG": "termination-log", "ETCD_NODE_DRY_RUN": "true"}
 
@@ -113,3 +114,9 @@ def test_join_tls_flags_are_used_for_the_member_list_call(monkeypatch, tmp_path)
     argv, _ = plan.etcd_args(options, facts)
     assert "--initial-cluster=infra3=https://10.0.1.13:2380" in argv
     assert not any(a.startswith("--join-") for a in argv)
+
+
+@pytest.mark.parametrize("raw", ["soon", "-1", "nan"])
+def test_a_grace_that_is_not_seconds_is_an_invalid_command_line(capsys, raw):
+    assert cli.main(["--dry-run", "--id-mismatch-grace", raw, *guide.args(guide.STATIC[0])], {"ETCD_NODE_ETCD_BIN": ETCD}) == 2
+    assert "give a number of seconds" in capsys.readouterr().err
