@@ -24,7 +24,7 @@ def pod_view(pod: Mapping[str, Any], statefulset: str) -> PodView:
     error = None
     for status in (pod.get("status") or {}).get("containerStatuses") or []:
         state = status.get("state") or {}
-        if state.get("running"):
+        if "running" in state:
             continue
         terminated = state.get("terminated") or (status.get("lastState") or {}).get("terminated") or {}
         error = parse_agent_error(terminated.get("message") or "") or error
