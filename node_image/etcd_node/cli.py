@@ -19,6 +19,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
+from structlog.typing import FilteringBoundLogger
+
 from . import datadir, flags, gateway, kube, plan, preflight, watch
 from .contract import ENV_TERMINATION_LOG
 from .findings import Finding, Severity, error, errors
@@ -108,7 +110,7 @@ def _etcd_bin(agent: Mapping[str, str], environ: Mapping[str, str]) -> str:
     return agent.get("etcd-bin") or environ.get("ETCD_NODE_ETCD_BIN") or shutil.which("etcd") or "etcd"
 
 
-def _report(log, findings: Sequence[Finding], environ: Mapping[str, str]) -> None:
+def _report(log: FilteringBoundLogger, findings: Sequence[Finding], environ: Mapping[str, str]) -> None:
     for finding in findings:
         emit = log.error if finding.severity is Severity.ERROR else log.warning
         emit(finding.message, code=finding.code, fix=finding.fix)
@@ -122,7 +124,7 @@ def _report(log, findings: Sequence[Finding], environ: Mapping[str, str]) -> Non
             pass
 
 
-def _gateway(argv: Sequence[str], environ: Mapping[str, str], log) -> int:
+def _gateway(argv: Sequence[str], environ: Mapping[str, str], log: FilteringBoundLogger) -> int:
     try:
         options, agent = flags.parse_argv(argv, bools=frozenset({"insecure-discovery"}))
     except flags.FlagError as exc:

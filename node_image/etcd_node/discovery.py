@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .findings import Finding, error
 from .flags import split_list, truthy
@@ -44,7 +44,7 @@ def parse_registration(key: str, value: str) -> Registration:
 def fetch_v2(url: str, proxy: str = "") -> DiscoveryState:
     """Read size and registrations from a v2 discovery URL (private etcd or discovery.etcd.io)."""
     url = url.rstrip("/")
-    state = dict(
+    state = DiscoveryState(
         where=url,
         size_key=f"{url}/_config",
         create_size_hint=f"curl -X PUT {url}/_config/size -d value=3",
@@ -55,13 +55,13 @@ def fetch_v2(url: str, proxy: str = "") -> DiscoveryState:
         if exc.status == 404:
             size_answer = None
         else:
-            return DiscoveryState(**state, failure=str(exc))
+            return replace(state, failure=str(exc))
     size = _int((size_answer or {}).get("node", {}).get("value"))
     try:
         listing = call(url, proxy=proxy)
     except HTTPError as exc:
         if exc.status != 404:
-            return DiscoveryState(**state, size=size, failure=str(exc))
+            return replace(state, size=size, failure=str(exc))
         listing = {}
     nodes = (listing or {}).get("node", {}).get("nodes", []) or []
     registered = tuple(
@@ -69,7 +69,7 @@ def fetch_v2(url: str, proxy: str = "") -> DiscoveryState:
         for node in nodes
         if not node.get("dir") and "value" in node
     )
-    return DiscoveryState(**state, size=size, registered=registered)
+    return replace(state, size=size, registered=registered)
 
 
 def v3_endpoint_urls(options: Mapping[str, str]) -> list[str]:
@@ -87,7 +87,7 @@ def fetch_v3(options: Mapping[str, str]) -> DiscoveryState:
         cert_file=options.get("discovery-cert", ""),
         key_file=options.get("discovery-key", ""),
     )
-    state = dict(
+    state = DiscoveryState(
         where=f"{','.join(endpoints)} (token {token})",
         size_key=f"{prefix}/_config/size",
         create_size_hint=f"etcdctl --endpoints={','.join(endpoints)} put {prefix}/_config/size 3",
@@ -101,10 +101,8 @@ def fetch_v3(options: Mapping[str, str]) -> DiscoveryState:
             failure = str(exc)
             continue
         size = _int(size_kvs[0][1]) if size_kvs else None
-        return DiscoveryState(
-            **state, size=size, registered=tuple(parse_registration(k, v) for k, v in members)
-        )
-    return DiscoveryState(**state, failure=failure or "no --discovery-endpoints given")
+        return replace(state, size=size, registered=tuple(parse_registration(k, v) for k, v in members))
+    return replace(state, failure=failure or "no --discovery-endpoints given")
 
 
 def _range(endpoint: str, key: str, tls: TLSClient, prefix: bool = False) -> list[tuple[str, str]]:

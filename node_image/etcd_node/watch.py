@@ -88,12 +88,12 @@ def explain(line: str) -> Finding | None:
     lowered = line.lower()
     fields = _fields(line)
     if "request cluster id mismatch" in lowered:  # the receiving side: someone else is misconfigured
-        ids = cluster_ids(line)
+        local, remote = cluster_ids(line) or ("?", "?")
         sender = fields.get("remote-peer-server-name", "") or "?"
         return warning(
             "PeerFromAnotherCluster",
-            f"member {sender} of another cluster ({ids[1] if ids else '?'}) sends raft messages to this member "
-            f"(cluster {ids[0] if ids else '?'}); they are refused, and this member is unaffected",
+            f"member {sender} of another cluster ({remote}) sends raft messages to this member "
+            f"(cluster {local}); they are refused, and this member is unaffected",
             f"look at member {sender}'s own log: it names its problem (ClusterIDMismatch)",
         )
     if "cluster id mismatch" in lowered or "conflicting cluster id" in lowered:
