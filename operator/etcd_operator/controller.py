@@ -17,7 +17,7 @@ import ssl
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -234,9 +234,11 @@ async def apply(
     if planned.seed_discovery and (waiting := await _seed_discovery(kube, ctx, clients)):
         # Members must not start before the size key exists: the StatefulSet waits.
         return Outcome(mp.Wait(waiting.reason, waiting.message), problems=tuple(problems))
+    applied = 0
     for obj in objects:
         try:
             await asyncio.to_thread(kube.apply, obj)
+            applied += 1
         except ApiError as exc:
             problems.append(_failed_apply(exc))
 
@@ -259,7 +261,10 @@ async def apply(
         step_error = exc.message
     except ApiError as exc:
         problems.append(_failed_apply(exc))
-    return Outcome(step, step_error, tuple(problems))
+    return Outcome(step, step_error, tuple(problems), applied)
+
+
+FAST_WHILE_PROGRESSING = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -268,6 +273,23 @@ class PassResult:
     plan: Plan
     outcome: Outcome
     observed: Observed
+    busy: bool  # the next pass should come soon (see `busy`)
+
+
+def busy(planned: Plan, outcome: Outcome, status: EtcdClusterStatus, now: datetime) -> bool:
+    """The next pass should come soon: a step is in flight, a repair went through, or members are starting.
+
+    Bounded: members starting (bootstrap, waking) count for the first minutes
+    of Progressing only, and writes the API server refuses do not count, so a
+    cluster that is stuck is polled at the idle interval, not hammered.
+    """
+    if planned.step_in_flight or (outcome.applied and not outcome.apply_failed):
+        return True
+    progressing = next((c for c in status.conditions or [] if c.type == "Progressing"), None)
+    if progressing is None or progressing.status.value != "True" or not progressing.last_transition_time:
+        return False
+    since = datetime.strptime(progressing.last_transition_time, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    return now - since < FAST_WHILE_PROGRESSING
 
 
 async def reconcile_once(
@@ -285,7 +307,7 @@ async def reconcile_once(
         outcome,
         initial_members=planned.initial_members,
     )
-    return PassResult(status, planned, outcome, observed)
+    return PassResult(status, planned, outcome, observed, busy(planned, outcome, status, now))
 
 
 def context(body: Mapping[str, Any], spec: EtcdClusterSpec) -> ClusterContext:

@@ -84,7 +84,7 @@ async def run_pass(body: kopf.Body, first: bool = False) -> float:
     new = result.status.model_dump(by_alias=True, exclude_none=True, mode="json")
     if new != dict(body.get("status") or {}):
         await asyncio.to_thread(kube().patch_status, f"{GROUP}/{VERSION}", KIND, names.name, names.namespace, new)
-    return BUSY_INTERVAL if result.plan.busy else IDLE_INTERVAL
+    return BUSY_INTERVAL if result.busy else IDLE_INTERVAL
 
 
 @kopf.daemon(GROUP, VERSION, PLURAL, id="reconcile", cancellation_timeout=30)

@@ -54,10 +54,11 @@ class Plan:
     initial_members: int | None = None  # recorded in status at the first pass
 
     @property
-    def busy(self) -> bool:
-        """Something is in flight: the next pass should come soon, not after the idle interval."""
-        settling = (mp.AddLearner, mp.Promote, mp.MoveLeader, mp.RemoveMember, mp.ScaleStatefulSet, mp.Wait)
-        return bool(self.objects) or isinstance(self.step, settling)
+    def step_in_flight(self) -> bool:
+        """A membership change is under way: the next step is possible as soon as etcd settles."""
+        settling = (mp.AddLearner, mp.Promote, mp.MoveLeader, mp.RemoveMember, mp.ScaleStatefulSet)
+        catching_up = isinstance(self.step, mp.Wait) and self.step.reason == "LearnerCatchingUp"
+        return isinstance(self.step, settling) or catching_up
 
 
 def _available(observed: Observed) -> bool:

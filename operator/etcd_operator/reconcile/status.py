@@ -47,6 +47,11 @@ class Outcome:
     step: mp.Step | None = None
     step_error: str = ""  # etcd's answer when it refused to take the step for now
     problems: tuple[Problem, ...] = ()  # Degraded causes: the plan's, and applies the API server refused
+    applied: int = 0  # objects written without error
+
+    @property
+    def apply_failed(self) -> bool:
+        return any(p.reason == "ApplyFailed" for p in self.problems)
 
 
 def describe(step: mp.Step) -> tuple[Reason | str, str]:

@@ -49,7 +49,7 @@ class Cluster:
         """Passes until one changes nothing and takes no step; returns that quiet pass."""
         for _ in range(limit):
             result = self.once()
-            quiet = not result.plan.objects and not result.plan.busy
+            quiet = not result.plan.objects and not result.busy
             if quiet and isinstance(result.outcome.step, mp.Noop | None) and self.conditions()["Progressing"][0] == "False":
                 return result
         raise AssertionError(f"no convergence in {limit} passes: {self.conditions()}")
@@ -203,6 +203,7 @@ def test_add_and_statefulset_in_one_pass():
     cluster.edit(replicas=4)
     result = cluster.once()
     assert isinstance(result.outcome.step, mp.AddLearner) and result.plan.follow_up == mp.ScaleStatefulSet(4)
+    assert result.busy  # the next pass comes at the busy interval: the learner is promoted as soon as it can be
     assert cluster.world.replicas() == 4
 
 
@@ -215,6 +216,7 @@ def test_a_refused_apply_is_reported_with_the_api_servers_words():
     degraded = next(c for c in cluster.status.conditions if c.type == "Degraded")
     assert (degraded.status.value, degraded.reason) == ("True", "ApplyFailed")
     assert "spec.ports[0].port: Invalid value" in degraded.message and "422" in degraded.message
+    assert not cluster.results[-1].busy  # a refused write is retried at the idle interval, not hammered
     del cluster.kube.refuse["Service/main-client"]
     cluster.converge()
     cluster.assert_settled(3)
@@ -259,3 +261,14 @@ def test_drift_ignores_defaults_and_omitted_empties_but_names_the_changed_field(
     assert drift(desired, {"spec": {**live["spec"], "selector": {"a": "c"}}}) == ".spec.selector.a"
     assert drift(desired, {"spec": {**live["spec"], "ports": []}}) == ".spec.ports"
     assert drift(desired, None) == "missing"
+
+
+def test_fast_passes_while_members_start_but_not_for_ever():
+    cluster = Cluster({"replicas": 3})
+    cluster.etcd.reachable = False  # members never answer: a bootstrap that does not finish
+    first = cluster.once()
+    assert first.busy  # objects were created
+    starting = cluster.once()
+    assert starting.outcome.step is None and starting.busy  # members starting: watch closely
+    cluster.now = T0 + timedelta(minutes=6)
+    assert not cluster.once().busy  # still not up after minutes: back to the idle interval
