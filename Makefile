@@ -33,10 +33,12 @@ demo-hosts: setup
 
 # Static checks: shellcheck over every shell script (-x follows the files they
 # source; -P SCRIPTDIR reads `# shellcheck source=` paths from the script's own
-# directory), then ruff. No dependency on setup, so `make lint` alone is quick.
+# directory), ruff, and mypy (strict, pydantic plugin) over the agent and the
+# operator. No dependency on setup, so `make lint` alone is quick.
 lint:
 	git ls-files -z '*.sh' .ci/run | xargs -0 shellcheck -x -P SCRIPTDIR
 	$(PYTHON) -m ruff check .
+	$(PYTHON) -m mypy node_image/etcd_node operator/etcd_operator
 
 # lint runs after setup (which installs shellcheck), also under `make -j`.
 test: setup
