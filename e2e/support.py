@@ -17,6 +17,7 @@ T = TypeVar("T")
 
 NODE_IMAGE = "etcd-node:3.6.16"
 CLIENT_POD = "etcd-client"
+IDLE_INTERVAL = 10  # the operator's pass interval when nothing is in flight (ETCD_OPERATOR_IDLE_INTERVAL)
 
 
 @dataclass(frozen=True)
@@ -112,11 +113,92 @@ def available_status(kube: Kube, namespace: str, name: str, members: int) -> dic
     return None
 
 
-def wait_available(kube: Kube, namespace: str, name: str, members: int, timeout: float = 300) -> dict[str, Any]:
-    return wait_until(
-        f"EtcdCluster {namespace}/{name} Available with {members} healthy members",
-        lambda: available_status(kube, namespace, name, members), timeout=timeout,
-    )
+def patch_spec(kube: Kube, namespace: str, name: str, **fields: Any) -> None:
+    """A merge patch of the EtcdCluster's spec, as a user would `kubectl patch` it."""
+    patch = json.dumps({"spec": fields})
+    kube.run("-n", namespace, "patch", "etcdcluster", name, "--type=merge", "-p", patch)
+
+
+def pdb_min_available(replicas: int) -> int:
+    """The voting members' quorum; a single member has none to protect, so its eviction is not blocked."""
+    return 0 if replicas <= 1 else replicas // 2 + 1
+
+
+def unsettled(kube: Kube, namespace: str, name: str, replicas: int) -> list[str]:
+    """Why the cluster is not yet what a user expects after any change: empty once it is.
+
+    The whole outcome, not only what the change touched: stale conditions or
+    a stale PodDisruptionBudget once slipped through scenarios that checked
+    only the member count.
+    """
+    obj = kube.get(namespace, "etcdcluster", name)
+    if not obj:
+        return [f"EtcdCluster {namespace}/{name} not found"]
+    problems = []
+    for kind, want in (("Available", "True"), ("Progressing", "False"), ("Degraded", "False")):
+        c = condition(obj, kind) or {}
+        if c.get("status") != want:
+            problems.append(f"{kind}={c.get('status')} ({c.get('reason')}: {c.get('message')})")
+    status = obj.get("status") or {}
+    if status.get("observedGeneration") != obj["metadata"]["generation"]:
+        problems.append(f"observedGeneration {status.get('observedGeneration')} != {obj['metadata']['generation']}")
+    if status.get("phase") != "Running":
+        problems.append(f"phase {status.get('phase')}")
+    members = status.get("members") or []
+    if len(members) != replicas:
+        problems.append(f"{len(members)} members listed, want {replicas}")
+    if learners := [m.get("name") for m in members if m.get("isLearner")]:
+        problems.append(f"learners: {learners}")
+    if sick := [m.get("name") for m in members if not m.get("healthy")]:
+        problems.append(f"unhealthy: {sick}")
+    if not status.get("leader"):
+        problems.append("no leader")
+    pdb = kube.get(namespace, "poddisruptionbudget", name)
+    if not pdb:
+        problems.append(f"PodDisruptionBudget {name} missing")
+    elif (got := pdb["spec"].get("minAvailable")) != pdb_min_available(replicas):
+        problems.append(f"PodDisruptionBudget minAvailable {got}, want {pdb_min_available(replicas)}")
+    return problems
+
+
+def wait_settled(kube: Kube, namespace: str, name: str, replicas: int, timeout: float = 300) -> dict[str, Any]:
+    """Poll until `unsettled` has nothing left to say (status converges over a few passes); the status."""
+    deadline = time.monotonic() + timeout
+    while problems := unsettled(kube, namespace, name, replicas):
+        if time.monotonic() >= deadline:
+            pytest.fail(
+                f"EtcdCluster {namespace}/{name} not settled at {replicas} members after {timeout:.0f}s: "
+                + "; ".join(problems), pytrace=False,
+            )
+        time.sleep(2)
+    return kube.get(namespace, "etcdcluster", name)["status"]
+
+
+def assert_stays_settled(
+    kube: Kube, namespace: str, name: str, replicas: int, seconds: float, tls: str = "cert"
+) -> None:
+    """Settled for the whole window with the same members: nothing flips back, nobody is removed again.
+
+    Polls could miss a flip between two of them; an unchanged
+    lastTransitionTime on every condition cannot.
+    """
+    def snapshot() -> dict[str, Any]:
+        status = (kube.get(namespace, "etcdcluster", name) or {}).get("status") or {}
+        return {
+            "etcd members": member_ids(kube, namespace, name, tls=tls),
+            "status.members": {m["name"]: m["id"] for m in status.get("members") or []},
+            "lastTransitionTime": {c["type"]: c.get("lastTransitionTime") for c in status.get("conditions") or []},
+        }
+
+    before = snapshot()
+    start = time.monotonic()
+    while time.monotonic() - start < seconds:
+        time.sleep(2)
+        elapsed = time.monotonic() - start
+        problems = unsettled(kube, namespace, name, replicas)
+        assert not problems, f"no longer settled {elapsed:.0f}s into the window: {problems}"
+        now = snapshot()
+        assert now == before, f"changed {elapsed:.0f}s into the window: {before} -> {now}"
 
 
 def start_client_pod(kube: Kube, namespace: str, cluster: str, client_tls: bool = True) -> None:

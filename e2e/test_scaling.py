@@ -15,13 +15,16 @@ import pytest
 
 from e2e.support import (
     CLIENT_POD,
+    IDLE_INTERVAL,
     Kube,
+    assert_stays_settled,
     available_status,
     etcd_cluster,
     etcdctl,
     member_ids,
+    patch_spec,
     start_client_pod,
-    wait_available,
+    wait_settled,
     wait_until,
 )
 
@@ -47,15 +50,11 @@ def cluster(kube: Kube, operator: str) -> Iterator[str]:
     kube.run("create", "namespace", NAMESPACE)
     # whenScaled: Delete, so scale-in also proves the removed members' claims go with them.
     kube.apply(NAMESPACE, etcd_cluster(NAME, replicas=1, storage={"size": "1Gi", "whenScaled": "Delete"}))
-    wait_available(kube, NAMESPACE, NAME, members=1)
+    wait_settled(kube, NAMESPACE, NAME, replicas=1)
     start_client_pod(kube, NAMESPACE, NAME)
     kube.run("-n", NAMESPACE, "exec", CLIENT_POD, "--", "sh", "-c", f"nohup sh -c '{WRITER}' >/dev/null 2>&1 &")
     yield NAMESPACE
     kube.run("delete", "namespace", NAMESPACE, "--wait=false", check=False)
-
-
-def scale(kube: Kube, replicas: int) -> None:
-    kube.run("-n", NAMESPACE, "patch", "etcdcluster", NAME, "--type=merge", "-p", json.dumps({"spec": {"replicas": replicas}}))
 
 
 def acked_writes(kube: Kube) -> list[int]:
@@ -78,8 +77,8 @@ def assert_no_acknowledged_write_lost(kube: Kube) -> int:
 def test_scale_out_and_in_through_runtime_reconfiguration(kube: Kube, cluster: str) -> None:
     ids = member_ids(kube, NAMESPACE, NAME)
     for replicas in (3, 5, 3):
-        scale(kube, replicas)
-        status = wait_available(kube, NAMESPACE, NAME, members=replicas, timeout=600)
+        patch_spec(kube, NAMESPACE, NAME, replicas=replicas)
+        status = wait_settled(kube, NAMESPACE, NAME, replicas, timeout=600)
         names = sorted(m["name"] for m in status["members"])
         assert names == [f"{NAME}-{i}" for i in range(replicas)]
         wait_until(f"StatefulSet at {replicas} ready replicas", lambda r=replicas: (
@@ -103,7 +102,7 @@ def test_scale_out_and_in_through_runtime_reconfiguration(kube: Kube, cluster: s
 
 
 def test_member_that_lost_its_volume_is_replaced(kube: Kube, cluster: str) -> None:
-    wait_available(kube, NAMESPACE, NAME, members=3)
+    wait_settled(kube, NAMESPACE, NAME, replicas=3)
     before = member_ids(kube, NAMESPACE, NAME)
     victim = f"{NAME}-2"
     kube.run("-n", NAMESPACE, "delete", "pvc", f"data-{victim}", "--wait=false")
@@ -117,6 +116,9 @@ def test_member_that_lost_its_volume_is_replaced(kube: Kube, cluster: str) -> No
 
     after = wait_until(f"{victim} replaced by a new member", replaced, timeout=600)
     assert {k: v for k, v in after.items() if k != victim} == {k: v for k, v in before.items() if k != victim}
+    wait_settled(kube, NAMESPACE, NAME, replicas=3)
+    # A heal that leaves stale state behind shows over the next passes: Degraded back, a member removed again.
+    assert_stays_settled(kube, NAMESPACE, NAME, replicas=3, seconds=3 * IDLE_INTERVAL + 5)
     assert_no_acknowledged_write_lost(kube)
 
 
@@ -140,13 +142,12 @@ def test_operator_crash_mid_change_converges_after_restart(
     kube.run("-n", operator, "set", "env", deploy, f"ETCD_OPERATOR_FAILPOINT={failpoint}")
     kube.run("-n", operator, "rollout", "status", deploy, "--timeout=180s", timeout=200)
     try:
-        scale(kube, replicas)
+        patch_spec(kube, NAMESPACE, NAME, replicas=replicas)
         wait_until(f"the operator to crash at {failpoint}", lambda: operator_crashed_with(kube, operator, 86), timeout=300)
     finally:
         kube.run("-n", operator, "set", "env", deploy, "ETCD_OPERATOR_FAILPOINT-")
         kube.run("-n", operator, "rollout", "status", deploy, "--timeout=180s", timeout=200)
-    status = wait_available(kube, NAMESPACE, NAME, members=replicas, timeout=600)
+    status = wait_settled(kube, NAMESPACE, NAME, replicas, timeout=600)
     names = [m["name"] for m in status["members"]]
     assert sorted(names) == [f"{NAME}-{i}" for i in range(replicas)]  # each once, none orphaned
-    assert not any(m.get("isLearner") for m in status["members"])
     assert_no_acknowledged_write_lost(kube)
