@@ -80,3 +80,26 @@ def test_printer_columns_and_short_name(kubectl, namespace):
     header = kubectl("get", "-n", namespace, "etcd").stdout.splitlines()[0].split()
     assert header == ["NAME", "REPLICAS", "READY", "VERSION", "LEADER", "AVAILABLE", "PHASE", "AGE"]
     assert yaml.safe_load(Path(ROOT / "crds" / "etcdclusters.yaml").read_text())["spec"]["names"]["shortNames"]
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "message"),
+    [
+        ("3.6.16", "3.6.10", "spec.version 3.6.16 -> 3.6.10: downgrades are not supported; set it back to 3.6.16"),
+        ("3.6.16", "3.5.35", "spec.version 3.6.16 -> 3.5.35: downgrades are not supported"),
+        ("3.5.35", "3.7.1", "etcd upgrades one minor version at a time; go to the newest patch of the next minor"),
+        ("3.5.20", "3.6.16", "etcd moves from 3.5 to 3.6 only from 3.5.32 or later; upgrade to 3.5.32 first"),
+        ("3.6.5", "3.7.0", "etcd moves from 3.6 to 3.7 only from 3.6.11 or later"),
+        ("3.5.35", "3.6.16", None),
+        ("3.6.16", "3.6.17", None),
+    ],
+)
+def test_version_changes_follow_etcds_upgrade_path(kubectl, namespace, before, after, message):
+    kubectl("apply", "-n", namespace, "-f", "-", input=manifest({"version": before}, "v"))
+    result = kubectl("patch", "-n", namespace, "etcdcluster", "v", "--type=merge", "-p",
+                     json.dumps({"spec": {"version": after}}), check=False)  # fmt: skip
+    if message is None:
+        assert result.returncode == 0, result.stderr
+    else:
+        assert result.returncode != 0 and message in result.stderr, result.stderr
+        assert "spec.version" in result.stderr

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
-from pydantic.json_schema import JsonDict
+from pydantic.json_schema import JsonDict, JsonValue
 
 DEFAULT_VERSION = "3.6.16"
 
@@ -54,6 +54,13 @@ def _cel(rule: str, message: str, field_path: str | None = None) -> JsonDict:
     if field_path:
         out["fieldPath"] = field_path
     return out
+
+
+def _version_rules() -> list[JsonValue]:
+    """etcd's upgrade path (reconcile.versions) as transition rules on the spec.version string."""
+    from ..reconcile.versions import cel_rules
+
+    return [{"rule": rule, "messageExpression": message} for rule, message in cel_rules()]
 
 
 class ApiModel(BaseModel):
@@ -280,8 +287,17 @@ class EtcdClusterSpec(ApiModel):
         description="true stops every member and keeps its volume and its place in the membership; false "
         "starts them again as the same members. Membership changes wait while hibernated.",
     )
-    version: Annotated[str, Field(pattern=r"^3\.[5-9]\.[0-9]+$")] = Field(
-        DEFAULT_VERSION, description="etcd version (3.5.x or later)."
+    version: Annotated[
+        str,
+        Field(
+            pattern=r"^3\.[5-9]\.[0-9]{1,3}$",
+            max_length=10,
+            json_schema_extra={"x-kubernetes-validations": _version_rules()},
+        ),
+    ] = Field(
+        DEFAULT_VERSION,
+        description="etcd version (3.5.x or later). Changes follow etcd's upgrade path, one minor version at a "
+        "time and no downgrade, and are rolled out by the operator one member at a time, the leader last.",
     )
     image: str | None = Field(None, description="Node image override (default: the operator's node image).")
     bootstrap: Bootstrap = Field(default_factory=Bootstrap, json_schema_extra=server_default(Bootstrap))
