@@ -83,7 +83,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return 0
     log.info("handing over to etcd", etcd=options.etcd_bin, name=decided.options.get("name"),
              restarting=decided.restarting)  # fmt: skip
-    # A member without data of its own has never been part of the cluster it meets: a mismatch cannot heal.
+    # Only a member without data of its own can be one that never belonged: the watcher may stop it.
     stop_after = None if decided.restarting else options.id_mismatch_grace
     watch.start(environ.get(ENV_TERMINATION_LOG, ""), stop_on_mismatch_after=stop_after)
     os.execve(options.etcd_bin, decided.argv, flags.etcd_environ(environ))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from etcd_node import kube, plan
+from etcd_node import discovery, join, kube, plan, preflight, srv
 from etcd_node.findings import errors
 from etcd_node.join import Member
 
@@ -176,3 +176,16 @@ def test_v3_discovery_on_etcd_3_5_is_refused_without_asking_the_registry():
     assert not plan.v3_discovery_supported((3, 5, 21))
     _, findings = plan.etcd_args(options, plan.Facts(now=NOW, etcd_version=(3, 5, 21)))
     assert [f.code for f in errors(findings)] == ["DiscoveryV3Unsupported"]
+
+
+def test_gather_reads_nothing_a_plain_static_start_does_not_use(monkeypatch, tmp_path):
+    def no_io(*args, **kwargs):
+        raise AssertionError("no I/O expected for a static start with matching URLs")
+
+    for module, name in ((join, "member_list"), (srv, "lookup"), (srv, "resolve_host"), (discovery, "fetch_v2"),
+                         (discovery, "fetch_v3"), (preflight, "etcd_version")):  # fmt: skip
+        monkeypatch.setattr(module, name, no_io)
+    etcd = {"name": "infra0", "initial-advertise-peer-urls": "http://infra0.example.com:2380",
+            "initial-cluster": "infra0=http://infra0.example.com:2380", "data-dir": str(tmp_path / "data")}  # fmt: skip
+    options = plan.Options(etcd=etcd, join_endpoints=("http://10.0.1.10:2379",))
+    assert preflight.gather(options, NOW) == plan.Facts(now=NOW)
