@@ -47,6 +47,7 @@ class KubeAPI(Protocol):
     def get(self, api_version: str, kind: str, name: str, namespace: str) -> dict[str, Any] | None: ...
     def list(self, api_version: str, kind: str, namespace: str, selector: dict[str, str]) -> list[dict[str, Any]]: ...
     def apply(self, obj: dict[str, Any], manager: str = ...) -> dict[str, Any]: ...
+    def delete(self, api_version: str, kind: str, name: str, namespace: str, uid: str = "") -> None: ...
 
 
 class EtcdAPI(Protocol):
@@ -62,9 +63,9 @@ class EtcdAPI(Protocol):
 Connect = Callable[[ClientAccess, Mapping[str, bytes]], EtcdAPI]
 
 
-def node_image(spec: EtcdClusterSpec) -> str:
-    repo = os.environ.get("ETCD_OPERATOR_NODE_IMAGE", DEFAULT_NODE_IMAGE)
-    return f"{repo}:{spec.version}"
+def node_repository() -> str:
+    """The node image without its tag; members run `<repository>:<etcd version>`."""
+    return os.environ.get("ETCD_OPERATOR_NODE_IMAGE", DEFAULT_NODE_IMAGE)
 
 
 def cluster_domain() -> str:
@@ -245,18 +246,21 @@ async def apply(
     async def scale_to(replicas: int) -> None:
         await asyncio.to_thread(kube.apply, _replicas_object(names, replicas), REPLICAS_MANAGER)
 
+    async def restart(pod: str, uid: str) -> None:
+        await asyncio.to_thread(kube.delete, "v1", "Pod", pod, names.namespace, uid)
+
     step, step_error = planned.step, ""
     try:
         if planned.claim_replicas is not None:
             await scale_to(planned.claim_replicas)
         if step is not None and not isinstance(step, (mp.Noop, mp.Wait, mp.Refuse)):
-            if etcd is None and not isinstance(step, mp.ScaleStatefulSet):
+            if etcd is None and not isinstance(step, (mp.ScaleStatefulSet, mp.RestartMember)):
                 raise EtcdError("no etcd client")
-            await scaling.execute(step, etcd, scale_to)  # type: ignore[arg-type]
+            await scaling.execute(step, etcd, scale_to, restart)  # type: ignore[arg-type]
             if planned.follow_up is not None:
                 # The StatefulSet follows an add or a remove in the same pass; a crash in
                 # between leaves it to the next pass, which plans it again from etcd.
-                await scaling.execute(planned.follow_up, etcd, scale_to)  # type: ignore[arg-type]
+                await scaling.execute(planned.follow_up, etcd, scale_to, restart)  # type: ignore[arg-type]
     except EtcdError as exc:
         step_error = exc.message
     except ApiError as exc:
@@ -315,7 +319,7 @@ def context(body: Mapping[str, Any], spec: EtcdClusterSpec) -> ClusterContext:
     status = EtcdClusterStatus.model_validate(dict(body.get("status") or {}))
     identity = ClusterIdentity.of(meta["name"], meta["namespace"], meta["uid"], cluster_domain())
     return ClusterContext(
-        identity, spec, status, int(meta.get("generation") or 0), node_image(spec),
+        identity, spec, status, int(meta.get("generation") or 0), node_repository(),
         dict(meta.get("annotations") or {}),
     )  # fmt: skip
 

@@ -16,15 +16,21 @@ from .adapters.etcd import EtcdClient
 from .reconcile import membership as mp
 
 ScaleTo = Callable[[int], Awaitable[None]]
+Restart = Callable[[str, str], Awaitable[None]]  # (pod, uid): delete it so the StatefulSet recreates it
+
+
+async def _no_restart(pod: str, uid: str) -> None:
+    raise RuntimeError(f"no way to restart {pod} here")
 
 FAILPOINTS = {
     mp.AddLearner: "after-member-add",
     mp.Promote: "after-promote",
     mp.RemoveMember: "after-remove",
+    mp.RestartMember: "after-restart",
 }
 
 
-async def execute(step: mp.Step, client: EtcdClient, scale_to: ScaleTo) -> None:
+async def execute(step: mp.Step, client: EtcdClient, scale_to: ScaleTo, restart: Restart = _no_restart) -> None:
     """Raises EtcdError when etcd refuses (e.g. "unhealthy cluster" while a change settles): retry next pass."""
     if isinstance(step, mp.AddLearner):
         await client.member_add([step.peer_url], learner=True)
@@ -36,6 +42,8 @@ async def execute(step: mp.Step, client: EtcdClient, scale_to: ScaleTo) -> None:
         await client.move_leader(step.to_member_id)
     elif isinstance(step, mp.RemoveMember):
         await client.member_remove(step.member_id)
+    elif isinstance(step, mp.RestartMember):
+        await restart(step.pod, step.uid)
     failpoint = FAILPOINTS.get(type(step))
     if failpoint and os.environ.get("ETCD_OPERATOR_FAILPOINT") == failpoint:
         os._exit(86)  # crash exactly here, as a killed operator would

@@ -80,7 +80,7 @@ NAMESPACED_RULES = {
         for r in ("services", "secrets")
         for v in ("get", "list", "watch", "create", "patch", "update", "delete")
     },
-    *{("", "pods", v) for v in ("get", "list", "watch")},
+    *{("", "pods", v) for v in ("get", "list", "watch", "delete")},
     *{("", "persistentvolumeclaims", v) for v in ("get", "list", "watch", "delete")},
     *{("apps", "statefulsets", v) for v in ("get", "list", "watch", "create", "patch", "update", "delete")},
     *{("policy", "poddisruptionbudgets", v) for v in ("get", "list", "watch", "create", "patch", "update", "delete")},

@@ -94,10 +94,11 @@ Roles (rbac.scope=namespaced).
 - apiGroups: [""]
   resources: ["services", "secrets"]
   verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
-# Members: observed, never written (the StatefulSet owns them).
+# Members: observed; deleted one at a time to roll out a new template (the StatefulSet
+# uses OnDelete and recreates each pod).
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["get", "list", "watch", "delete"]
 # Claims of removed members.
 - apiGroups: [""]
   resources: ["persistentvolumeclaims"]

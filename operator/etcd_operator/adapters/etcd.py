@@ -163,16 +163,25 @@ class EtcdClient:
         """
         members = await self.member_list()
         statuses = await asyncio.gather(*(self._first_status(m) for m in members))
-        leader = cluster = version = None
+        leader = cluster = None
         seen = []
         for member, status in zip(members, statuses, strict=True):
             healthy = status is not None and not status.errors and bool(status.leader_id)
             if status is not None:
                 leader = leader or status.leader_id or None
                 cluster = cluster or status.cluster_id or None
-                version = version or status.version or None
-            seen.append(dataclasses.replace(member, healthy=healthy))
-        return EtcdView(tuple(seen), leader, cluster, version)
+            version = status.version if status is not None else ""
+            seen.append(dataclasses.replace(member, healthy=healthy, version=version))
+        answered = next((s.endpoint for s in statuses if s is not None), None)
+        return EtcdView(tuple(seen), leader, cluster, await self.cluster_version(answered) if answered else None)
+
+    async def cluster_version(self, endpoint: str) -> str | None:
+        """The version the cluster as a whole speaks (`etcdcluster`): it moves once every member runs the new one."""
+        try:
+            data = await self._call(endpoint.rstrip("/"), "/version")
+        except EtcdError:
+            return None
+        return str(data.get("etcdcluster") or "") or None
 
     async def _first_status(self, member: Member) -> EndpointStatus | None:
         for url in member.client_urls:

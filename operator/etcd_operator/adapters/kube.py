@@ -70,6 +70,18 @@ class Kube:
             raise ApiError.of(exc, f"{obj['kind']}/{meta['name']}") from exc
         return applied.to_dict()
 
+    def delete(self, api_version: str, kind: str, name: str, namespace: str, uid: str = "") -> None:
+        """Delete one object; with `uid`, only that incarnation (a replacement of the same name is left alone)."""
+        resource = self._resource(api_version, kind)
+        self.requests += 1
+        body = {"preconditions": {"uid": uid}} if uid else None
+        try:
+            resource.delete(name=name, namespace=namespace, body=body)
+        except ApiException as exc:
+            if exc.status in (404, 409):  # gone already, or already replaced: nothing left to do
+                return
+            raise ApiError.of(exc, f"{kind}/{name}") from exc
+
     def patch_status(self, api_version: str, kind: str, name: str, namespace: str, status: dict[str, Any]) -> None:
         """A merge patch of the status subresource."""
         resource = self._resource(api_version, kind)

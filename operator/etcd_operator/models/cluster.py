@@ -333,6 +333,7 @@ class MemberStatus(ApiModel):
     client_urls: list[str] = Field(default_factory=list, alias="clientURLs")
     is_learner: bool = False
     healthy: bool = False
+    version: str | None = Field(None, description="The etcd version this member runs.")
 
 
 class EtcdClusterStatus(ApiModel):

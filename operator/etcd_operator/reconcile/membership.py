@@ -63,7 +63,18 @@ class RemoveMember:
     ordinal: int
 
 
-Step = Noop | Wait | Refuse | AddLearner | ScaleStatefulSet | Promote | MoveLeader | RemoveMember
+@dataclass(frozen=True)
+class RestartMember:
+    """Delete a member's pod so the StatefulSet recreates it from the current template (a rollout step)."""
+
+    ordinal: int
+    pod: str
+    uid: str  # the pod's UID: the deletion is refused if the pod was already replaced
+    reason: str  # a Progressing reason: Upgrading or RollingUpdate
+    message: str
+
+
+Step = Noop | Wait | Refuse | AddLearner | ScaleStatefulSet | Promote | MoveLeader | RemoveMember | RestartMember
 
 
 def ordinal_of(member: Member, ordinal_in_url: OrdinalOf) -> int | None:

@@ -34,6 +34,7 @@ class Member:
     client_urls: tuple[str, ...] = ()
     is_learner: bool = False
     healthy: bool = False
+    version: str = ""  # the etcd server version the member runs, from its own status
 
     @property
     def started(self) -> bool:
@@ -48,7 +49,7 @@ class EtcdView:
     members: tuple[Member, ...]
     leader_id: int | None = None
     cluster_id: int | None = None
-    version: str | None = None
+    version: str | None = None  # the cluster version: it moves only once every member runs the new one
 
     @property
     def voting(self) -> tuple[Member, ...]:
@@ -62,6 +63,10 @@ class PodView:
     name: str
     ordinal: int | None
     error: AgentError | None = None
+    uid: str = ""
+    revision: str = ""  # the StatefulSet revision (controller-revision-hash) the pod was created from
+    ready: bool = False
+    deleting: bool = False
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,8 @@ class StatefulSetView:
     ready: int
     replicas_owned: bool  # REPLICAS_MANAGER owns spec.replicas: the object apply leaves it out
     live: Mapping[str, Any] = field(default_factory=dict)
+    update_revision: str = ""  # the revision pods of the current template carry
+    template_observed: bool = True  # the StatefulSet controller has seen the newest template
 
 
 @dataclass(frozen=True)

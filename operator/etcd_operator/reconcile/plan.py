@@ -24,10 +24,12 @@ from ..resources.statefulset import MemberTemplateInputs
 from . import membership as mp
 from .desired import ClusterIdentity, default_token, desired_objects, needs_generated_tls
 from .drift import drift
-from .observed import Member, Observed, quorum
+from .observed import Member, Observed, StatefulSetView, quorum
 from .pods import lost_data
 from .problems import Problem
+from .rollout import ROLLOUT_REASONS, path_refusal, plan_rollout, running_version
 from .secrets import REISSUE_CA, tls_secrets
+from .versions import Version
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,7 @@ class ClusterContext:
     spec: EtcdClusterSpec
     status: EtcdClusterStatus
     generation: int
-    node_image: str
+    node_repository: str  # the node image without its tag; the tag is the etcd version
     annotations: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -56,8 +58,8 @@ class Plan:
     @property
     def step_in_flight(self) -> bool:
         """A membership change is under way: the next step is possible as soon as etcd settles."""
-        settling = (mp.AddLearner, mp.Promote, mp.MoveLeader, mp.RemoveMember, mp.ScaleStatefulSet)
-        catching_up = isinstance(self.step, mp.Wait) and self.step.reason == "LearnerCatchingUp"
+        settling = (mp.AddLearner, mp.Promote, mp.MoveLeader, mp.RemoveMember, mp.ScaleStatefulSet, mp.RestartMember)
+        catching_up = isinstance(self.step, mp.Wait) and self.step.reason in ("LearnerCatchingUp", *ROLLOUT_REASONS)
         return isinstance(self.step, settling) or catching_up
 
 
@@ -82,8 +84,11 @@ def _membership(ctx: ClusterContext, observed: Observed, members: Sequence[Membe
     )
 
 
-def size_step(ctx: ClusterContext, observed: Observed, initial: int) -> mp.Step | None:
-    """The StatefulSet's size and membership: hibernation, waking, then one runtime-API step."""
+def size_step(ctx: ClusterContext, observed: Observed, initial: int, refused: bool = False) -> mp.Step | None:
+    """The StatefulSet's size and membership (hibernation, waking, one runtime-API step), then the rollout.
+
+    `refused`: the version in the spec may not be rolled out (etcd's upgrade path), so no pod restarts.
+    """
     if observed.statefulset is None:
         return None  # created with the initial size by the object apply
     if ctx.spec.hibernate:
@@ -93,7 +98,16 @@ def size_step(ctx: ClusterContext, observed: Observed, initial: int) -> mp.Step 
         return mp.ScaleStatefulSet(len(ctx.status.members or []) or initial)
     if observed.etcd is None or not (observed.ever_available or _available(observed)):
         return None  # still bootstrapping, or etcd cannot be asked: nothing to plan from
-    return _membership(ctx, observed, observed.etcd.members)
+    step = _membership(ctx, observed, observed.etcd.members)
+    if not isinstance(step, mp.Noop) or refused:
+        return step
+    # Membership is right: the rollout of a new pod template may take its one step.
+    names = ctx.identity.names
+    rollout = plan_rollout(
+        observed.statefulset, observed.pods, observed.etcd, ctx.spec.version,
+        lambda m: mp.ordinal_of(m, names.ordinal_in_url),
+    )  # fmt: skip
+    return rollout or step
 
 
 def _follow_up(ctx: ClusterContext, observed: Observed, step: mp.Step | None) -> mp.ScaleStatefulSet | None:
@@ -103,6 +117,14 @@ def _follow_up(ctx: ClusterContext, observed: Observed, step: mp.Step | None) ->
     members = mp.after(step, observed.etcd.members) or []
     nxt = _membership(ctx, observed, members)
     return nxt if isinstance(nxt, mp.ScaleStatefulSet) else None
+
+
+def _template_version(sts: StatefulSetView | None) -> Version | None:
+    """The etcd version of the StatefulSet's current pod template (the node image's tag)."""
+    if sts is None:
+        return None
+    containers = sts.live.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or [{}]
+    return Version.parse(str(containers[0].get("image", "")).rpartition(":")[2])
 
 
 def _membership_counts(ctx: ClusterContext, observed: Observed, initial: int) -> tuple[int, int]:
@@ -125,7 +147,16 @@ def plan(ctx: ClusterContext, observed: Observed, now: datetime) -> Plan:
         wait = mp.Wait("WaitingForDiscovery", discovery.error)
         return Plan(step=wait, initial_members=spec.replicas if first else None)
 
-    step = size_step(ctx, observed, initial)
+    problems: list[Problem] = []
+    refusal = path_refusal(observed.etcd, spec.version) if observed.etcd is not None else None
+    if refusal is not None:
+        # The template keeps the version it has (what members run or are being moved to): no pod, not even
+        # one a scale-out starts, may run a refused version.
+        problems.append(Problem(refusal.reason, refusal.message))
+        kept = _template_version(sts) or (running_version(observed.etcd) if observed.etcd else None)
+        if kept is not None:
+            spec = spec.model_copy(update={"version": str(kept)})
+    step = size_step(ctx, observed, initial, refused=refusal is not None)
     follow_up = _follow_up(ctx, observed, step)
     claim = sts.replicas if sts is not None and not sts.replicas_owned and not isinstance(
         step, mp.ScaleStatefulSet) else None  # fmt: skip
@@ -134,12 +165,11 @@ def plan(ctx: ClusterContext, observed: Observed, now: datetime) -> Plan:
         replicas=None if sts is not None and sts.replicas_owned else (sts.replicas if sts else initial),
         initial_members=initial,
         cluster_token=spec.cluster_token or default_token(identity),
-        node_image=ctx.node_image,
+        node_image=f"{ctx.node_repository}:{spec.version}",
         discovery_url=spec.bootstrap.discovery_url or "",
         discovery_endpoints=discovery.endpoints,
         discovery_tls_secret=discovery.tls_secret,
     )
-    problems: list[Problem] = []
     objects: list[dict[str, Any]] = []
     if needs_generated_tls(spec):
         planned_size = max(

@@ -22,13 +22,23 @@ def pod_view(pod: Mapping[str, Any], statefulset: str) -> PodView:
     split = split_pod_name(name)
     ordinal = split[1] if split and split[0] == statefulset else None
     error = None
-    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+    meta, status_ = pod.get("metadata") or {}, pod.get("status") or {}
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status_.get("conditions") or [])
+    for status in status_.get("containerStatuses") or []:
         state = status.get("state") or {}
         if "running" in state:
             continue
         terminated = state.get("terminated") or (status.get("lastState") or {}).get("terminated") or {}
         error = parse_agent_error(terminated.get("message") or "") or error
-    return PodView(name, ordinal, error)
+    return PodView(
+        name,
+        ordinal,
+        error,
+        uid=meta.get("uid", ""),
+        revision=(meta.get("labels") or {}).get("controller-revision-hash", ""),
+        ready=ready,
+        deleting=bool(meta.get("deletionTimestamp")),
+    )
 
 
 def lost_data(pods: Iterable[PodView]) -> frozenset[int]:
@@ -48,9 +58,13 @@ def statefulset_view(sts: Mapping[str, Any]) -> StatefulSetView:
     owned = any(
         (e.get("manager") == REPLICAS_MANAGER) and e.get("operation") == "Apply" and _owns_replicas(e) for e in managed
     )
+    status = sts.get("status") or {}
+    generation = int((sts.get("metadata") or {}).get("generation") or 0)
     return StatefulSetView(
         replicas=int((sts.get("spec") or {}).get("replicas") or 0),
-        ready=int((sts.get("status") or {}).get("readyReplicas") or 0),
+        ready=int(status.get("readyReplicas") or 0),
         replicas_owned=owned,
         live=sts,
+        update_revision=status.get("updateRevision", ""),
+        template_observed=int(status.get("observedGeneration") or 0) >= generation,
     )

@@ -64,10 +64,12 @@ def describe(step: mp.Step) -> tuple[Reason | str, str]:
         case mp.Promote(member_id, ordinal):
             return Reason.LEARNER_PROMOTING, f"promoting learner {member_id:x} (member {ordinal}) to a voting member"
         case mp.MoveLeader(to_member_id):
-            return Reason.LEADER_MOVING, f"moving leadership to member {to_member_id:x} before removing the leader"
+            return Reason.LEADER_MOVING, f"moving leadership to member {to_member_id:x} before the leader leaves or restarts"
         case mp.RemoveMember(member_id, ordinal):
             return Reason.MEMBER_REMOVING, f"removing member {member_id:x} (member {ordinal}) from etcd"
         case mp.Wait(reason, message) | mp.Refuse(reason, message):
+            return reason, message
+        case mp.RestartMember(reason=reason, message=message):
             return reason, message
     return Reason.RECONCILED, "membership matches the spec"
 
@@ -223,6 +225,7 @@ def compute_status(
                 client_urls=list(m.client_urls),
                 is_learner=m.is_learner,
                 healthy=m.healthy,
+                version=m.version or None,
             )
             for m in sorted(observed.members, key=lambda m: m.name)
         ]

@@ -220,6 +220,9 @@ def build_statefulset(
         "serviceName": names.peer_service,
         # Initial members must start together; later growth is one learner at a time via the runtime API.
         "podManagementPolicy": "Parallel",
+        # The operator restarts members for a new template itself, one at a time, the leader last
+        # (reconcile.rollout); the StatefulSet controller knows nothing of etcd's health or leader.
+        "updateStrategy": {"type": "OnDelete"},
         "selector": {"matchLabels": selector(owner.name)},
         "template": {"metadata": template_meta, "spec": pod_spec},
         "persistentVolumeClaimRetentionPolicy": {

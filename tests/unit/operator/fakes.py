@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import hashlib
 import json
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -90,7 +91,15 @@ class FakeKube:
     def patch_status(self, api_version: str, kind: str, name: str, namespace: str, status: dict[str, Any]) -> None:
         self.requests += 1
 
-    def delete(self, kind: str, namespace: str, name: str) -> None:
+    def delete(self, api_version: str, kind: str, name: str, namespace: str, uid: str = "") -> None:
+        self.requests += 1
+        live = self.objects.get((kind, namespace, name))
+        if live is not None and (not uid or live["metadata"].get("uid") == uid):
+            self.writes.append(f"delete {kind}/{name}")
+            del self.objects[(kind, namespace, name)]
+
+    def remove(self, kind: str, namespace: str, name: str) -> None:
+        """Somebody else deletes an object (kubectl delete)."""
         self.objects.pop((kind, namespace, name), None)
 
     def secret(self, namespace: str, name: str) -> dict[str, bytes]:
@@ -159,6 +168,8 @@ class World:
     name: str = "main"
     namespace: str = "db"
     wiped: set[int] = field(default_factory=set)  # ordinals whose volume is gone (their pod refuses to start)
+    restarts: dict[int, int] = field(default_factory=dict)  # ordinal -> times its pod was recreated
+    uids: int = 0
 
     def replicas(self) -> int:
         sts = self.kube.objects.get(("StatefulSet", self.namespace, self.name))
@@ -171,11 +182,29 @@ class World:
                 return int(host.rsplit("-", 1)[1])
         return None
 
+    def _template(self) -> tuple[str, str]:
+        """(revision, etcd version) of the StatefulSet's current pod template."""
+        sts = self.kube.objects[("StatefulSet", self.namespace, self.name)]
+        template = sts["spec"]["template"]
+        image = template["spec"]["containers"][0]["image"]
+        return hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10], image.rpartition(":")[2]
+
     def settle(self) -> None:
-        """Pods exist for ordinals below the StatefulSet's size; each starts its member if etcd lists it."""
+        """The StatefulSet controller (OnDelete: a pod keeps its revision until deleted) and the kubelet.
+
+        Pods exist for ordinals below the StatefulSet's size; each starts its member if etcd lists it,
+        running the etcd version of the template the pod was created from.
+        """
         replicas = self.replicas()
-        for key in [k for k in self.kube.objects if k[0] == "Pod"]:
-            del self.kube.objects[key]
+        if ("StatefulSet", self.namespace, self.name) not in self.kube.objects:
+            return
+        revision, version = self._template()
+        sts = self.kube.objects[("StatefulSet", self.namespace, self.name)]
+        pods = {k[2]: o for k, o in self.kube.objects.items() if k[0] == "Pod"}
+        for name in list(pods):
+            if int(name.rsplit("-", 1)[1]) >= replicas:
+                del self.kube.objects[("Pod", self.namespace, name)]
+                del pods[name]
         listed = {self._ordinal(m): m for m in self.etcd.members.values()}
         if not self.etcd.members and replicas:  # first start: the initial members bootstrap together
             for ordinal in range(replicas):
@@ -185,10 +214,16 @@ class World:
             listed = {self._ordinal(m): m for m in self.etcd.members.values()}
         ready = 0
         for ordinal in range(replicas):
+            name = f"{self.name}-{ordinal}"
             member = listed.get(ordinal)
             # etcd-node refuses an empty volume for a member that was started before; a re-added learner joins.
             refused = ordinal in self.wiped and member is not None and member.started and not member.is_learner
-            self.kube.objects[("Pod", self.namespace, f"{self.name}-{ordinal}")] = self._pod(ordinal, refused)
+            pod = pods.get(name)
+            if pod is None:
+                self.restarts[ordinal] = self.restarts.get(ordinal, -1) + 1
+                pod = self._pod(ordinal, revision, version)
+            pod["status"] = self._pod_status(refused)
+            self.kube.objects[("Pod", self.namespace, name)] = pod
             if member is None:
                 continue
             if refused:
@@ -196,14 +231,15 @@ class World:
                 continue
             self.wiped.discard(ordinal)
             ready += 1
-            self.etcd.members[member.id] = replace(member, name=f"{self.name}-{ordinal}", healthy=True,
-                                                   client_urls=(f"https://{self.name}-{ordinal}.{self.name}:2379",))  # fmt: skip
-        if sts := self.kube.objects.get(("StatefulSet", self.namespace, self.name)):
-            sts["status"] = {"readyReplicas": ready}
+            self.etcd.members[member.id] = replace(member, name=name, healthy=True,
+                                                   version=pod["metadata"]["annotations"]["version"],
+                                                   client_urls=(f"https://{name}.{self.name}:2379",))  # fmt: skip
         for member in list(self.etcd.members.values()):
             ordinal = self._ordinal(member)
             if ordinal is not None and ordinal >= replicas:
                 self.etcd.members[member.id] = replace(member, healthy=False)
+        sts["status"] = {"readyReplicas": ready, "updateRevision": revision,
+                         "observedGeneration": sts["metadata"].get("generation", 0)}  # fmt: skip
 
     def next_id(self) -> int:
         self.etcd.next_id += 1
@@ -213,8 +249,14 @@ class World:
         url = f"https://{self.name}-{ordinal}.{self.name}.{self.namespace}.svc.cluster.local:2380"
         return Member(member_id, "", (url,), (), False, False)
 
-    def _pod(self, ordinal: int, refused: bool) -> dict[str, Any]:
-        labels = {"app.kubernetes.io/name": "etcd", "app.kubernetes.io/instance": self.name}
+    def _pod(self, ordinal: int, revision: str, version: str) -> dict[str, Any]:
+        self.uids += 1
+        labels = {"app.kubernetes.io/name": "etcd", "app.kubernetes.io/instance": self.name,
+                  "controller-revision-hash": revision}  # fmt: skip
+        return {"metadata": {"name": f"{self.name}-{ordinal}", "namespace": self.namespace, "labels": labels,
+                             "uid": f"uid-{self.uids}", "annotations": {"version": version}}}  # fmt: skip
+
+    def _pod_status(self, refused: bool) -> dict[str, Any]:
         if refused:
             message = "etcd-node: error[MemberAlreadyBootstrapped]: this member was started before; its data is gone"
             state: dict[str, Any] = {"waiting": {"reason": "CrashLoopBackOff"}}
@@ -223,10 +265,8 @@ class World:
             state = {"running": {"startedAt": "2026-12-01T00:00:00Z"}}
             # The kubelet keeps the last termination after a restart: a healed member still shows it.
             last = {"terminated": {"exitCode": 1, "message": "etcd-node: error[MemberAlreadyBootstrapped]: old"}}
-        return {
-            "metadata": {"name": f"{self.name}-{ordinal}", "namespace": self.namespace, "labels": labels},
-            "status": {"containerStatuses": [{"name": "etcd", "state": state, "lastState": last}]},
-        }
+        ready = {"type": "Ready", "status": "False" if refused else "True"}
+        return {"conditions": [ready], "containerStatuses": [{"name": "etcd", "state": state, "lastState": last}]}
 
 
 def dumps(obj: Any) -> str:

@@ -38,7 +38,7 @@ class Cluster:
         self.spec = EtcdClusterSpec.model_validate({**self.spec.model_dump(by_alias=True, exclude_none=True), **fields})
 
     def once(self):
-        ctx = ClusterContext(IDENTITY, self.spec, self.status, 1, "etcd-node:3.6.16", self.annotations)
+        ctx = ClusterContext(IDENTITY, self.spec, self.status, 1, "etcd-node", self.annotations)
         result = asyncio.run(reconcile_once(self.kube, ctx, self.clients, self.now))
         self.status = result.status
         self.results.append(result)
@@ -132,7 +132,7 @@ def test_deleted_children_come_back_in_the_next_pass():
     cluster = Cluster({"replicas": 3})
     cluster.converge()
     for kind, name in (("Service", "main-client"), ("PodDisruptionBudget", "main"), ("Service", "main")):
-        cluster.kube.delete(kind, "db", name)
+        cluster.kube.remove(kind, "db", name)
     repaired = cluster.once()
     assert {f"{o['kind']}/{o['metadata']['name']}" for o in repaired.plan.objects} == {
         "Service/main-client", "PodDisruptionBudget/main", "Service/main"}  # fmt: skip
@@ -170,7 +170,7 @@ def test_a_missing_ca_is_reported_not_silently_replaced():
     cluster = Cluster({"replicas": 3})
     cluster.converge()
     peer_tls = cluster.kube.secret("db", "main-peer-tls")
-    cluster.kube.delete("Secret", "db", "main-peer-ca")
+    cluster.kube.remove("Secret", "db", "main-peer-ca")
     result = cluster.once()
     assert ("Secret", "db", "main-peer-ca") not in cluster.kube.objects
     assert cluster.kube.secret("db", "main-peer-tls") == peer_tls
@@ -210,7 +210,7 @@ def test_add_and_statefulset_in_one_pass():
 def test_a_refused_apply_is_reported_with_the_api_servers_words():
     cluster = Cluster({"replicas": 3})
     cluster.converge()
-    cluster.kube.delete("Service", "db", "main-client")
+    cluster.kube.remove("Service", "db", "main-client")
     cluster.kube.refuse["Service/main-client"] = (422, 'Service "main-client" is invalid: spec.ports[0].port: Invalid value')
     cluster.once()
     degraded = next(c for c in cluster.status.conditions if c.type == "Degraded")
@@ -244,7 +244,7 @@ def test_etcd_unreachable_keeps_objects_right_and_the_last_members():
     cluster = Cluster({"replicas": 3})
     cluster.converge()
     cluster.etcd.reachable = False
-    cluster.kube.delete("Service", "db", "main-client")
+    cluster.kube.remove("Service", "db", "main-client")
     result = cluster.once()
     assert "Service/main-client" in {f"{o['kind']}/{o['metadata']['name']}" for o in result.plan.objects}
     assert result.outcome.step is None
@@ -272,3 +272,69 @@ def test_fast_passes_while_members_start_but_not_for_ever():
     assert starting.outcome.step is None and starting.busy  # members starting: watch closely
     cluster.now = T0 + timedelta(minutes=6)
     assert not cluster.once().busy  # still not up after minutes: back to the idle interval
+
+
+def _deletes(cluster: Cluster) -> list[str]:
+    return [w.removeprefix("delete Pod/") for w in cluster.kube.writes if w.startswith("delete Pod/")]
+
+
+def test_an_upgrade_restarts_each_member_once_followers_first_leader_last():
+    cluster = Cluster({"replicas": 3, "version": "3.5.35"})
+    cluster.converge()
+    cluster.assert_settled(3)
+    leader = cluster.status.leader
+    cluster.edit(version="3.6.16")
+    cluster.once()  # the template changes; OnDelete restarts nothing by itself
+    assert _deletes(cluster) == []
+    progress = []
+    for _ in range(20):
+        result = cluster.once()
+        progressing = next(c for c in cluster.status.conditions if c.type == "Progressing")
+        progress.append((progressing.reason, progressing.message))
+        if progressing.status.value == "False":
+            break
+    cluster.assert_settled(3)
+    deleted = _deletes(cluster)
+    assert sorted(deleted) == ["main-0", "main-1", "main-2"]  # each member exactly once
+    assert deleted[-1] == leader  # the leader last, after leadership moved away
+    assert cluster.status.leader != leader
+    assert all(n == 1 for n in cluster.world.restarts.values())
+    assert {m.version for m in cluster.status.members} == {"3.6.16"}
+    reasons = {r for r, _ in progress}
+    assert "Upgrading" in reasons and "LeaderMoving" in reasons
+    assert any("1 of 3 members at 3.6.16" in m for _, m in progress)
+    assert result.outcome.step == mp.Noop()
+
+
+def test_a_version_the_path_rules_refuse_touches_no_pod_and_keeps_the_template():
+    cluster = Cluster({"replicas": 3, "version": "3.5.35"})
+    cluster.converge()
+    cluster.edit(version="3.7.0")  # as if admission had been bypassed (an older CRD)
+    cluster.once()
+    cluster.once()
+    degraded = next(c for c in cluster.status.conditions if c.type == "Degraded")
+    assert (degraded.status.value, degraded.reason) == ("True", "MinorVersionSkipped")
+    assert "3.7.0" in degraded.message and "3.5.35" in degraded.message
+    assert _deletes(cluster) == []
+    image = cluster.kube.objects[("StatefulSet", "db", "main")]["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image == "etcd-node:3.5.35"
+    cluster.edit(replicas=5)  # a scale-out meanwhile starts members at the version they all run
+    cluster.converge()
+    assert {m.version for m in cluster.status.members} == {"3.5.35"}
+
+
+def test_a_template_change_rolls_one_member_at_a_time():
+    cluster = Cluster({"replicas": 3})
+    cluster.converge()
+    cluster.edit(resources={"requests": {"cpu": "300m"}})
+    seen = []
+    for _ in range(20):
+        result = cluster.once()
+        if isinstance(result.outcome.step, mp.RestartMember):
+            seen.append(result.outcome.step.pod)
+        if cluster.conditions()["Progressing"][0] == "False" and not result.busy:
+            break
+    cluster.assert_settled(3)
+    assert len(seen) == 3 and len(set(seen)) == 3  # one restart per pass, each member once
+    assert all(r.outcome.step.reason == "RollingUpdate" for r in cluster.results
+               if isinstance(r.outcome.step, mp.RestartMember))  # fmt: skip
