@@ -6,7 +6,9 @@ On the local cluster (e2e/local/up.sh) with the operator installed by its chart:
 2. `kubectl apply` of a 3-member cluster: when etcd's own member list first shows 3 started voting
    members, and when the EtcdCluster says Available=True (the ratio of the two is what the operator adds);
 3. 3 -> 5: when etcd lists 5 started voting members, and when status is settled (Available=True,
-   Progressing=False, 5 healthy voting members), per added member.
+   Progressing=False, 5 healthy voting members), per added member;
+4. a rollout (a resources change) of the 5 members, per member, against the baseline of one member
+   restarted by hand (its pod deleted) until it is ready and etcd calls it healthy again.
 
 Prints figures and ratios; asserts nothing.
 
@@ -104,6 +106,29 @@ def until(members: int, kube: Kube, namespace: str, cluster: str, start: float, 
     return etcd_at, status_at
 
 
+def member_restart(kube: Kube, namespace: str, cluster: str, members: int) -> float:
+    """One member's pod deleted by hand, until the cluster is settled again (pod restart + etcd catch-up)."""
+    start = time.monotonic()
+    kube.run("-n", namespace, "delete", "pod", f"{cluster}-{members - 1}", "--wait=false")
+    time.sleep(1)  # let the deletion show in status before asking whether the cluster is settled
+    while not settled(kube, namespace, cluster, members):
+        time.sleep(POLL)
+    return time.monotonic() - start
+
+
+def rollout_done(kube: Kube, namespace: str, cluster: str, members: int, start: float) -> float:
+    """Seconds until every member pod carries the StatefulSet's update revision and status is settled."""
+    while time.monotonic() - start < 900:
+        sts = kube.get(namespace, "statefulset", cluster) or {}
+        revision = (sts.get("status") or {}).get("updateRevision")
+        pods = kube.items(namespace, "pods", f"app.kubernetes.io/instance={cluster}")
+        current = [p for p in pods if p["metadata"]["labels"].get("controller-revision-hash") == revision]
+        if revision and len(current) == members and settled(kube, namespace, cluster, members):
+            return time.monotonic() - start
+        time.sleep(POLL)
+    raise SystemExit(f"{cluster}: rollout not done within 900s")
+
+
 def run_once(kube: Kube) -> dict[str, float]:
     namespace = f"bench-{uuid.uuid4().hex[:6]}"
     kube.run("create", "namespace", namespace)
@@ -116,7 +141,13 @@ def run_once(kube: Kube) -> dict[str, float]:
         start = time.monotonic()
         kube.run("-n", namespace, "patch", "etcdcluster", cluster, "--type=merge", "-p", '{"spec":{"replicas":5}}')
         etcd5, settled5 = until(5, kube, namespace, cluster, start)
-        return {"pod_start": baseline, "etcd3": etcd3, "available3": avail3, "etcd5": etcd5, "settled5": settled5}
+        restart = member_restart(kube, namespace, cluster, 5)
+        start = time.monotonic()
+        kube.run("-n", namespace, "patch", "etcdcluster", cluster, "--type=merge", "-p",
+                 '{"spec":{"resources":{"requests":{"cpu":"20m"}}}}')  # fmt: skip
+        rolled = rollout_done(kube, namespace, cluster, 5, start)
+        return {"pod_start": baseline, "etcd3": etcd3, "available3": avail3, "etcd5": etcd5, "settled5": settled5,
+                "member_restart": restart, "rollout5": rolled}
     finally:
         kube.run("delete", "namespace", namespace, "--wait=false", check=False)
 
@@ -142,6 +173,11 @@ def main() -> None:
     print(f"  Available / etcd all started (target <= 1.2):              {med['available3'] / med['etcd3']:.2f}")
     print(f"  3 -> 5 per added member (etcd):                            {med['etcd5'] / 2:6.1f} s"
           f"  = {med['etcd5'] / 2 / med['pod_start']:.1f} x pod start")  # fmt: skip
+    row("one member restarted by hand until settled (baseline)", "member_restart")
+    row("rollout of 5 members (resources change) until settled", "rollout5")
+    per_member = med["rollout5"] / 5
+    print(f"  rollout per member:                                        {per_member:6.1f} s"
+          f"  = {per_member / med['member_restart']:.2f} x a hand restart")  # fmt: skip
 
 
 if __name__ == "__main__":
