@@ -3,7 +3,8 @@
 # archives `ctr -n k8s.io images import` (the local cluster) and `docker load` accept:
 #
 #   node      docker.io/library/etcd-node:<etcd version>   node_image/Dockerfile's image: Debian
-#             bookworm's Python, the agent, the pinned etcd, etcdctl and etcdutl
+#             bookworm's Python, the agent, etcd, etcdctl and etcdutl; one image
+#             for each version in NODE_ETCD_VERSIONS (hack/versions.env)
 #   operator  docker.io/library/etcd-operator:<appVersion>  operator/Dockerfile's image
 #   pause     localhost/etcd-operator/pause:1.0             pod sandbox, a static build of pause.c
 #   coredns   localhost/etcd-operator/coredns:<version>     cluster DNS, the pinned CoreDNS build
@@ -11,7 +12,10 @@
 # The two Python images share one base layer: a minimal Debian root filesystem
 # from debootstrap, cached as a tarball keyed on its recipe and package list.
 # Each image's own layer is what installing into that base adds: a chroot on an
-# overlay mount, whose upper directory becomes the layer.
+# overlay mount, whose upper directory becomes the layer. The node images share
+# that layer too (the venv with the agent, cached as node-venv-<key>.tar.gz so
+# every version carries the same blob) and differ only in a top layer holding
+# their etcd binaries.
 #
 # An archive is rebuilt only when its inputs change: its recipe (the functions
 # below), oci.py, the Python sources and pyproject.toml, the pinned versions,
@@ -34,7 +38,7 @@ suite=bookworm
 base_packages=python3,python3-venv,ca-certificates
 runtime_path=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 app_version=$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\} *$/\1/p' "$root/charts/etcd-operator/Chart.yaml")
-etcd_tag=${ETCD_VERSION#v}
+read -ra node_versions <<<"$NODE_ETCD_VERSIONS"
 coredns_tag=${COREDNS_VERSION#v}
 
 started=$SECONDS
@@ -125,7 +129,7 @@ EOF
 # python_layer NAME USER HOME REQUIREMENT...: the layer that a venv in
 # /opt/venv adds to the base: the requirements from PyPI, the project's wheel
 # without its dependencies, USER and its group with id 65532 (HOME made when it
-# is not /nonexistent), and the files of $tmp/NAME-files. Sets $layer.
+# is not /nonexistent). Sets $layer.
 python_layer() {
   local name=$1 user=$2 home=$3 dir=$tmp/$1 began
   shift 3
@@ -134,7 +138,6 @@ python_layer() {
   mkdir -p "$dir"/{lower,upper,ovl,root}
   tar --numeric-owner -xzf "$base" -C "$dir/lower"
   mount -t overlay overlay -o "lowerdir=$dir/lower,upperdir=$dir/upper,workdir=$dir/ovl" "$dir/root"
-  [ ! -d "$tmp/$name-files" ] || cp -a "$tmp/$name-files/." "$dir/root/"
   cp "$tmp"/wheel/*.whl "$dir/root/tmp/"
   # Downloads use the host's resolver and trust store (an intercepting proxy's CA included).
   cp /etc/resolv.conf "$dir/root/etc/resolv.conf"
@@ -170,22 +173,52 @@ python_layer() {
 
 # --- images ----------------------------------------------------------------------
 
-build_node() {
-  local name=etcd-node-$etcd_tag etcd_dir=$bin_dir/etcd-$ETCD_VERSION k reqs
-  [ -x "$etcd_dir/etcd" ] || die "missing $etcd_dir/etcd: run \`bash hack/build-etcd.sh\`"
-  k=$(key "$(declare -f build_node python_layer base_layer) $runtime_path $base_packages" \
-    "$root/pyproject.toml" "$root/node_image" "$root/operator" "$etcd_dir/etcd" "$etcd_dir/etcdctl" "$etcd_dir/etcdutl")
-  if fresh "$name" "$k"; then return 0; fi
-  mkdir -p "$tmp/node-files/usr/local/bin"
-  cp "$etcd_dir"/{etcd,etcdctl,etcdutl} "$tmp/node-files/usr/local/bin/"
-  # Only the agent's own dependencies (as node_image/Dockerfile): not the operator's.
+# The layer every node image has above the base: only the agent's own
+# dependencies (as node_image/Dockerfile: not the operator's), the project's
+# wheel and the etcd user. Kept beside the base and named by its key, so node
+# images built in different runs still share the blob. The key is taken once
+# per run, so one run's node images share the layer even while the sources change.
+node_venv_recipe() { declare -f node_venv_layer python_layer base_layer; echo "$suite $base_packages $runtime_path"; }
+
+# node_venv_layer: build $venv unless it is there; sets $base.
+node_venv_layer() {
+  local reqs
+  base_layer
+  [ ! -s "$venv" ] || return 0
   mapfile -t reqs < <(requirements)
   python_layer node etcd /var/lib/etcd "${reqs[@]}"
-  image "docker.io/library/etcd-node:$etcd_tag" "$name" "$k" "$(cat <<EOF
+  mv "$layer" "$venv.partial"
+  mv "$venv.partial" "$venv"
+  find "$out" -maxdepth 1 -name "node-venv-*.tar.gz" ! -path "$venv" -delete
+}
+
+# build_node_version VERSION: etcd-node:<VERSION without v>: the base, $venv
+# and a top layer of that version's etcd, etcdctl and etcdutl.
+build_node_version() {
+  local version=$1 tag=${1#v} etcd_dir=$bin_dir/etcd-$1 name k b top
+  name=etcd-node-$tag
+  for b in etcd etcdctl etcdutl; do
+    [ -x "$etcd_dir/$b" ] || die "missing $etcd_dir/$b: run \`bash hack/build-etcd.sh $version\`"
+  done
+  k=$(key "$(declare -f build_node_version) $tag $(basename "$venv")" \
+    "$etcd_dir/etcd" "$etcd_dir/etcdctl" "$etcd_dir/etcdutl")
+  if fresh "$name" "$k"; then return 0; fi
+  node_venv_layer
+  # Modes set here, not taken from the umask: this layer's /usr entries replace the base's.
+  top=$tmp/etcd-$tag
+  install -d -m 0755 "$top/usr" "$top/usr/local" "$top/usr/local/bin"
+  install -m 0755 "$etcd_dir"/{etcd,etcdctl,etcdutl} "$top/usr/local/bin/"
+  image "docker.io/library/etcd-node:$tag" "$name" "$k" "$(cat <<EOF
 {"Entrypoint": ["etcd-node"], "Env": ["PATH=$runtime_path"], "User": "65532:65532", "WorkingDir": "/var/lib/etcd",
  "ExposedPorts": {"2379/tcp": {}, "2380/tcp": {}, "2381/tcp": {}}}
 EOF
-)" "$base" "$layer"
+)" "$base" "$venv" "$top"
+}
+
+build_node() {
+  local v
+  venv=$out/node-venv-$(key "$(node_venv_recipe)" "$root/pyproject.toml" "$root/node_image" "$root/operator").tar.gz
+  for v in "${node_versions[@]}"; do build_node_version "$v"; done
 }
 
 build_operator() {
@@ -223,8 +256,9 @@ build_coredns() {
 }
 
 archive() {
+  local v
   case $1 in
-    node) echo "$out/etcd-node-$etcd_tag.tar" ;;
+    node) for v in "${node_versions[@]}"; do echo "$out/etcd-node-${v#v}.tar"; done ;;
     operator) echo "$out/etcd-operator-$app_version.tar" ;;
     pause) echo "$out/pause-1.0.tar" ;;
     coredns) echo "$out/coredns-$coredns_tag.tar" ;;
@@ -241,6 +275,7 @@ for w in "${wanted[@]}"; do
 done
 [ "$(id -u)" = 0 ] || die "needs root (debootstrap, chroot, mount)"
 [ -n "$app_version" ] || die "no appVersion in charts/etcd-operator/Chart.yaml"
+[ ${#node_versions[@]} -gt 0 ] || die "no NODE_ETCD_VERSIONS in hack/versions.env"
 
 mkdir -p "$out"
 # One build at a time; a build killed before its clean-up leaves mounts and a

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The users' path where Docker exists: a kind cluster, the images built from
-# the same Dockerfiles (node_image/, operator/) and loaded into its nodes.
+# the same Dockerfiles (node_image/, operator/) and loaded into its nodes: a
+# node image for each of NODE_ETCD_VERSIONS (hack/versions.env), the operator.
 # Idempotent: an existing cluster of this name is reused; images are rebuilt
 # (Docker's cache makes that quick) and loaded again.
 # The last line printed is `KUBECONFIG=<path>`; e2e/kind/down.sh deletes it.
@@ -14,7 +15,7 @@ root=$(cd "$here/../.." && pwd)
 name=${KIND_CLUSTER:-etcd-operator}
 kubeconfig=${KIND_KUBECONFIG:-$HOME/.cache/etcd-operator/state/kind-$name.kubeconfig}
 app_version=$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\} *$/\1/p' "$root/charts/etcd-operator/Chart.yaml")
-etcd_tag=${ETCD_VERSION#v}
+read -ra node_versions <<<"$NODE_ETCD_VERSIONS"
 say() { echo "kind-up: $*" >&2; }
 
 for tool in docker kind; do
@@ -33,10 +34,13 @@ else
   kind get kubeconfig --name "$name" >"$kubeconfig"
 fi
 
-say "building etcd-node:$etcd_tag and etcd-operator:$app_version with Docker"
-docker build -q -f "$root/node_image/Dockerfile" --build-arg "ETCD_VERSION=$ETCD_VERSION" \
-  -t "etcd-node:$etcd_tag" "$root" >&2
+node_images=()
+for v in "${node_versions[@]}"; do node_images+=("etcd-node:${v#v}"); done
+say "building ${node_images[*]} and etcd-operator:$app_version with Docker"
+for v in "${node_versions[@]}"; do
+  docker build -q -f "$root/node_image/Dockerfile" --build-arg "ETCD_VERSION=$v" -t "etcd-node:${v#v}" "$root" >&2
+done
 docker build -q -f "$root/operator/Dockerfile" -t "etcd-operator:$app_version" "$root" >&2
 say "loading the images into the nodes"
-kind load docker-image --name "$name" "etcd-node:$etcd_tag" "etcd-operator:$app_version" >&2
+kind load docker-image --name "$name" "${node_images[@]}" "etcd-operator:$app_version" >&2
 echo "KUBECONFIG=$kubeconfig"

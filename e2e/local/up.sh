@@ -26,7 +26,6 @@ cache=${ETCD_OPERATOR_CACHE:-$HOME/.cache/etcd-operator}
 bin_dir=${ETCD_BIN:-$cache/bin}
 kube_bin="$bin_dir/kube-$KUBE_VERSION"
 etcd_bin="$bin_dir/etcd-$ETCD_VERSION"
-images="$cache/images"
 state=${ETCD_OPERATOR_STATE:-$cache/state}/node
 pki="$state/pki"
 run="$state/run"
@@ -98,12 +97,16 @@ all_running() {
 }
 
 # sync_images: (re)build what changed (e2e/images/build.sh reuses archives
-# whose inputs have not), and import each archive containerd lacks.
+# whose inputs have not), and import each archive it lists that containerd
+# lacks: every image of the pinned versions (a node image for each of
+# NODE_ETCD_VERSIONS), not what an older pin left among the archives.
 sync_images() {
-  local archive imported
-  bash "$root/e2e/images/build.sh" >&2
-  for archive in "$images"/*.tar; do
-    [ -e "$archive" ] || { log "no image archives in $images"; exit 1; }
+  local built archive imported archives
+  built=$(bash "$root/e2e/images/build.sh")
+  [ -n "$built" ] || { log "e2e/images/build.sh listed no image archives"; exit 1; }
+  mapfile -t archives <<<"$built"
+  for archive in "${archives[@]}"; do
+    [ -s "$archive" ] || { log "no image archive $archive"; exit 1; }
     imported="$state/containerd/imported-$(basename "$archive" .tar)"
     if ! cmp -s "${archive%.tar}.key" "$imported"; then
       log "importing $(basename "$archive")"
