@@ -64,6 +64,32 @@ def ordinal_in_url(url: str, statefulset: str, service: str) -> int | None:
 
 
 @dataclass(frozen=True)
+class Member:
+    """One etcd member as its member list names it; the operator adds what the member's own status says.
+
+    The one member type of both sides: the agent builds a joining member's
+    initial cluster from it, the operator plans membership and reports status.
+    """
+
+    id: int
+    name: str
+    peer_urls: tuple[str, ...]
+    client_urls: tuple[str, ...] = ()
+    is_learner: bool = False
+    healthy: bool = False  # answered its status with no alarm and a leader (filled in by the operator)
+    version: str = ""  # the etcd server version it runs, from its status (filled in by the operator)
+
+    @property
+    def started(self) -> bool:
+        """A member publishes its client URLs when it first starts.
+
+        Not its name: members of a static bootstrap are named from --initial-cluster
+        before they ever ran; only members added at runtime start out nameless.
+        """
+        return bool(self.client_urls)
+
+
+@dataclass(frozen=True)
 class AgentError:
     """A refusal etcd-node wrote to the termination log: a stable code and the words for a person."""
 

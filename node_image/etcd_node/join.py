@@ -9,29 +9,11 @@ removes the most error-prone flag of runtime reconfiguration.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
+from .contract import Member
 from .findings import Finding, error
 from .httpjson import HTTPError, TLSClient, call
 from .urls import format_initial_cluster
-
-
-@dataclass(frozen=True)
-class Member:
-    id: int
-    name: str
-    peer_urls: tuple[str, ...]
-    client_urls: tuple[str, ...] = ()
-    is_learner: bool = False
-
-    @property
-    def started(self) -> bool:
-        """A member publishes its client URLs when it first starts.
-
-        Not its name: members of a static bootstrap are named from --initial-cluster
-        before they ever ran; only members added at runtime start out nameless.
-        """
-        return bool(self.client_urls)
 
 
 def parse_members(answer: dict) -> list[Member]:

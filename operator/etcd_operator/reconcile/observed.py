@@ -10,7 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from etcd_node.contract import AgentError
+from etcd_node.contract import AgentError, Member
+
+__all__ = ["Member", "EtcdView", "Observed", "PodView", "StatefulSetView", "DiscoveryService", "quorum"]
 
 REPLICAS_MANAGER = "etcd-operator-membership"  # the one field manager that writes StatefulSet.spec.replicas
 
@@ -22,24 +24,6 @@ def quorum(voting: int) -> int:
 def fault_tolerance(voting: int) -> int:
     """Voting members that may be down while the rest keep quorum."""
     return max(voting - quorum(voting), 0) if voting else 0
-
-
-@dataclass(frozen=True)
-class Member:
-    """One etcd member, as etcd's member list names it and as its own status answered this pass."""
-
-    id: int
-    name: str
-    peer_urls: tuple[str, ...]
-    client_urls: tuple[str, ...] = ()
-    is_learner: bool = False
-    healthy: bool = False
-    version: str = ""  # the etcd server version the member runs, from its own status
-
-    @property
-    def started(self) -> bool:
-        """Client URLs are published at first start (names of static members exist before that)."""
-        return bool(self.client_urls)
 
 
 @dataclass(frozen=True)
