@@ -44,6 +44,7 @@ def local_cluster() -> Kube:
     kubeconfig = Path(up.stdout.strip().splitlines()[-1].removeprefix("KUBECONFIG="))
     kube = Kube(kubectl=str(bin_dir() / "kubectl"), kubeconfig=kubeconfig)
     env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+    kube.run("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "charts" / "etcd-operator" / "crds"))
     subprocess.run([str(bin_dir() / "helm"), "upgrade", "--install", RELEASE, str(ROOT / "charts" / "etcd-operator"),
                     "--namespace", OPERATOR_NAMESPACE, "--create-namespace", "--wait", "--timeout", "180s",
                     "--set", "image.pullPolicy=IfNotPresent", "--set", "logFormat=json"],

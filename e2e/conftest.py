@@ -74,6 +74,9 @@ def operator(kube: Kube) -> str:
     """The chart installed (or upgraded) with the locally built images; its namespace."""
     helm = _tool("helm")
     env = {**os.environ, "KUBECONFIG": str(kube.kubeconfig)}
+    # Helm installs a chart's CRDs only on first install, never on upgrade: a cluster left running by
+    # an earlier session would keep an old schema (and prune the status fields it lacks).
+    kube.run("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "charts" / "etcd-operator" / "crds"))
     cmd = [
         helm, "upgrade", "--install", RELEASE, str(ROOT / "charts" / "etcd-operator"),
         "--namespace", OPERATOR_NAMESPACE, "--create-namespace", "--wait", "--timeout", "180s",

@@ -24,6 +24,8 @@ export KUBECONFIG=${out##*KUBECONFIG=}
 kubectl get nodes -o wide
 
 step "operator: helm upgrade --install etcd-operator charts/etcd-operator"
+# Helm installs a chart's CRDs only on first install, never on upgrade: apply the current one first.
+kubectl apply --server-side --force-conflicts -f "$root/charts/etcd-operator/crds/" >/dev/null
 helm upgrade --install etcd-operator "$root/charts/etcd-operator" \
   --namespace etcd-operator-system --create-namespace --wait --timeout 180s
 kubectl -n etcd-operator-system rollout restart deploy/etcd-operator >/dev/null  # a rebuilt image, same tag
