@@ -7,41 +7,29 @@ write etcd acknowledged must be readable at the end.
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Iterator
 
 import pytest
 
 from e2e.support import (
-    CLIENT_POD,
     IDLE_INTERVAL,
     Kube,
     assert_stays_settled,
     available_status,
     etcd_cluster,
-    etcdctl,
     member_ids,
     patch_spec,
     start_client_pod,
     wait_settled,
     wait_until,
 )
+from e2e.writer import assert_no_acknowledged_write_lost, start_writer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
 NAME = "scale"
 NAMESPACE = "e2e-scaling"
 OPERATOR = "etcd-operator"
-
-# A shell loop in the client pod: one put per key, the key recorded once etcd acknowledged it.
-WRITER = (
-    "i=0; while [ ! -e /tmp/stop ]; do "
-    f"if etcdctl --endpoints https://{NAME}-client.{NAMESPACE}.svc.cluster.local:2379 "
-    "--cacert /tls/ca.crt --cert /tls/tls.crt --key /tls/tls.key --command-timeout=5s "
-    "put w/$i $i >/dev/null 2>&1; then echo $i >>/tmp/acked; fi; i=$((i+1)); sleep 0.05; done; "
-    "touch /tmp/stopped"
-)
 
 
 @pytest.fixture(scope="module")
@@ -52,26 +40,9 @@ def cluster(kube: Kube, operator: str) -> Iterator[str]:
     kube.apply(NAMESPACE, etcd_cluster(NAME, replicas=1, storage={"size": "1Gi", "whenScaled": "Delete"}))
     wait_settled(kube, NAMESPACE, NAME, replicas=1)
     start_client_pod(kube, NAMESPACE, NAME)
-    kube.run("-n", NAMESPACE, "exec", CLIENT_POD, "--", "sh", "-c", f"nohup sh -c '{WRITER}' >/dev/null 2>&1 &")
+    start_writer(kube, NAMESPACE, NAME)
     yield NAMESPACE
     kube.run("delete", "namespace", NAMESPACE, "--wait=false", check=False)
-
-
-def acked_writes(kube: Kube) -> list[int]:
-    out = kube.run("-n", NAMESPACE, "exec", CLIENT_POD, "--", "sh", "-c", "cat /tmp/acked 2>/dev/null || true").stdout
-    return [int(x) for x in out.split()]
-
-
-def assert_no_acknowledged_write_lost(kube: Kube) -> int:
-    acked = acked_writes(kube)
-    stored = etcdctl(kube, NAMESPACE, NAME, "get", "w/", "--prefix", "-w", "json", timeout=60).stdout
-    values = {
-        base64.b64decode(kv["key"]).decode(): base64.b64decode(kv["value"]).decode()
-        for kv in json.loads(stored).get("kvs", [])
-    }
-    lost = [i for i in acked if values.get(f"w/{i}") != str(i)]
-    assert not lost, f"{len(lost)} acknowledged writes missing, first: {lost[:10]}"
-    return len(acked)
 
 
 def test_scale_out_and_in_through_runtime_reconfiguration(kube: Kube, cluster: str) -> None:
@@ -90,8 +61,8 @@ def test_scale_out_and_in_through_runtime_reconfiguration(kube: Kube, cluster: s
             if member in current:
                 assert current[member] == member_id, member
         ids = current
-    assert len(acked_writes(kube)) > 0, "the writer acknowledged nothing"
-    assert_no_acknowledged_write_lost(kube)
+    acked = assert_no_acknowledged_write_lost(kube, NAMESPACE, NAME)
+    print(f"1 -> 3 -> 5 -> 3: {acked} acknowledged writes, 0 lost")
     wait_until("the claims of the removed members deleted (whenScaled: Delete)", lambda: {
         c["metadata"]["name"] for c in kube.items(NAMESPACE, "pvc")} == {f"data-{NAME}-{i}" for i in range(3)})
     # Each kind of step was reported as it happened, through the Progressing condition's Events.
@@ -119,7 +90,7 @@ def test_member_that_lost_its_volume_is_replaced(kube: Kube, cluster: str) -> No
     wait_settled(kube, NAMESPACE, NAME, replicas=3)
     # A heal that leaves stale state behind shows over the next passes: Degraded back, a member removed again.
     assert_stays_settled(kube, NAMESPACE, NAME, replicas=3, seconds=3 * IDLE_INTERVAL + 5)
-    assert_no_acknowledged_write_lost(kube)
+    assert_no_acknowledged_write_lost(kube, NAMESPACE, NAME)
 
 
 def operator_crashed_with(kube: Kube, operator: str, code: int) -> bool:
@@ -150,4 +121,4 @@ def test_operator_crash_mid_change_converges_after_restart(
     status = wait_settled(kube, NAMESPACE, NAME, replicas, timeout=600)
     names = [m["name"] for m in status["members"]]
     assert sorted(names) == [f"{NAME}-{i}" for i in range(replicas)]  # each once, none orphaned
-    assert_no_acknowledged_write_lost(kube)
+    assert_no_acknowledged_write_lost(kube, NAMESPACE, NAME)
