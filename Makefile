@@ -1,7 +1,8 @@
 # Entry points; the README's two set-up commands are `make demo` and `make test`.
 SHELL := /bin/bash
 PYTHON ?= $(if $(wildcard .venv/bin/python),.venv/bin/python,python3)
-CACHE ?= $(HOME)/.cache/etcd-operator
+# The scripts build into $ETCD_OPERATOR_CACHE when set (a fresh cache for a first-run check), as here.
+CACHE ?= $(or $(ETCD_OPERATOR_CACHE),$(HOME)/.cache/etcd-operator)
 # Tests find every pinned build through this one directory (see tests/support/binaries.py).
 export ETCD_BIN ?= $(CACHE)/bin
 export PATH := $(CACHE)/bin:$(PATH)
