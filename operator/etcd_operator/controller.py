@@ -148,6 +148,8 @@ async def observe(kube: KubeAPI, ctx: ClusterContext, clients: EtcdClients) -> t
         services = kube.list("v1", "Service", ns, match)
         pdb = kube.get("policy/v1", "PodDisruptionBudget", names.pdb, ns)
         secrets = kube.list("v1", "Secret", ns, match) if needs_generated_tls(ctx.spec) else []
+        if provided := ctx.spec.tls.operator_client_secret_name:  # the user's Secret: not ours, not listed
+            secrets.append(kube.get("v1", "Secret", provided, ns) or {"metadata": {"name": provided}})
         discovery = _discovery(kube, ctx, sts is not None)
         return sts, pods, services, pdb, secrets, discovery
 
@@ -156,10 +158,12 @@ async def observe(kube: KubeAPI, ctx: ClusterContext, clients: EtcdClients) -> t
     objects = {f"Service/{s['metadata']['name']}": s for s in services if _owned(s, uid)}
     if pdb is not None:
         objects[f"PodDisruptionBudget/{pdb['metadata']['name']}"] = pdb
+    provided = ctx.spec.tls.operator_client_secret_name
     secret_data = {s["metadata"]["name"]: secret_bytes(s) for s in secrets if _owned(s, uid)}
+    client_secret = secret_bytes(next((s for s in secrets if s["metadata"]["name"] == provided), None))
     sts_view = statefulset_view(sts) if sts is not None else None
     access = client_access(names, ctx.spec, sts_view.replicas if sts_view else 0)
-    got = await clients.get(uid, access, secret_data.get(access.secret or "", {}))
+    got = await clients.get(uid, access, client_secret if provided else secret_data.get(access.secret or "", {}))
     client = None if isinstance(got, str) else got
     view, error = None, got if isinstance(got, str) else ""
     if client is not None and not (sts_view and sts_view.replicas):

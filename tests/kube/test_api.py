@@ -48,6 +48,7 @@ INVALID = [
     ({"storage": {"whenScaled": "Keep"}}, 'Unsupported value: "Keep"'),
     ({"etcd": {"heartbeatInterval": 500, "electionTimeout": 1000}}, "at least 5 times etcd.heartbeatInterval"),
     ({"etcd": {"extraArgs": {"initial-cluster": "x=y"}}}, "may not set flags the operator owns"),
+    ({"tls": {"operatorClientSecretName": "x"}}, "tls.operatorClientSecretName is only used with tls.client.mode secret"),
 ]
 
 

@@ -142,6 +142,18 @@ class TLSSide(ApiModel):
 
 
 class TLS(ApiModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "!has(self.operatorClientSecretName) || self.client.mode == 'secret'",
+                    "tls.operatorClientSecretName is only used with tls.client.mode secret (with selfSigned the "
+                    "operator issues its own client certificate)",
+                ),
+            ]
+        }
+    )
+
     peer: TLSSide = Field(
         default_factory=TLSSide, description="Member-to-member traffic.", json_schema_extra=server_default(TLSSide)
     )
@@ -149,6 +161,13 @@ class TLS(ApiModel):
         default_factory=TLSSide,
         description="Client traffic (and the operator's own).",
         json_schema_extra=server_default(TLSSide),
+    )
+    operator_client_secret_name: Annotated[str | None, Field(min_length=1, max_length=253)] = Field(
+        None,
+        description="With client mode secret: a Secret (tls.crt, tls.key, ca.crt, e.g. from cert-manager) with a "
+        "client certificate the operator presents to etcd, issued by a CA the members trust. Without it the "
+        "operator cannot read health or change membership of such a cluster. A renewed Secret is picked up "
+        "without a restart.",
     )
 
 

@@ -30,9 +30,11 @@ def client_access(names: ClusterNames, spec: EtcdClusterSpec, members: int) -> C
     if mode is TLSMode.SELF_SIGNED:
         return ClientAccess(endpoints, names.client_tls_secret)
     if mode is TLSMode.SECRET:
-        return ClientAccess(
-            endpoints, error=f"client TLS mode {mode.value}: the operator has no client certificate for it yet"
-        )
+        if spec.tls.operator_client_secret_name:
+            return ClientAccess(endpoints, spec.tls.operator_client_secret_name)
+        return ClientAccess(endpoints, error="client TLS mode secret: the operator has no client certificate for "
+                            "this cluster, so it cannot read its health or change its membership; set "
+                            "spec.tls.operatorClientSecretName to a Secret with one (tls.crt, tls.key, ca.crt)")  # fmt: skip
     # auto: etcd's own self-signed certificate and no client authentication; none: plain HTTP.
     return ClientAccess(endpoints)
 

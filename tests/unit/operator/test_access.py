@@ -33,3 +33,10 @@ def test_a_discovery_cluster_gives_its_url_and_only_a_generated_client_secret():
     assert discovery_of(ClusterNames("seed", "db"), spec("selfSigned")).tls_secret == "seed-client-tls"
     plain = discovery_of(ClusterNames("seed", "db"), spec("none"))
     assert plain.endpoints == "http://seed-client.db.svc.cluster.local:2379" and plain.tls_secret == ""
+
+
+def test_secret_mode_uses_the_operator_client_secret_named_in_the_spec():
+    spec = EtcdClusterSpec.model_validate({"tls": {"client": {"mode": "secret", "secretName": "srv"},
+                                                   "operatorClientSecretName": "op"}})  # fmt: skip
+    access = client_access(NAMES, spec, 1)
+    assert access.secret == "op" and not access.error

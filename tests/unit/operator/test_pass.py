@@ -338,3 +338,34 @@ def test_a_template_change_rolls_one_member_at_a_time():
     assert len(seen) == 3 and len(set(seen)) == 3  # one restart per pass, each member once
     assert all(r.outcome.step.reason == "RollingUpdate" for r in cluster.results
                if isinstance(r.outcome.step, mp.RestartMember))  # fmt: skip
+
+
+def test_secret_mode_scales_with_the_operators_own_client_certificate_and_follows_its_rotation():
+    import base64
+
+    spec = {"replicas": 3, "tls": {"peer": {"mode": "secret", "secretName": "byo-peer"},
+                                   "client": {"mode": "secret", "secretName": "byo-server"},
+                                   "operatorClientSecretName": "byo-operator"}}  # fmt: skip
+    cluster = Cluster(spec)
+    built = []
+    cluster.clients = EtcdClients(lambda access, secret: built.append(dict(secret)) or cluster.etcd)
+    cluster.once()
+    assert "Secret byo-operator not created yet" in cluster.status.conditions[0].message  # says what it lacks
+
+    def provide(serial: str) -> None:
+        data = {k: base64.b64encode(f"{k}-{serial}".encode()).decode() for k in ("tls.crt", "tls.key", "ca.crt")}
+        cluster.kube.objects[("Secret", "db", "byo-operator")] = {"metadata": {"name": "byo-operator"}, "data": data}
+
+    provide("1")
+    cluster.converge()
+    cluster.assert_settled(3)
+    for replicas in (5, 3):
+        cluster.edit(replicas=replicas)
+        cluster.converge()
+        cluster.assert_settled(replicas)
+    before = len(built)
+    provide("2")  # cert-manager renewed it: the next pass uses the new pair, no restart
+    cluster.once()
+    assert {b["tls.crt"] for b in built[:before]} == {b"tls.crt-1"} and built[before:] == [built[-1]]
+    assert built[-1]["tls.crt"] == b"tls.crt-2"
+    cluster.assert_settled(3)
