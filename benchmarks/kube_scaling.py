@@ -91,40 +91,51 @@ def settled(kube: Kube, namespace: str, cluster: str, members: int) -> bool:
     )
 
 
-def until(members: int, kube: Kube, namespace: str, cluster: str, start: float, timeout: float = 600) -> tuple[float, float]:
-    """(seconds until etcd lists `members` started voting members, seconds until status is settled)."""
-    etcd_at = status_at = None
-    while time.monotonic() - start < timeout and (etcd_at is None or status_at is None):
+def available(kube: Kube, namespace: str, cluster: str) -> bool:
+    obj = kube.get(namespace, "etcdcluster", cluster) or {}
+    return (condition(obj, "Available") or {}).get("status") == "True"
+
+
+def until(members: int, kube: Kube, namespace: str, cluster: str, start: float, timeout: float = 600) -> dict[str, float]:
+    """Seconds until etcd lists `members` started voting members, until Available=True, until settled."""
+    at: dict[str, float] = {}
+    while time.monotonic() - start < timeout and len(at) < 3:
         now = time.monotonic() - start
-        if etcd_at is None and started_voting(kube, namespace, cluster) >= members:
-            etcd_at = now
-        if status_at is None and settled(kube, namespace, cluster, members):
-            status_at = now
-            etcd_at = etcd_at if etcd_at is not None else now  # status never runs ahead of etcd
+        if "etcd" not in at and started_voting(kube, namespace, cluster) >= members:
+            at["etcd"] = now
+        if "available" not in at and "etcd" in at and available(kube, namespace, cluster):
+            at["available"] = now
+        if "settled" not in at and "available" in at and settled(kube, namespace, cluster, members):
+            at["settled"] = now
         time.sleep(POLL)
-    if etcd_at is None or status_at is None:
-        raise SystemExit(f"{cluster}: not {members} members within {timeout}s")
-    return etcd_at, status_at
+    if len(at) < 3:
+        raise SystemExit(f"{cluster}: not {members} members within {timeout}s ({at})")
+    return at
+
+
+def pod_uid(kube: Kube, namespace: str, pod: str) -> str:
+    return ((kube.get(namespace, "pod", pod) or {}).get("metadata") or {}).get("uid", "")
 
 
 def member_restart(kube: Kube, namespace: str, cluster: str, members: int) -> float:
-    """One member's pod deleted by hand, until the cluster is settled again (pod restart + etcd catch-up)."""
+    """One member's pod deleted by hand, until its replacement runs and the cluster is settled again."""
+    pod = f"{cluster}-{members - 1}"
+    old = pod_uid(kube, namespace, pod)
     start = time.monotonic()
-    kube.run("-n", namespace, "delete", "pod", f"{cluster}-{members - 1}", "--wait=false")
-    time.sleep(1)  # let the deletion show in status before asking whether the cluster is settled
-    while not settled(kube, namespace, cluster, members):
+    kube.run("-n", namespace, "delete", "pod", pod, "--wait=false")
+    while pod_uid(kube, namespace, pod) in ("", old) or not settled(kube, namespace, cluster, members):
         time.sleep(POLL)
     return time.monotonic() - start
 
 
-def rollout_done(kube: Kube, namespace: str, cluster: str, members: int, start: float) -> float:
-    """Seconds until every member pod carries the StatefulSet's update revision and status is settled."""
+def rollout_done(kube: Kube, namespace: str, cluster: str, members: int, start: float, before: str) -> float:
+    """Seconds until every member pod carries the new update revision (not `before`) and status is settled."""
     while time.monotonic() - start < 900:
         sts = kube.get(namespace, "statefulset", cluster) or {}
         revision = (sts.get("status") or {}).get("updateRevision")
         pods = kube.items(namespace, "pods", f"app.kubernetes.io/instance={cluster}")
         current = [p for p in pods if p["metadata"]["labels"].get("controller-revision-hash") == revision]
-        if revision and len(current) == members and settled(kube, namespace, cluster, members):
+        if revision and revision != before and len(current) == members and settled(kube, namespace, cluster, members):
             return time.monotonic() - start
         time.sleep(POLL)
     raise SystemExit(f"{cluster}: rollout not done within 900s")
@@ -138,17 +149,19 @@ def run_once(kube: Kube) -> dict[str, float]:
         cluster = "bench"
         start = time.monotonic()
         kube.apply(namespace, etcd_cluster(cluster, 3))
-        etcd3, avail3 = until(3, kube, namespace, cluster, start)
+        three = until(3, kube, namespace, cluster, start)
         start = time.monotonic()
         kube.run("-n", namespace, "patch", "etcdcluster", cluster, "--type=merge", "-p", '{"spec":{"replicas":5}}')
-        etcd5, settled5 = until(5, kube, namespace, cluster, start)
+        five = until(5, kube, namespace, cluster, start)
         restart = member_restart(kube, namespace, cluster, 5)
+        before = ((kube.get(namespace, "statefulset", cluster) or {}).get("status") or {}).get("updateRevision", "")
         start = time.monotonic()
         kube.run("-n", namespace, "patch", "etcdcluster", cluster, "--type=merge", "-p",
                  '{"spec":{"resources":{"requests":{"cpu":"20m"}}}}')  # fmt: skip
-        rolled = rollout_done(kube, namespace, cluster, 5, start)
-        return {"pod_start": baseline, "etcd3": etcd3, "available3": avail3, "etcd5": etcd5, "settled5": settled5,
-                "member_restart": restart, "rollout5": rolled}
+        rolled = rollout_done(kube, namespace, cluster, 5, start, before)
+        return {"pod_start": baseline, "etcd3": three["etcd"], "available3": three["available"],
+                "settled3": three["settled"], "etcd5": five["etcd"], "settled5": five["settled"],
+                "member_restart": restart, "rollout5": rolled}  # fmt: skip
     finally:
         kube.run("delete", "namespace", namespace, "--wait=false", check=False)
 
@@ -169,6 +182,7 @@ def main() -> None:
     row("pod start on this node (node image, until Ready)", "pod_start")
     row("apply -> etcd lists 3 started voting members", "etcd3")
     row("apply -> EtcdCluster Available=True", "available3")
+    row("apply -> status settled (Progressing=False, 3 ready)", "settled3")
     row("3 -> 5: etcd lists 5 started voting members", "etcd5")
     row("3 -> 5: status settled (Available, Progressing=False, 5 healthy)", "settled5")
     print(f"  Available / etcd all started (target <= 1.2):              {med['available3'] / med['etcd3']:.2f}")
