@@ -26,7 +26,7 @@ from ..reconcile.status import describe, transitions
 
 log = structlog.get_logger("etcd-operator")
 IDLE_INTERVAL = float(os.environ.get("ETCD_OPERATOR_IDLE_INTERVAL", "10"))
-BUSY_INTERVAL = float(os.environ.get("ETCD_OPERATOR_BUSY_INTERVAL", "1.5"))
+BUSY_INTERVAL = float(os.environ.get("ETCD_OPERATOR_BUSY_INTERVAL", "1"))
 _kube: Kube | None = None
 _clients = EtcdClients()
 _wakers: dict[str, asyncio.Event] = {}

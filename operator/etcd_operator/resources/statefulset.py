@@ -177,9 +177,10 @@ def build_statefulset(
         # Readiness only: a liveness probe would kill a member that is slow to catch up.
         "readinessProbe": {
             "httpGet": {"path": _readiness_path(spec.version), "port": METRICS_PORT, "scheme": "HTTP"},
-            "periodSeconds": 5,
-            "timeoutSeconds": 3,
-            "failureThreshold": 3,
+            # The rollout waits for each restarted member to be Ready: keep that wait short.
+            "periodSeconds": 2,
+            "timeoutSeconds": 2,
+            "failureThreshold": 5,
         },
         "volumeMounts": [{"name": "data", "mountPath": DATA_MOUNT}, *tls_mounts],
         "terminationMessagePolicy": "FallbackToLogsOnError",
