@@ -78,7 +78,9 @@ def test_status_from_real_members(tls_cluster):
         "2026-11-24T00:00:00Z",
     )
     assert status.phase == "Running" and status.leader in {"m0", "m1", "m2"}
-    assert status.version == etcd_dir().name.removeprefix("etcd-v") and status.cluster_id
+    server = etcd_dir().name.removeprefix("etcd-v")
+    assert {m.version for m in status.members} == {server}  # what each member runs
+    assert status.version == ".".join(server.split(".")[:2]) + ".0" and status.cluster_id  # the cluster version
     assert {m.name for m in status.members} == {"m0", "m1", "m2"}
 
 

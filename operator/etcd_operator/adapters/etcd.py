@@ -53,6 +53,9 @@ def _member(raw: dict[str, Any]) -> Member:
     )
 
 
+STATUS_TIMEOUT = 1.5  # seconds for one member's own status
+
+
 class EtcdClient:
     """One HTTP session for the client's life: connections and TLS sessions are reused across passes.
 
@@ -73,7 +76,9 @@ class EtcdClient:
         if self._session is None or self._session.closed or self._loop is not loop:
             # A session belongs to one event loop; callers that run each call in its own
             # loop (asyncio.run in tests and scripts) get a session per loop.
-            connector = aiohttp.TCPConnector(ssl=self._ssl if self._ssl is not None else False)
+            # No DNS cache: a restarted member pod comes back under its old name with a new
+            # address, and a cached one would send the next passes to a dead IP.
+            connector = aiohttp.TCPConnector(ssl=self._ssl if self._ssl is not None else False, use_dns_cache=False)
             self._session = aiohttp.ClientSession(timeout=self._timeout, connector=connector)
             self._loop = loop
         return self._session
@@ -89,12 +94,15 @@ class EtcdClient:
     async def __aexit__(self, *_: object) -> None:
         await self.close()
 
-    async def _call(self, endpoint: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    async def _call(
+        self, endpoint: str, path: str, body: dict[str, Any] | None = None, timeout: float | None = None
+    ) -> dict[str, Any]:
         session = self._open()
         self.calls += 1
+        limit = aiohttp.ClientTimeout(total=timeout) if timeout is not None else None
         try:
             method = session.post if body is not None else session.get
-            async with method(f"{endpoint}{path}", json=body) as response:
+            async with method(f"{endpoint}{path}", json=body, timeout=limit) as response:
                 data = await response.json(content_type=None)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise EtcdError(str(exc) or type(exc).__name__, endpoint) from exc
@@ -142,7 +150,9 @@ class EtcdClient:
         raise EtcdError("no endpoint is the leader")
 
     async def status(self, endpoint: str) -> EndpointStatus:
-        data = await self._call(endpoint.rstrip("/"), "/v3/maintenance/status", {})
+        # A member answers its own status at once or is down: a short limit keeps one member that is
+        # restarting from holding up the whole pass.
+        data = await self._call(endpoint.rstrip("/"), "/v3/maintenance/status", {}, timeout=STATUS_TIMEOUT)
         header = data.get("header", {})
         return EndpointStatus(
             endpoint=endpoint,
