@@ -219,7 +219,7 @@ fi
 wait_for "etcd" etcd "${in_ns[@]}" "$etcd_bin/etcdctl" --endpoints http://127.0.0.1:2379 endpoint health
 wait_for "kube-apiserver /readyz (via 127.0.0.1:$user_api_port)" kube-apiserver apiserver_ready
 
-if ! running kube-controller-manager "$kube_bin/kube-controller-manager"; then
+start_controller_manager() {
   start kube-controller-manager 127.0.0.1 10257 "$kube_bin/kube-controller-manager" \
     --bind-address 127.0.0.1 \
     --cert-dir "$pki/kube-controller-manager" \
@@ -229,15 +229,33 @@ if ! running kube-controller-manager "$kube_bin/kube-controller-manager"; then
     --leader-elect=false --controllers '*' --use-service-account-credentials \
     --service-account-private-key-file "$pki/sa.key" --root-ca-file "$pki/ca.crt" \
     --cluster-signing-cert-file "$pki/ca.crt" --cluster-signing-key-file "$pki/ca.key"
-fi
-if ! running kube-scheduler "$kube_bin/kube-scheduler"; then
+}
+start_scheduler() {
   start kube-scheduler 127.0.0.1 10259 "$kube_bin/kube-scheduler" \
     --bind-address 127.0.0.1 \
     --kubeconfig "$conf/scheduler.kubeconfig" \
     --authentication-kubeconfig "$conf/scheduler.kubeconfig" \
     --authorization-kubeconfig "$conf/scheduler.kubeconfig" \
     --leader-elect=false
-fi
+}
+# Under load a controller can exit at start-up (seen: "failed to create Kubernetes client
+# ...: etcdserver: request timed out"); nothing else would restart it, and the cluster then
+# never runs a Deployment. controllers_up restarts either one that has exited, a few times.
+controller_restarts=-1  # -1: the first start, which is not a restart
+controllers_up() {
+  local name
+  for name in kube-controller-manager kube-scheduler; do
+    running "$name" "$kube_bin/$name" && continue
+    if [ "$controller_restarts" -ge 0 ]; then
+      [ "$controller_restarts" -lt 5 ] || return 1
+      controller_restarts=$((controller_restarts + 1))
+      echo "up.sh: $name had exited; restarting it" >>"$logs/$name.log"
+    fi
+    if [ "$name" = kube-scheduler ]; then start_scheduler; else start_controller_manager; fi
+  done
+}
+controllers_up
+controller_restarts=0
 
 # --- container runtime -------------------------------------------------------
 
@@ -356,6 +374,8 @@ wait_for "node $node_name Ready" kubelet node_ready
 
 sed "s|@COREDNS_IMAGE@|$coredns_image|" "$here/addons.yaml" \
   | kubectl apply --server-side --force-conflicts --field-manager cluster-up -f - >/dev/null
-wait_for "CoreDNS available" "" dns_ready
+dns_ready_with_controllers() { controllers_up && dns_ready; }
+wait_for "CoreDNS available" "" dns_ready_with_controllers
+[ "$controller_restarts" -eq 0 ] || log "restarted an exited controller $controller_restarts time(s); see its log"
 log "cluster ready in $((SECONDS - started))s"
 echo "KUBECONFIG=$kubeconfig"
