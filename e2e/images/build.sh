@@ -185,7 +185,7 @@ node_venv_layer() {
   local reqs
   base_layer
   [ ! -s "$venv" ] || return 0
-  mapfile -t reqs < <(requirements)
+  mapfile -t reqs < <(requirements backup)
   python_layer node etcd /var/lib/etcd "${reqs[@]}"
   mv "$layer" "$venv.partial"
   mv "$venv.partial" "$venv"

@@ -1,4 +1,4 @@
-"""Generate the EtcdCluster CRD from the pydantic models: `python -m etcd_operator.crd --write`.
+"""Generate the CRDs (EtcdCluster and the resources beside it) from the pydantic models: `python -m etcd_operator.crd --write`.
 
 Kubernetes wants a *structural* OpenAPI schema: no $ref, no anyOf-with-null, no
 titles, no `additionalProperties: false`. This module turns pydantic's JSON
@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel
 
 from . import GROUP, KIND, PLURAL, VERSION
-from .models.cluster import EtcdClusterSpec, EtcdClusterStatus
+from .models.cluster import CLUSTER_ROOT_VALIDATIONS, EtcdClusterSpec, EtcdClusterStatus
 
 ROOT = Path(__file__).resolve().parents[2]
-OUTPUTS = (ROOT / "crds" / f"{PLURAL}.yaml", ROOT / "charts" / "etcd-operator" / "crds" / f"{PLURAL}.yaml")
 
 
 def structural(schema: dict[str, Any]) -> dict[str, Any]:
@@ -61,12 +62,33 @@ def structural(schema: dict[str, Any]) -> dict[str, Any]:
     return walk(schema)
 
 
-def crd() -> dict[str, Any]:
-    spec = structural(EtcdClusterSpec.model_json_schema(by_alias=True))
-    status = structural(EtcdClusterStatus.model_json_schema(by_alias=True))
-    spec.setdefault("description", "Desired state of an etcd cluster.")
-    status["description"] = "Observed state, written by the operator."
-    columns = [
+@dataclass(frozen=True)
+class Resource:
+    """One custom resource the operator serves: its names, models and printer columns."""
+
+    kind: str
+    plural: str
+    short_names: tuple[str, ...]
+    description: str
+    spec_model: type[BaseModel]
+    status_model: type[BaseModel]
+    columns: tuple[dict[str, str], ...]
+    # CEL rules on the whole object (they may read metadata.name), e.g. name lengths.
+    root_validations: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def outputs(self) -> tuple[Path, ...]:
+        return (ROOT / "crds" / f"{self.plural}.yaml", ROOT / "charts" / "etcd-operator" / "crds" / f"{self.plural}.yaml")
+
+
+CLUSTER = Resource(
+    kind=KIND,
+    plural=PLURAL,
+    short_names=("etcd", "etcdc"),
+    description="An etcd cluster run by etcd-operator.",
+    spec_model=EtcdClusterSpec,
+    status_model=EtcdClusterStatus,
+    columns=(
         {"name": "Replicas", "type": "integer", "jsonPath": ".spec.replicas"},
         {"name": "Ready", "type": "integer", "jsonPath": ".status.readyReplicas"},
         {"name": "Version", "type": "string", "jsonPath": ".status.version"},
@@ -74,19 +96,43 @@ def crd() -> dict[str, Any]:
         {"name": "Available", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Available")].status'},
         {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-    ]
+    ),
+    root_validations=tuple(CLUSTER_ROOT_VALIDATIONS),
+)
+RESOURCES: tuple[Resource, ...] = (CLUSTER,)
+OUTPUTS = CLUSTER.outputs
+
+
+def definition(resource: Resource) -> dict[str, Any]:
+    spec = structural(resource.spec_model.model_json_schema(by_alias=True))
+    status = structural(resource.status_model.model_json_schema(by_alias=True))
+    spec.setdefault("description", "Desired state, written by the user.")
+    status["description"] = "Observed state, written by the operator."
+    root: dict[str, Any] = {
+        "type": "object",
+        "description": resource.description,
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": {"type": "object"},
+            "spec": {**spec, "default": {}},
+            "status": status,
+        },
+    }
+    if resource.root_validations:
+        root["x-kubernetes-validations"] = list(resource.root_validations)
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{PLURAL}.{GROUP}"},
+        "metadata": {"name": f"{resource.plural}.{GROUP}"},
         "spec": {
             "group": GROUP,
             "names": {
-                "kind": KIND,
-                "listKind": f"{KIND}List",
-                "plural": PLURAL,
-                "singular": KIND.lower(),
-                "shortNames": ["etcd", "etcdc"],
+                "kind": resource.kind,
+                "listKind": f"{resource.kind}List",
+                "plural": resource.plural,
+                "singular": resource.kind.lower(),
+                "shortNames": list(resource.short_names),
                 "categories": ["all"],
             },
             "scope": "Namespaced",
@@ -96,43 +142,37 @@ def crd() -> dict[str, Any]:
                     "served": True,
                     "storage": True,
                     "subresources": {"status": {}},
-                    "additionalPrinterColumns": columns,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "description": "An etcd cluster run by etcd-operator.",
-                            "properties": {
-                                "apiVersion": {"type": "string"},
-                                "kind": {"type": "string"},
-                                "metadata": {"type": "object"},
-                                "spec": {**spec, "default": {}},
-                                "status": status,
-                            },
-                        }
-                    },
+                    "additionalPrinterColumns": list(resource.columns),
+                    "schema": {"openAPIV3Schema": root},
                 }
             ],
         },
     }
 
 
-def render() -> str:
+def crd() -> dict[str, Any]:
+    """The EtcdCluster CRD."""
+    return definition(CLUSTER)
+
+
+def render(resource: Resource = CLUSTER) -> str:
     header = "# Generated from operator/etcd_operator/models by `make crds`; do not edit.\n"
-    return header + yaml.safe_dump(crd(), sort_keys=False, width=120)
+    return header + yaml.safe_dump(definition(resource), sort_keys=False, width=120)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--write", action="store_true", help="write crds/ and the chart's copy")
     args = parser.parse_args(argv)
-    text = render()
     if not args.write:
-        sys.stdout.write(text)
+        sys.stdout.write("---\n".join(render(resource) for resource in RESOURCES))
         return 0
-    for path in OUTPUTS:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        print(f"wrote {path.relative_to(ROOT)}")
+    for resource in RESOURCES:
+        text = render(resource)
+        for path in resource.outputs:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            print(f"wrote {path.relative_to(ROOT)}")
     return 0
 
 

@@ -63,6 +63,10 @@ def _version_rules() -> list[JsonValue]:
     return [{"rule": rule, "messageExpression": message} for rule, message in cel_rules()]
 
 
+# CEL rules on the whole EtcdCluster object (they may read self.metadata.name).
+CLUSTER_ROOT_VALIDATIONS: list[JsonDict] = []
+
+
 class ApiModel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 

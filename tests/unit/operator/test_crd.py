@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import pytest
 import yaml
 
 from etcd_operator import crd
@@ -8,9 +9,10 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_checked_in_crds_match_the_models():
-    expected = crd.render()
-    for path in crd.OUTPUTS:
-        assert path.read_text() == expected, f"{path.relative_to(ROOT)} drifted from the models: run `make crds`"
+    for resource in crd.RESOURCES:
+        expected = crd.render(resource)
+        for path in resource.outputs:
+            assert path.read_text() == expected, f"{path.relative_to(ROOT)} drifted from the models: run `make crds`"
 
 
 def walk(node, path="$"):
@@ -23,8 +25,9 @@ def walk(node, path="$"):
             yield from walk(value, f"{path}[{i}]")
 
 
-def test_schema_is_structural():
-    schema = crd.crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+@pytest.mark.parametrize("resource", crd.RESOURCES, ids=lambda r: r.kind)
+def test_schema_is_structural(resource):
+    schema = crd.definition(resource)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     for path, node in walk(schema):
         for forbidden in ("$ref", "$defs", "anyOf", "title", "propertyNames", "patternProperties"):
             assert forbidden not in node or path.endswith(".properties"), f"{forbidden} at {path}"
