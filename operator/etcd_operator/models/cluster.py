@@ -83,7 +83,7 @@ class BootstrapMode(StrEnum):
 
 
 class ClusterRef(ApiModel):
-    name: Annotated[str, Field(min_length=1, max_length=63, description="An EtcdCluster in the same namespace.")]
+    name: Annotated[str, Field(min_length=1, max_length=63, description="The name of an EtcdCluster in the same namespace.")]
 
 
 class Bootstrap(ApiModel):
@@ -108,15 +108,27 @@ class Bootstrap(ApiModel):
         }
     )
 
-    mode: BootstrapMode = Field(BootstrapMode.STATIC, description="static (default), dnsSRV or discovery.")
+    mode: BootstrapMode = Field(
+        BootstrapMode.STATIC,
+        description="static (default): --initial-cluster lists the first members' peer URLs; dnsSRV: "
+        "--discovery-srv points at the headless Service's SRV records; discovery: --discovery (v2 URL) or "
+        "--discovery-endpoints (another EtcdCluster). Immutable: it only matters for the first start.",
+    )
     srv_name: Annotated[str | None, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=40)] = Field(
-        None, description="With dnsSRV: the --discovery-srv-name suffix of the SRV records."
+        None,
+        description="With dnsSRV only: etcd's --discovery-srv-name, the suffix of the SRV records "
+        "(_etcd-server-ssl-<srvName>._tcp...). Default: none.",
     )
     discovery_url: Annotated[str | None, Field(pattern=r"^https?://.+")] = Field(
-        None, alias="discoveryURL", description="With discovery: a v2 discovery URL that has a _config/size."
+        None,
+        alias="discoveryURL",
+        description="With discovery only (exactly one of discoveryURL and discoveryClusterRef): etcd's --discovery, "
+        "a v2 discovery URL (http or https) that has a _config/size key.",
     )
     discovery_cluster_ref: ClusterRef | None = Field(
-        None, description="With discovery: another EtcdCluster used as the v3 discovery service."
+        None,
+        description="With discovery only (exactly one of discoveryURL and discoveryClusterRef): another "
+        "EtcdCluster used as the v3 discovery service (--discovery-endpoints, --discovery-token; etcd 3.6+).",
     )
 
 
@@ -139,9 +151,16 @@ class TLSSide(ApiModel):
         }
     )
 
-    mode: TLSMode = Field(TLSMode.SELF_SIGNED, description="selfSigned (default), auto, secret or none.")
+    mode: TLSMode = Field(
+        TLSMode.SELF_SIGNED,
+        description="selfSigned (default): the operator issues a CA and a certificate per member; auto: etcd's "
+        "--auto-tls/--peer-auto-tls (encrypted, not verified); secret: certificates from secretName; none: plain "
+        "HTTP. Immutable: create a new cluster and migrate.",
+    )
     secret_name: Annotated[str | None, Field(min_length=1, max_length=253)] = Field(
-        None, description="With secret: a Secret with tls.crt, tls.key and ca.crt (e.g. from cert-manager)."
+        None,
+        description="With mode secret only, and required there: a Secret with tls.crt, tls.key and ca.crt "
+        "(e.g. from cert-manager), mounted for --cert-file/--key-file/--trusted-ca-file (peer-* for peer).",
     )
 
 
@@ -159,11 +178,13 @@ class TLS(ApiModel):
     )
 
     peer: TLSSide = Field(
-        default_factory=TLSSide, description="Member-to-member traffic.", json_schema_extra=server_default(TLSSide)
+        default_factory=TLSSide,
+        description="Member-to-member (peer) traffic, etcd's --peer-* TLS flags. Default: selfSigned.",
+        json_schema_extra=server_default(TLSSide),
     )
     client: TLSSide = Field(
         default_factory=TLSSide,
-        description="Client traffic (and the operator's own).",
+        description="Client traffic, the operator's own included; etcd's client TLS flags. Default: selfSigned.",
         json_schema_extra=server_default(TLSSide),
     )
     operator_client_secret_name: Annotated[str | None, Field(min_length=1, max_length=253)] = Field(
@@ -193,37 +214,58 @@ class Storage(ApiModel):
     )
 
     size: Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$")] = Field(
-        "1Gi", description="Size of each member's PersistentVolumeClaim."
+        "1Gi",
+        description="Size of each member's PersistentVolumeClaim, a Kubernetes quantity. Default: 1Gi.",
     )
     storage_class_name: Annotated[str | None, Field(min_length=1)] = Field(
-        None, description="StorageClass of the claims (default: the cluster's default class)."
+        None,
+        description="StorageClass of the claims. Default: the cluster's default class. Immutable.",
     )
-    empty_dir: bool = Field(False, description="Keep data in an emptyDir (lost with the pod): for tests only.")
+    empty_dir: bool = Field(
+        False,
+        description="true keeps data in an emptyDir, lost with the pod: for tests only. Default: false. Immutable.",
+    )
     when_deleted: RetentionPolicy = Field(
-        RetentionPolicy.RETAIN, description="What happens to the claims when the EtcdCluster is deleted."
+        RetentionPolicy.RETAIN,
+        description="Retain (default) or Delete: what happens to the claims when the EtcdCluster is deleted.",
     )
     when_scaled: RetentionPolicy = Field(
         RetentionPolicy.RETAIN,
-        description="What happens to a member's claim when scale-in removes the member (Delete: its data "
-        "is of no use once it has left the cluster; Retain keeps it as a last copy). Hibernation always retains.",
+        description="Retain (default) or Delete: what happens to a member's claim when scale-in removes the "
+        "member (Delete: its data is of no use once it has left the cluster; Retain keeps it as a last copy). "
+        "Hibernation always retains.",
     )
 
 
 class ResourceRequirements(ApiModel):
-    requests: dict[str, Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?[a-zA-Z]*$")]] | None = None
-    limits: dict[str, Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?[a-zA-Z]*$")]] | None = None
+    """The etcd container's resources, as in a pod (changing them restarts members one at a time)."""
+
+    requests: dict[str, Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?[a-zA-Z]*$")]] | None = Field(
+        None, description="What each member is guaranteed, e.g. cpu: 500m, memory: 1Gi. Default: none."
+    )
+    limits: dict[str, Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?[a-zA-Z]*$")]] | None = Field(
+        None, description="The most each member may use, e.g. memory: 2Gi; not below the request. Default: none."
+    )
 
 
 class PodOverrides(ApiModel):
-    annotations: dict[str, str] | None = None
-    labels: dict[str, str] | None = None
-    node_selector: dict[str, str] | None = None
-    priority_class_name: str | None = None
-    affinity: Annotated[dict[str, Any] | None, Field(json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})] = None
+    """Where and how the member pods run; changes restart members one at a time."""
+
+    annotations: dict[str, str] | None = Field(None, description="Extra annotations on every member pod.")
+    labels: dict[str, str] | None = Field(
+        None, description="Extra labels on every member pod (the operator's app.kubernetes.io/* labels win)."
+    )
+    node_selector: dict[str, str] | None = Field(None, description="The pods' nodeSelector. Default: none.")
+    priority_class_name: str | None = Field(None, description="The pods' PriorityClass. Default: none.")
+    affinity: Annotated[dict[str, Any] | None, Field(json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})] = Field(
+        None,
+        description="The pods' affinity, replacing the default (prefer one member per node by "
+        "kubernetes.io/hostname).",
+    )
     tolerations: Annotated[
         list[dict[str, Any]] | None,
         Field(json_schema_extra={"items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}),
-    ] = None
+    ] = Field(None, description="The pods' tolerations. Default: none.")
 
 
 class CompactionMode(StrEnum):
@@ -255,12 +297,34 @@ class EtcdOptions(ApiModel):
         }
     )
 
-    quota_backend_bytes: Annotated[int | None, Field(ge=0, le=100 * 2**30)] = None
-    auto_compaction_mode: CompactionMode | None = None
-    auto_compaction_retention: Annotated[str | None, Field(pattern=r"^[0-9]+(h|m|s)?$")] = None
-    snapshot_count: Annotated[int | None, Field(ge=1)] = None
-    heartbeat_interval: Annotated[int | None, Field(ge=10, le=5000, description="Milliseconds.")] = None
-    election_timeout: Annotated[int | None, Field(ge=50, le=50000, description="Milliseconds.")] = None
+    quota_backend_bytes: Annotated[int | None, Field(ge=0, le=100 * 2**30)] = Field(
+        None,
+        description="--quota-backend-bytes: the database size at which etcd raises a NOSPACE alarm and refuses "
+        "writes, in bytes (at most 100 GiB). Default: etcd's, 2 GiB.",
+    )
+    auto_compaction_mode: CompactionMode | None = Field(
+        None,
+        description="--auto-compaction-mode: periodic (retention is a duration) or revision (a number of "
+        "revisions). Default: etcd's, periodic.",
+    )
+    auto_compaction_retention: Annotated[str | None, Field(pattern=r"^[0-9]+(h|m|s)?$")] = Field(
+        None,
+        description="--auto-compaction-retention: how much history to keep, e.g. 1h (periodic) or 1000 "
+        "(revision). Default: etcd's, 0 (no automatic compaction).",
+    )
+    snapshot_count: Annotated[int | None, Field(ge=1)] = Field(
+        None,
+        description="--snapshot-count: committed transactions between snapshots to disk. Default: etcd's, 10000 "
+        "(100000 on 3.5).",
+    )
+    heartbeat_interval: Annotated[int | None, Field(ge=10, le=5000)] = Field(
+        None,
+        description="--heartbeat-interval in milliseconds, 10-5000. Default: etcd's, 100. electionTimeout must "
+        "be at least 5 times it.",
+    )
+    election_timeout: Annotated[int | None, Field(ge=50, le=50000)] = Field(
+        None, description="--election-timeout in milliseconds, 50-50000. Default: etcd's, 1000."
+    )
     extra_args: Annotated[dict[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$")], str] | None, Field(max_length=64)] = Field(
         None, description="More etcd flags, without leading dashes (e.g. max-request-bytes: '10485760')."
     )
@@ -324,13 +388,25 @@ class EtcdClusterSpec(ApiModel):
     )
     image: str | None = Field(None, description="Node image override (default: the operator's node image).")
     bootstrap: Bootstrap = Field(default_factory=Bootstrap, json_schema_extra=server_default(Bootstrap))
-    tls: TLS = Field(default_factory=TLS, json_schema_extra=server_default(TLS))
-    storage: Storage = Field(default_factory=Storage, json_schema_extra=server_default(Storage))
-    resources: ResourceRequirements | None = None
-    pod: PodOverrides | None = None
+    tls: TLS = Field(
+        default_factory=TLS,
+        description="TLS for peer and client traffic. Default: selfSigned for both. The modes are immutable.",
+        json_schema_extra=server_default(TLS),
+    )
+    storage: Storage = Field(
+        default_factory=Storage,
+        description="Each member's data volume (etcd's --data-dir): a claim per member, or an emptyDir for tests.",
+        json_schema_extra=server_default(Storage),
+    )
+    resources: ResourceRequirements | None = Field(
+        None, description="CPU and memory of the etcd container. Default: none (the namespace's defaults)."
+    )
+    pod: PodOverrides | None = Field(None, description="Scheduling and metadata of the member pods.")
     etcd: EtcdOptions | None = None
     cluster_token: Annotated[str | None, Field(min_length=1, max_length=128)] = Field(
-        None, description="--initial-cluster-token (default: unique per cluster, from its UID)."
+        None,
+        description="--initial-cluster-token. Default: <namespace>-<name>-<UID prefix>, unique per cluster. Used "
+        "only at bootstrap.",
     )
 
 
@@ -341,36 +417,48 @@ class ConditionStatus(StrEnum):
 
 
 class Condition(ApiModel):
-    type: str
-    status: ConditionStatus
-    reason: str
-    message: str = ""
-    last_transition_time: str | None = None
-    observed_generation: int | None = None
+    """A Kubernetes condition; each change of status or reason is also an Event."""
+
+    type: str = Field(description="Available, Progressing or Degraded.")
+    status: ConditionStatus = Field(description="True, False or Unknown.")
+    reason: str = Field(description="A CamelCase reason, e.g. QuorumHealthy, MemberAdding, BootstrapError.")
+    message: str = Field("", description="What happened and, for a problem, what to do.")
+    last_transition_time: str | None = Field(None, description="When status last changed (RFC 3339).")
+    observed_generation: int | None = Field(None, description="The metadata.generation this condition is about.")
 
 
 class MemberStatus(ApiModel):
-    name: str
-    id: str
-    peer_urls: list[str] = Field(default_factory=list, alias="peerURLs")
-    client_urls: list[str] = Field(default_factory=list, alias="clientURLs")
-    is_learner: bool = False
-    healthy: bool = False
+    """One etcd member, from etcd's member list and the member's own status."""
+
+    name: str = Field(description="The member's name, its pod's name (<cluster>-<ordinal>).")
+    id: str = Field(description="etcd's member ID, in hex.")
+    peer_urls: list[str] = Field(default_factory=list, alias="peerURLs", description="The member's peer URLs.")
+    client_urls: list[str] = Field(default_factory=list, alias="clientURLs", description="The member's client URLs.")
+    is_learner: bool = Field(False, description="true while the member is a learner (not yet voting).")
+    healthy: bool = Field(False, description="true when the member answered its status request without error.")
     version: str | None = Field(None, description="The etcd version this member runs.")
 
 
 class EtcdClusterStatus(ApiModel):
     model_config = ConfigDict(extra="ignore")  # tolerate fields written by newer operator versions
 
-    phase: str | None = None
-    observed_generation: int | None = None
-    ready_replicas: int | None = None
+    phase: str | None = Field(
+        None, description="Bootstrapping, Running, Degraded, Unavailable, Failed or Hibernated, from the conditions."
+    )
+    observed_generation: int | None = Field(
+        None, description="The metadata.generation the operator last acted on; written last."
+    )
+    ready_replicas: int | None = Field(None, description="Member pods that are Ready.")
     initial_members: int | None = Field(None, description="Members the cluster was bootstrapped with.")
-    members: list[MemberStatus] | None = None
-    leader: str | None = None
-    cluster_id: str | None = Field(None, alias="clusterID")
-    version: str | None = None
-    conditions: list[Condition] | None = None
+    members: list[MemberStatus] | None = Field(
+        None, description="etcd's member list (the last one observed while hibernated)."
+    )
+    leader: str | None = Field(None, description="The name of the member that leads the Raft group.")
+    cluster_id: str | None = Field(None, alias="clusterID", description="etcd's cluster ID, in hex.")
+    version: str | None = Field(
+        None, description="etcd's cluster version: it moves only when every member runs the new one."
+    )
+    conditions: list[Condition] | None = Field(None, description="Available, Progressing and Degraded.")
 
 
 class EtcdCluster(ApiModel):
