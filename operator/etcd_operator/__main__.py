@@ -10,6 +10,7 @@ import sys
 import kopf
 import structlog
 
+from . import metrics
 from .adapters.kube import load_config
 
 
@@ -33,10 +34,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="etcd-operator")
     parser.add_argument("--namespace", action="append", default=[], help="watch these namespaces (default: all)")
     parser.add_argument("--liveness", default=os.environ.get("ETCD_OPERATOR_LIVENESS", "http://0.0.0.0:8080/healthz"))
+    parser.add_argument(
+        "--metrics-address", default=os.environ.get("ETCD_OPERATOR_METRICS", "0.0.0.0:8081"),
+        help="host:port of the Prometheus /metrics endpoint; empty disables it",
+    )  # fmt: skip
     parser.add_argument("--log-format", choices=("json", "console"), default=os.environ.get("ETCD_OPERATOR_LOG_FORMAT"))
     args = parser.parse_args(argv)
     configure_logging(json=(args.log_format or ("console" if sys.stderr.isatty() else "json")) == "json")
     load_config()
+    if args.metrics_address:
+        metrics.serve(args.metrics_address)
     from .handlers import cluster, settings  # noqa: F401 - registers the handlers
 
     kopf.run(

@@ -15,11 +15,11 @@ import dataclasses
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
 
-from ..reconcile.observed import EtcdView, Member
+from ..reconcile.observed import EtcdView, MaintenanceStatus, Member
 
 
 class EtcdError(RuntimeError):
@@ -41,6 +41,20 @@ class EndpointStatus:
     is_learner: bool
     raft_index: int
     errors: tuple[str, ...] = ()
+    db_size: int = 0
+    db_size_in_use: int = 0
+    db_size_quota: int = 0
+    raft_applied_index: int = 0
+    raft_term: int = 0
+    revision: int = 0
+
+    def maintenance(self) -> MaintenanceStatus:
+        return MaintenanceStatus(
+            member_id=self.member_id, leader_id=self.leader_id, db_size=self.db_size,
+            db_size_in_use=self.db_size_in_use, db_size_quota=self.db_size_quota, raft_index=self.raft_index,
+            raft_applied_index=self.raft_applied_index, raft_term=self.raft_term, revision=self.revision,
+            errors=self.errors,
+        )  # fmt: skip
 
 
 def _member(raw: dict[str, Any]) -> Member:
@@ -62,6 +76,10 @@ class EtcdClient:
     Call `close()` when done (the operator keeps one client per cluster and
     closes it when the cluster or its client certificate goes away).
     """
+
+    # Requests of every client this process made, closed ones included: the operator's
+    # etcd_operator_etcd_calls_total (a client per cluster comes and goes; this total only grows).
+    total_calls: ClassVar[int] = 0
 
     def __init__(self, endpoints: Sequence[str], ssl_context: ssl.SSLContext | None = None, timeout: float = 5.0):
         self.endpoints = [e.rstrip("/") for e in endpoints]
@@ -99,6 +117,7 @@ class EtcdClient:
     ) -> dict[str, Any]:
         session = self._open()
         self.calls += 1
+        EtcdClient.total_calls += 1
         limit = aiohttp.ClientTimeout(total=timeout) if timeout is not None else None
         try:
             method = session.post if body is not None else session.get
@@ -163,6 +182,13 @@ class EtcdClient:
             is_learner=bool(data.get("isLearner", False)),
             raft_index=int(data.get("raftIndex", 0)),
             errors=tuple(data.get("errors", []) or ()),
+            # The gateway writes int64 fields as strings and leaves out zeros (proto3 JSON).
+            db_size=int(data.get("dbSize", 0)),
+            db_size_in_use=int(data.get("dbSizeInUse", 0)),
+            db_size_quota=int(data.get("dbSizeQuota", 0)),
+            raft_applied_index=int(data.get("raftAppliedIndex", 0)),
+            raft_term=int(data.get("raftTerm", 0)),
+            revision=int(header.get("revision", 0)),
         )
 
     async def view(self) -> EtcdView:
@@ -175,15 +201,18 @@ class EtcdClient:
         statuses = await asyncio.gather(*(self._first_status(m) for m in members))
         leader = cluster = None
         seen = []
+        reports: dict[int, MaintenanceStatus] = {}
         for member, status in zip(members, statuses, strict=True):
             healthy = status is not None and not status.errors and bool(status.leader_id)
             if status is not None:
                 leader = leader or status.leader_id or None
                 cluster = cluster or status.cluster_id or None
+                reports[member.id] = status.maintenance()
             version = status.version if status is not None else ""
             seen.append(dataclasses.replace(member, healthy=healthy, version=version))
         answered = next((s.endpoint for s in statuses if s is not None), None)
-        return EtcdView(tuple(seen), leader, cluster, await self.cluster_version(answered) if answered else None)
+        speaks = await self.cluster_version(answered) if answered else None
+        return EtcdView(tuple(seen), leader, cluster, speaks, reports)
 
     async def cluster_version(self, endpoint: str) -> str | None:
         """The version the cluster as a whole speaks (`etcdcluster`): it moves once every member runs the new one."""

@@ -17,7 +17,8 @@ import kopf
 import structlog
 from pydantic import ValidationError
 
-from .. import GROUP, KIND, PLURAL, VERSION
+from .. import GROUP, KIND, PLURAL, VERSION, metrics
+from ..adapters.etcd import EtcdClient
 from ..adapters.kube import ApiError, Kube
 from ..controller import EtcdClients, context, reconcile_once
 from ..models.cluster import EtcdClusterSpec
@@ -37,6 +38,12 @@ def kube() -> Kube:
     if _kube is None:
         _kube = Kube()
     return _kube
+
+
+metrics.RECORDER.count("etcd_operator_kube_requests", "Kubernetes API requests the operator made",
+                        lambda: _kube.requests if _kube is not None else 0)  # fmt: skip
+metrics.RECORDER.count("etcd_operator_etcd_calls", "etcd requests the operator made (every cluster)",
+                        lambda: EtcdClient.total_calls)  # fmt: skip
 
 
 def valid_spec(body: kopf.Body) -> EtcdClusterSpec:
@@ -67,6 +74,7 @@ async def run_pass(body: kopf.Body, first: bool = False) -> float:
     names = ctx.identity.names
     bound = log.bind(cluster=names.name, namespace=names.namespace)
     result = await reconcile_once(kube(), ctx, _clients)
+    metrics.RECORDER.record(metrics.sample(ctx, result))
     if first:
         # Once per loop start (a new cluster, or an operator restart): says what this pass had to repair.
         bound.info("reconciling", repaired=sorted(result.plan.drifted))
@@ -92,22 +100,28 @@ async def reconcile_loop(body: kopf.Body, uid: str, stopped: kopf.DaemonStopped,
     """Level-based: every pass observes everything and corrects whatever differs, whether or not the spec changed."""
     wake = _waker(uid)
     first = True
+    name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
     try:
         while not stopped:
             wake.clear()
             started = time.monotonic()
+            failed = True
             try:
                 delay = await run_pass(body, first)
-                first = False
+                first = failed = False
             except kopf.PermanentError as exc:
-                log.error("invalid spec", cluster=body["metadata"]["name"], error=str(exc))
+                log.error("invalid spec", cluster=name, error=str(exc))
                 delay = IDLE_INTERVAL
             except (ApiError, OSError, RuntimeError) as exc:
-                log.warning("pass failed", cluster=body["metadata"]["name"], error=str(exc))
+                log.warning("pass failed", cluster=name, error=str(exc))
                 delay = IDLE_INTERVAL
-            delay = max(delay - (time.monotonic() - started), 0.2)
+            took = time.monotonic() - started
+            metrics.RECORDER.observe_pass(namespace, name, took, failed)
+            delay = max(delay - took, 0.2)
             await _sleep_unless_woken(delay, wake, stopped)
     finally:
+        # The loop ends when the cluster is deleted (or the operator stops): no stale series of it.
+        metrics.RECORDER.forget(namespace, name)
         _wakers.pop(uid, None)
         await _clients.drop(uid)
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from etcd_node.contract import AgentError, Member
 
-__all__ = ["Member", "EtcdView", "Observed", "PodView", "StatefulSetView", "DiscoveryService", "quorum"]
+__all__ = ["Member", "MaintenanceStatus", "EtcdView", "Observed", "PodView", "StatefulSetView", "DiscoveryService", "quorum"]
 
 REPLICAS_MANAGER = "etcd-operator-membership"  # the one field manager that writes StatefulSet.spec.replicas
 
@@ -27,6 +27,27 @@ def fault_tolerance(voting: int) -> int:
 
 
 @dataclass(frozen=True)
+class MaintenanceStatus:
+    """One member's answer to the maintenance status call: its database and raft progress, and alarms.
+
+    Read in the same round as the member list (no extra call), so metrics and
+    maintenance plan from the pass's one observation. Sizes are bytes;
+    `db_size_quota` is 0 when the member does not say (etcd before 3.6).
+    """
+
+    member_id: int
+    leader_id: int = 0
+    db_size: int = 0
+    db_size_in_use: int = 0
+    db_size_quota: int = 0
+    raft_index: int = 0
+    raft_applied_index: int = 0
+    raft_term: int = 0
+    revision: int = 0  # the store's current revision (from the response header)
+    errors: tuple[str, ...] = ()  # etcd's alarms and health errors, e.g. "memberID:… alarm:NOSPACE"
+
+
+@dataclass(frozen=True)
 class EtcdView:
     """etcd's answer: `members` with health, and the leader and cluster identity any member reported."""
 
@@ -34,6 +55,7 @@ class EtcdView:
     leader_id: int | None = None
     cluster_id: int | None = None
     version: str | None = None  # the cluster version: it moves only once every member runs the new one
+    status: Mapping[int, MaintenanceStatus] = field(default_factory=dict)  # member ID -> its own status, if it answered
 
     @property
     def voting(self) -> tuple[Member, ...]:
