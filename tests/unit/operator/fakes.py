@@ -20,7 +20,7 @@ from typing import Any
 
 from etcd_operator.adapters.etcd import EtcdError
 from etcd_operator.adapters.kube import FIELD_MANAGER, ApiError
-from etcd_operator.reconcile.observed import EtcdView, Member
+from etcd_operator.reconcile.observed import EtcdView, MaintenanceStatus, Member
 
 
 def _merge(into: dict[str, Any], patch: dict[str, Any]) -> None:
@@ -116,12 +116,14 @@ class FakeEtcd:
     reachable: bool = True
     calls: int = 0
     next_id: int = 0x100
+    statuses: dict[int, MaintenanceStatus] = field(default_factory=dict)  # member ID -> what its status call answers
 
     async def view(self) -> EtcdView:
         self.calls += 1 + len(self.members)  # the member list, then each member's status
         if not self.reachable:
             raise EtcdError("connection refused")
-        return EtcdView(tuple(self.members.values()), self.leader, 0xC1, "3.6.16")
+        status = {i: s for i, s in self.statuses.items() if i in self.members}
+        return EtcdView(tuple(self.members.values()), self.leader, 0xC1, "3.6.16", status)
 
     async def put(self, key: str, value: str) -> None:
         self.calls += 1
