@@ -17,6 +17,7 @@ setup:
 	bash hack/build-kube.sh
 	bash hack/build-helm.sh
 	bash hack/build-coredns.sh
+	bash hack/build-versitygw.sh
 
 etcd:
 	bash hack/build-etcd.sh

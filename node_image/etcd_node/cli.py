@@ -3,6 +3,7 @@
     etcd-node [etcd flags...] [--dry-run] [--etcd-bin PATH] [--join-endpoints URLS]
               [--join-ca-file F] [--join-cert-file F] [--join-key-file F] [--id-mismatch-grace SECONDS]
     etcd-node gateway [--endpoints HOST:PORT,... | --discovery-srv DOMAIN] [--listen-addr ADDR]
+    etcd-node backup --endpoints URLS ... | etcd-node restore --data-dir DIR ...   (see snapshots.py)
 
 Exit codes: 0 success (or exec), 1 a check failed, 2 the command line is invalid.
 
@@ -45,6 +46,11 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     log = configure()
     if argv and argv[0] == "gateway":
         return _gateway(argv[1:], environ, log)
+    if argv and argv[0] in ("backup", "restore"):
+        from . import snapshots
+
+        run = snapshots.main_backup if argv[0] == "backup" else snapshots.main_restore
+        return run(argv[1:], environ)
     if argv and argv[0] in PASS_THROUGH:
         etcd_bin = _etcd_bin({}, environ)
         os.execve(etcd_bin, [etcd_bin, *argv], environ)

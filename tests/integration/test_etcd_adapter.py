@@ -1,9 +1,6 @@
 """The operator's etcd client and status path against real etcd members on loopback (TLS, client cert auth)."""
 
 import asyncio
-import socket
-import subprocess
-from datetime import UTC, datetime
 
 import pytest
 
@@ -13,57 +10,24 @@ from etcd_operator.reconcile.observed import Observed, StatefulSetView
 from etcd_operator.reconcile.status import compute_status
 from tests.integration.netlab import wait_until
 from tests.support.binaries import etcd_dir
-from tests.support.pki import make_ca, make_cert
+from tests.support.loopback import LoopbackCluster, LoopbackPKI
 
 pytestmark = pytest.mark.etcd
-
-
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 @pytest.fixture
 def tls_cluster(tmp_path):
     """Three members on 127.0.0.1, https with client and peer certificate auth."""
-    etcd = etcd_dir() / "etcd"
-    now = datetime.now(UTC)
-    ca = make_ca(now)
-    ca_file, _ = ca.write(tmp_path, "ca")
-    cert, key = make_cert(ca, "member", ["127.0.0.1", "localhost"], now).write(tmp_path, "member")
-    ports = free_ports(6)
-    clients, peers = ports[:3], ports[3:]
-    cluster = ",".join(f"m{i}=https://127.0.0.1:{peers[i]}" for i in range(3))
-    procs = []
-    for i in range(3):
-        argv = [
-            str(etcd), "--name", f"m{i}", "--data-dir", str(tmp_path / f"m{i}"),
-            "--listen-client-urls", f"https://127.0.0.1:{clients[i]}",
-            "--advertise-client-urls", f"https://127.0.0.1:{clients[i]}",
-            "--listen-peer-urls", f"https://127.0.0.1:{peers[i]}",
-            "--initial-advertise-peer-urls", f"https://127.0.0.1:{peers[i]}",
-            "--initial-cluster", cluster, "--initial-cluster-token", "adapter-test",
-            f"--cert-file={cert}", f"--key-file={key}", f"--trusted-ca-file={ca_file}", "--client-cert-auth",
-            f"--peer-cert-file={cert}", f"--peer-key-file={key}", f"--peer-trusted-ca-file={ca_file}",
-            "--peer-client-cert-auth",
-        ]  # fmt: skip
-        log = (tmp_path / f"m{i}.log").open("wb")
-        procs.append(subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT))
-    user_cert, user_key = make_cert(ca, "etcd-operator", [], now).write(tmp_path, "user")
-    ssl_context = client_ssl_context(ca_file.read_bytes(), str(user_cert), str(user_key))
-    endpoints = [f"https://127.0.0.1:{p}" for p in clients]
-    client = EtcdClient(endpoints, ssl_context)
-    wait_until(lambda: all(asyncio.run(client.healthy(e)) for e in endpoints), 60, interval=0.2,
+    pki = LoopbackPKI.make(tmp_path / "pki")
+    cluster = LoopbackCluster(tmp_path, pki, token="adapter-test")
+    for i in range(cluster.size):
+        cluster.start(i)
+    ssl_context = client_ssl_context(pki.ca.read_bytes(), str(pki.client_cert), str(pki.client_key))
+    client = EtcdClient(cluster.endpoints, ssl_context)
+    wait_until(lambda: all(asyncio.run(client.healthy(e)) for e in cluster.endpoints), 60, interval=0.2,
                message="loopback cluster never healthy")  # fmt: skip
-    yield client, procs
-    for proc in procs:
-        proc.terminate()
-        proc.wait(20)
+    yield client, [cluster.procs[i] for i in range(cluster.size)]
+    cluster.close()
 
 
 def test_status_from_real_members(tls_cluster):
