@@ -112,10 +112,10 @@ def test_lint_strict_namespaced(helm: Path) -> None:
 def test_default_kinds(helm: Path) -> None:
     docs = template(helm)
     assert sorted(d["kind"] for d in docs) == sorted(
-        ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment"]
+        ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment", "Service"]
     )
     for doc in docs:
-        if doc["kind"] in ("ServiceAccount", "Deployment"):
+        if doc["kind"] in ("ServiceAccount", "Deployment", "Service"):
             assert doc["metadata"]["namespace"] == NAMESPACE
 
 
@@ -123,7 +123,7 @@ def test_include_crds_is_the_generated_crd(helm: Path) -> None:
     docs = template(helm, "--include-crds")
     crd = only(docs, "CustomResourceDefinition")
     assert crd == yaml.safe_load((CHART / "crds" / "etcdclusters.yaml").read_text())
-    assert len(docs) == 5
+    assert len(docs) == 6
 
 
 def test_deployment(helm: Path) -> None:
@@ -143,7 +143,12 @@ def test_deployment(helm: Path) -> None:
     assert c["command"] == ["etcd-operator"]
     assert c["args"] == ["--log-format", "json"]
     env = {e["name"]: e["value"] for e in c["env"]}
-    assert env == {"ETCD_OPERATOR_NODE_IMAGE": "etcd-node", "ETCD_OPERATOR_CLUSTER_DOMAIN": "cluster.local"}
+    assert env == {
+        "ETCD_OPERATOR_NODE_IMAGE": "etcd-node",
+        "ETCD_OPERATOR_CLUSTER_DOMAIN": "cluster.local",
+        "ETCD_OPERATOR_METRICS": "0.0.0.0:8081",
+    }
+    assert {"name": "metrics", "containerPort": 8081, "protocol": "TCP"} in c["ports"]
     probe = c["livenessProbe"]
     assert probe["httpGet"] == {"path": "/healthz", "port": 8080}
     assert c["resources"] == {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}}
@@ -275,3 +280,258 @@ def test_kube_version_constraint(helm: Path) -> None:
     old = run_helm(helm, "template", "etcd-operator", str(CHART), "--kube-version", "1.29.9")
     assert old.returncode != 0
     assert "kubeVersion" in old.stderr or "incompatible" in old.stderr
+
+
+# Metrics and monitoring objects.
+
+MONITORING = ("ServiceMonitor", "PodMonitor", "PrometheusRule")
+ALL_MONITORING = (
+    "--set", "metrics.serviceMonitor.enabled=true",
+    "--set", "metrics.podMonitor.enabled=true",
+    "--set", "metrics.prometheusRule.enabled=true",
+)  # fmt: skip
+ETCD_ALERTS = {
+    "etcdMembersDown", "etcdInsufficientMembers", "etcdNoLeader", "etcdHighNumberOfLeaderChanges",
+    "etcdDatabaseQuotaLowSpace", "etcdExcessiveDatabaseGrowth", "etcdDatabaseHighFragmentationRatio",
+}  # fmt: skip
+OPERATOR_ALERTS = {"EtcdCertificateExpiresSoon", "EtcdMembershipStepRefused", "EtcdOperatorReconcileErrors"}
+# What the member alerts read, each in etcd's /metrics (checked against the real etcd below).
+ETCD_METRICS = {
+    "up", "etcd_server_has_leader", "etcd_server_leader_changes_seen_total", "etcd_mvcc_db_total_size_in_bytes",
+    "etcd_mvcc_db_total_size_in_use_in_bytes", "etcd_server_quota_backend_bytes",
+    "etcd_network_peer_sent_failures_total",
+}  # fmt: skip
+
+
+def metrics_service(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    return only(docs, "Service")
+
+
+def test_monitoring_objects_are_off_by_default(helm: Path) -> None:
+    docs = template(helm)
+    assert not [d for d in docs if d["kind"] in MONITORING]
+    service = metrics_service(docs)
+    deployment = only(docs, "Deployment")
+    # The Service picks the operator pod and its `metrics` port.
+    assert service["spec"]["selector"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    assert service["spec"]["ports"] == [{"name": "metrics", "port": 8081, "targetPort": "metrics", "protocol": "TCP"}]
+
+
+def test_metrics_off(helm: Path) -> None:
+    docs = template(helm, "--set", "metrics.enabled=false")
+    assert not of_kind(docs, "Service")
+    c = container(docs)
+    assert {e["name"]: e["value"] for e in c["env"]}["ETCD_OPERATOR_METRICS"] == ""
+    assert [p["name"] for p in c["ports"]] == ["healthz"]
+    done = run_helm(helm, "template", "etcd-operator", str(CHART), "--set", "metrics.enabled=false",
+                    "--set", "metrics.serviceMonitor.enabled=true")  # fmt: skip
+    assert done.returncode != 0 and "metrics.serviceMonitor.enabled needs metrics.enabled=true" in done.stderr
+
+
+def test_metrics_port(helm: Path) -> None:
+    docs = template(helm, "--set", "metrics.port=9100", "--set", "metrics.serviceMonitor.enabled=true")
+    c = container(docs)
+    assert {e["name"]: e["value"] for e in c["env"]}["ETCD_OPERATOR_METRICS"] == "0.0.0.0:9100"
+    assert {"name": "metrics", "containerPort": 9100, "protocol": "TCP"} in c["ports"]
+    assert metrics_service(docs)["spec"]["ports"][0]["port"] == 9100
+
+
+def test_service_monitor(helm: Path) -> None:
+    docs = template(helm, *ALL_MONITORING, "--set", "metrics.serviceMonitor.labels.release=prom",
+                    "--set", "metrics.serviceMonitor.interval=30s")  # fmt: skip
+    monitor = only(docs, "ServiceMonitor")
+    service = metrics_service(docs)
+    assert monitor["metadata"]["namespace"] == NAMESPACE and monitor["metadata"]["labels"]["release"] == "prom"
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": [NAMESPACE]}
+    # Selects the metrics Service (and only it: the component label), by its port name.
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert monitor["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"] == "metrics"
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint == {"port": "metrics", "path": "/metrics", "scheme": "http", "interval": "30s", "honorLabels": True}
+    assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
+
+
+def member_pod_labels() -> dict[str, str]:
+    """The labels the operator puts on member pods, from the operator's own builder."""
+    from etcd_operator.resources.meta import labels
+
+    return labels("main", "member")
+
+
+def test_pod_monitor_selects_member_pods_on_their_metrics_port(helm: Path) -> None:
+    from etcd_node.contract import METRICS_PORT
+    from etcd_operator.models.cluster import EtcdClusterSpec
+    from etcd_operator.reconcile.desired import ClusterIdentity, desired_objects
+    from etcd_operator.resources.statefulset import MemberTemplateInputs
+
+    docs = template(helm, *ALL_MONITORING)
+    monitor = only(docs, "PodMonitor")
+    assert monitor["spec"]["namespaceSelector"] == {"any": True}
+    identity = ClusterIdentity.of("main", "db", "6f1c2d3e-0000-4000-8000-000000000000")
+    inputs = MemberTemplateInputs(replicas=3, initial_members=3, cluster_token="t", node_image="etcd-node:3.6.16")
+    objects = desired_objects(identity, EtcdClusterSpec.model_validate({"replicas": 3}), inputs, 3, 3)
+    sts = next(o for o in objects if o["kind"] == "StatefulSet")
+    template_labels = sts["spec"]["template"]["metadata"]["labels"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= template_labels.items()
+    # Not the operator's own pod, nor other objects of the cluster.
+    assert monitor["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"] == "member"
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    (etcd,) = sts["spec"]["template"]["spec"]["containers"]
+    port = next(p for p in etcd["ports"] if p["name"] == endpoint["port"])
+    assert port["containerPort"] == METRICS_PORT
+    env = {e["name"]: e.get("value") for e in etcd["env"]}
+    assert env["ETCD_LISTEN_METRICS_URLS"] == f"{endpoint['scheme']}://0.0.0.0:{METRICS_PORT}"
+    relabel = {r["targetLabel"]: r for r in endpoint["relabelings"]}
+    assert relabel["cluster"]["sourceLabels"] == ["__meta_kubernetes_pod_label_app_kubernetes_io_instance"]
+    assert relabel["job"]["replacement"] == "etcd"
+
+
+def test_pod_monitor_follows_the_watched_namespaces(helm: Path) -> None:
+    docs = template(helm, *ALL_MONITORING, "--set", "watchNamespaces={a,b}", "--set", "metrics.podMonitor.job=etcd-x")
+    monitor = only(docs, "PodMonitor")
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["a", "b"]}
+    rules = only(docs, "PrometheusRule")["spec"]["groups"][0]["rules"]
+    assert all('job="etcd-x"' in r["expr"] for r in rules)
+
+
+def prometheus_rule(helm: Path, *args: str) -> dict[str, Any]:
+    return only(template(helm, *ALL_MONITORING, *args), "PrometheusRule")
+
+
+def names_in(expr: str) -> set[str]:
+    """Metric names an expression reads: identifiers before a selector, a range or a closing parenthesis."""
+    import re
+
+    keywords = {"by", "on", "without", "and", "or", "unless", "bool", "ignoring", "group_left", "group_right"}
+    functions = {"sum", "max", "min", "count", "rate", "increase", "predict_linear", "time", "avg", "abs"}
+    found = set(re.findall(r"\b([a-z_][a-z0-9_]*)\s*(?=[{\[)])", expr))
+    labels = set(re.findall(r"\b(?:by|on|without|ignoring)\s*\(([a-z_, ]+)\)", expr))
+    label_names = {n.strip() for group in labels for n in group.split(",")}
+    return found - keywords - functions - label_names
+
+
+def balanced(expr: str) -> bool:
+    stack: list[str] = []
+    pairs = {")": "(", "]": "[", "}": "{"}
+    in_string = False
+    for ch in expr:
+        if ch == '"':
+            in_string = not in_string
+        elif in_string:
+            continue
+        elif ch in "([{":
+            stack.append(ch)
+        elif ch in pairs and (not stack or stack.pop() != pairs[ch]):
+            return False
+    return not stack and not in_string
+
+
+def test_prometheus_rule_structure(helm: Path) -> None:
+    """What Prometheus needs to load each rule; `promtool check rules` would also parse the PromQL."""
+    import re
+
+    rule = prometheus_rule(helm, "--set", "metrics.prometheusRule.alertLabels.team=db")
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1" and rule["metadata"]["namespace"] == NAMESPACE
+    groups = rule["spec"]["groups"]
+    assert [g["name"] for g in groups] == ["etcd", "etcd-operator"]
+    alerts = {r["alert"]: r for g in groups for r in g["rules"]}
+    assert set(alerts) == ETCD_ALERTS | OPERATOR_ALERTS
+    assert sum(len(g["rules"]) for g in groups) == len(alerts)  # no name twice
+    for name, r in alerts.items():
+        assert set(r) == {"alert", "expr", "for", "labels", "annotations"}, name
+        assert re.fullmatch(r"[0-9]+[smh]", r["for"]), name
+        assert r["labels"] == {"severity": r["labels"]["severity"], "team": "db"}, name
+        assert r["labels"]["severity"] in ("critical", "warning"), name
+        assert set(r["annotations"]) == {"summary", "description"}, name
+        expr = r["expr"]
+        assert isinstance(expr, str) and expr.strip() and balanced(expr), (name, expr)
+        assert "{{" not in expr and "<no value>" not in expr, (name, expr)  # no Helm left over
+        # Every alert is about one EtcdCluster: it keeps namespace and cluster.
+        assert "by (namespace, cluster" in expr, name
+        assert "{{ $labels.namespace }}/{{ $labels.cluster }}" in r["annotations"]["description"], name
+    for name in ETCD_ALERTS:
+        assert names_in(alerts[name]["expr"]) <= ETCD_METRICS, name
+        assert 'job="etcd"' in alerts[name]["expr"], name
+    assert "> 95" in alerts["etcdDatabaseQuotaLowSpace"]["expr"]
+    assert "< 21 * 86400" in alerts["EtcdCertificateExpiresSoon"]["expr"]
+
+
+def test_operator_alerts_read_series_the_operator_exports(helm: Path) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from etcd_operator import metrics
+
+    recorder = metrics.Recorder()
+    sample = metrics.ClusterSample("db", "main", "Running", 3, 3, 0, 3, 1, 2**31, refused="QuorumAtRisk",
+                                   certificates=(metrics.CertificateSample("main-peer-ca", "ca", 2e9),))  # fmt: skip
+    recorder.record(sample)
+    recorder.observe_pass("db", "main", 0.1, failed=True)
+    from prometheus_client import generate_latest
+
+    exported = {s.name for f in text_string_to_metric_families(generate_latest(recorder.registry).decode()) for s in f.samples}
+    rule = prometheus_rule(helm)
+    for group in rule["spec"]["groups"]:
+        for r in group["rules"]:
+            if r["alert"] in OPERATOR_ALERTS:
+                read = names_in(r["expr"])
+                assert read and read <= exported, (r["alert"], read - exported)
+
+
+def test_rule_thresholds_are_values(helm: Path) -> None:
+    rule = prometheus_rule(helm, "--set", "metrics.prometheusRule.quotaLowSpacePercent=80",
+                           "--set", "metrics.prometheusRule.certificateExpiryDays=10")  # fmt: skip
+    alerts = {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"]}
+    assert "> 80" in alerts["etcdDatabaseQuotaLowSpace"]["expr"]
+    assert "< 10 * 86400" in alerts["EtcdCertificateExpiresSoon"]["expr"]
+
+
+def test_lint_strict_with_monitoring(helm: Path) -> None:
+    done = run_helm(helm, "lint", "--strict", str(CHART), *ALL_MONITORING)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.etcd
+@pytest.mark.parametrize("version_key", ["ETCD_VERSION", "ETCD_V2_VERSION"])
+def test_the_member_alerts_read_metrics_etcd_serves(tmp_path: Path, version_key: str) -> None:
+    """A real etcd of each pinned version on loopback: every series the member alerts read is in its /metrics.
+
+    `etcd_network_peer_sent_failures_total` has a series only once a peer send failed, so a lone member
+    shows only its HELP line, which the Go client writes only for vectors with a child: it is left out.
+    """
+    import socket
+    import time
+    import urllib.request
+
+    from tests.support.binaries import etcd_dir
+
+    etcd = etcd_dir(version_key) / "etcd"
+
+    def free_port() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return int(s.getsockname()[1])
+
+    client, peer, metrics_port = free_port(), free_port(), free_port()
+    proc = subprocess.Popen(
+        [str(etcd), "--data-dir", str(tmp_path / "data"), "--name", "m0",
+         "--listen-client-urls", f"http://127.0.0.1:{client}", "--advertise-client-urls", f"http://127.0.0.1:{client}",
+         "--listen-peer-urls", f"http://127.0.0.1:{peer}", "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
+         "--initial-cluster", f"m0=http://127.0.0.1:{peer}", "--listen-metrics-urls", f"http://127.0.0.1:{metrics_port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline, text = time.monotonic() + 30, ""
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=2) as response:
+                    text = response.read().decode()
+                if "etcd_server_has_leader 1" in text:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.2)
+        served = {line.split("{")[0].split()[0] for line in text.splitlines() if line and not line.startswith("#")}
+        assert ETCD_METRICS - {"up", "etcd_network_peer_sent_failures_total"} <= served
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
