@@ -227,6 +227,8 @@ def endpoint_statuses(etcdctl: str, endpoints: Sequence[str], tls: Sequence[str]
 def take_backup(args: argparse.Namespace, store: Store, now: datetime) -> BackupRecord:
     started = now.isoformat().replace("+00:00", "Z")
     tls = [f"--{name}={value}" for name in ("cacert", "cert", "key") if (value := getattr(args, name))]
+    if args.insecure_skip_tls_verify:
+        tls.append("--insecure-skip-tls-verify")  # etcd's auto TLS: a certificate nobody can verify
     etcdctl, etcdutl = _tool("etcdctl", args.etcdctl), _tool("etcdutl", args.etcdutl)
     endpoints = [e for e in args.endpoints.split(",") if e]
     source = choose_source(endpoint_statuses(etcdctl, endpoints, tls))
@@ -345,6 +347,7 @@ def backup_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cacert")
     parser.add_argument("--cert")
     parser.add_argument("--key")
+    parser.add_argument("--insecure-skip-tls-verify", action="store_true", help="for members with etcd's auto TLS")
     parser.add_argument("--scratch-dir", default="/tmp/etcd-backup", help="where the snapshot is written first")
     _store_arguments(parser)
     return parser

@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     load_config()
     if args.metrics_address:
         metrics.serve(args.metrics_address)
-    from .handlers import cluster, settings  # noqa: F401 - registers the handlers
+    from .handlers import backup, cluster, settings  # noqa: F401 - registers the handlers
 
     kopf.run(
         clusterwide=not args.namespace,

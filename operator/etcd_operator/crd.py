@@ -18,6 +18,8 @@ import yaml
 from pydantic import BaseModel
 
 from . import GROUP, KIND, PLURAL, VERSION
+from .models.backup import BACKUP_KIND, BACKUP_PLURAL, EtcdBackupSpec, EtcdBackupStatus
+from .models.backup import ROOT_VALIDATIONS as BACKUP_ROOT_VALIDATIONS
 from .models.cluster import CLUSTER_ROOT_VALIDATIONS, EtcdClusterSpec, EtcdClusterStatus
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,7 +74,7 @@ class Resource:
     description: str
     spec_model: type[BaseModel]
     status_model: type[BaseModel]
-    columns: tuple[dict[str, str], ...]
+    columns: tuple[dict[str, Any], ...]
     # CEL rules on the whole object (they may read metadata.name), e.g. name lengths.
     root_validations: tuple[dict[str, Any], ...] = ()
 
@@ -99,7 +101,24 @@ CLUSTER = Resource(
     ),
     root_validations=tuple(CLUSTER_ROOT_VALIDATIONS),
 )
-RESOURCES: tuple[Resource, ...] = (CLUSTER,)
+BACKUP = Resource(
+    kind=BACKUP_KIND,
+    plural=BACKUP_PLURAL,
+    short_names=("etcdbackup", "etcdb"),
+    description="One snapshot of an EtcdCluster, taken once by a Job into an S3 bucket or a volume.",
+    spec_model=EtcdBackupSpec,
+    status_model=EtcdBackupStatus,
+    columns=(
+        {"name": "Cluster", "type": "string", "jsonPath": ".spec.clusterRef.name"},
+        {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+        {"name": "Revision", "type": "integer", "jsonPath": ".status.revision"},
+        {"name": "Size", "type": "integer", "jsonPath": ".status.sizeBytes"},
+        {"name": "Location", "type": "string", "jsonPath": ".status.location", "priority": 1},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ),
+    root_validations=tuple(BACKUP_ROOT_VALIDATIONS),
+)
+RESOURCES: tuple[Resource, ...] = (CLUSTER, BACKUP)
 OUTPUTS = CLUSTER.outputs
 
 

@@ -1,0 +1,155 @@
+"""The Job that takes one EtcdBackup's snapshot: the node image running `etcd-node backup`.
+
+The Job's pod holds nothing it does not need: the client certificate the
+operator itself uses (read-only), the store's credentials as environment
+variables from the user's Secret, a scratch emptyDir for the snapshot before
+upload, and for a volume destination the claim. It runs as the node image's
+etcd user under the restricted Pod Security Standard, with no service account
+token: it talks to etcd and the store, never to Kubernetes.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+from typing import Any
+
+from etcd_node.contract import ENV_TERMINATION_LOG
+
+from .. import GROUP, VERSION
+from ..models.backup import BACKUP_KIND, BackupDestination
+from .meta import MANAGED_BY, selector
+
+NODE_UID = 65532  # the etcd user of the node image
+CLIENT_TLS_DIR = "/etc/etcd-backup/client"
+STORE_CA_DIR = "/etc/etcd-backup/store-ca"
+SCRATCH_DIR = "/scratch"
+VOLUME_DIR = "/backup"
+TERMINATION_LOG = "/dev/termination-log"
+BACKUP_LABEL = f"{GROUP}/backup"
+
+
+@dataclass(frozen=True)
+class BackupJobInputs:
+    backup: str
+    backup_uid: str
+    namespace: str
+    cluster: str
+    destination: BackupDestination
+    endpoints: tuple[str, ...]  # the members' own client URLs
+    image: str
+    client_secret: str | None  # the operator's client certificate Secret; None without client certificates
+    insecure_skip_verify: bool = False  # etcd's auto TLS
+
+    @property
+    def job_name(self) -> str:
+        return f"{self.backup}-backup"
+
+    @property
+    def object_key(self) -> str:
+        """<prefix or path>/<namespace>/<cluster>/<backup>.db: one backup never overwrites another's."""
+        if self.destination.s3 is not None:
+            base = self.destination.s3.prefix
+        else:
+            assert self.destination.volume is not None
+            base = self.destination.volume.path
+        return posixpath.join(base.strip("/"), self.namespace, self.cluster, f"{self.backup}.db").lstrip("/")
+
+
+def _store_args(inputs: BackupJobInputs) -> list[str]:
+    dest = inputs.destination
+    if dest.s3 is not None:
+        args = [f"--s3-bucket={dest.s3.bucket}", f"--s3-key={inputs.object_key}", f"--s3-region={dest.s3.region}"]
+        if dest.s3.endpoint:
+            args.append(f"--s3-endpoint={dest.s3.endpoint}")
+        if dest.s3.ca_secret:
+            args.append(f"--s3-ca-file={STORE_CA_DIR}/ca.crt")
+        if dest.s3.force_path_style:
+            args.append("--s3-force-path-style")
+        return args
+    return [f"--path={posixpath.join(VOLUME_DIR, inputs.object_key)}"]
+
+
+def backup_job(inputs: BackupJobInputs) -> dict[str, Any]:
+    args = ["backup", f"--endpoints={','.join(inputs.endpoints)}", f"--scratch-dir={SCRATCH_DIR}"]
+    mounts: list[dict[str, Any]] = [{"name": "scratch", "mountPath": SCRATCH_DIR}]
+    volumes: list[dict[str, Any]] = [{"name": "scratch", "emptyDir": {}}]
+    env: list[dict[str, Any]] = [{"name": ENV_TERMINATION_LOG, "value": TERMINATION_LOG}]
+    if inputs.client_secret:
+        args += [f"--cacert={CLIENT_TLS_DIR}/ca.crt", f"--cert={CLIENT_TLS_DIR}/tls.crt", f"--key={CLIENT_TLS_DIR}/tls.key"]
+        mounts.append({"name": "client-tls", "mountPath": CLIENT_TLS_DIR, "readOnly": True})
+        volumes.append({"name": "client-tls", "secret": {"secretName": inputs.client_secret, "defaultMode": 0o440}})
+    if inputs.insecure_skip_verify:
+        args.append("--insecure-skip-tls-verify")
+    args += _store_args(inputs)
+    s3 = inputs.destination.s3
+    if s3 is not None:
+        env += [
+            {"name": key, "valueFrom": {"secretKeyRef": {"name": s3.credentials_secret, "key": key}}}
+            for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+        ]
+        # boto3 reads no ~/.aws files: the pod's root filesystem is read-only and has none.
+        env.append({"name": "AWS_EC2_METADATA_DISABLED", "value": "true"})
+        if s3.ca_secret:
+            mounts.append({"name": "store-ca", "mountPath": STORE_CA_DIR, "readOnly": True})
+            volumes.append({"name": "store-ca", "secret": {"secretName": s3.ca_secret, "items": [
+                {"key": "ca.crt", "path": "ca.crt"}]}})  # fmt: skip
+    volume = inputs.destination.volume
+    if volume is not None:
+        mounts.append({"name": "destination", "mountPath": VOLUME_DIR})
+        volumes.append({"name": "destination", "persistentVolumeClaim": {"claimName": volume.claim_name}})
+    labels = {
+        **selector(inputs.cluster),
+        "app.kubernetes.io/component": "backup",
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        BACKUP_LABEL: inputs.backup,
+    }
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": inputs.job_name,
+            "namespace": inputs.namespace,
+            "labels": labels,
+            "ownerReferences": [{
+                "apiVersion": f"{GROUP}/{VERSION}", "kind": BACKUP_KIND, "name": inputs.backup,
+                "uid": inputs.backup_uid, "controller": True, "blockOwnerDeletion": True,
+            }],
+        },  # fmt: skip
+        "spec": {
+            # A retry takes a new snapshot and stores it under the same key: never a mix of two.
+            "backoffLimit": 2,
+            "activeDeadlineSeconds": 3600,
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "securityContext": {
+                        "runAsNonRoot": True, "runAsUser": NODE_UID, "runAsGroup": NODE_UID, "fsGroup": NODE_UID,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },  # fmt: skip
+                    "containers": [
+                        {
+                            "name": "backup",
+                            "image": inputs.image,
+                            "imagePullPolicy": "IfNotPresent",
+                            "args": args,
+                            "env": env,
+                            "volumeMounts": mounts,
+                            "terminationMessagePath": TERMINATION_LOG,
+                            "terminationMessagePolicy": "File",
+                            "securityContext": {
+                                "allowPrivilegeEscalation": False,
+                                "readOnlyRootFilesystem": True,
+                                "capabilities": {"drop": ["ALL"]},
+                            },
+                            "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}},
+                        }
+                    ],
+                    "volumes": volumes,
+                },
+            },
+        },
+    }
