@@ -8,6 +8,7 @@
 #   operator  docker.io/library/etcd-operator:<appVersion>  operator/Dockerfile's image
 #   pause     localhost/etcd-operator/pause:1.0             pod sandbox, a static build of pause.c
 #   coredns   localhost/etcd-operator/coredns:<version>     cluster DNS, the pinned CoreDNS build
+#   versitygw localhost/etcd-operator/versitygw:<version>   S3 store of the backup e2e tests, the pinned build
 #
 # The two Python images share one base layer: a minimal Debian root filesystem
 # from debootstrap, cached as a tarball keyed on its recipe and package list.
@@ -22,7 +23,7 @@
 # the binaries it holds. Needs root (debootstrap, chroot, mount) and, for a
 # Python image, PyPI.
 #
-# usage: e2e/images/build.sh [node|operator|pause|coredns ...]   (default: all)
+# usage: e2e/images/build.sh [node|operator|pause|coredns|versitygw ...]   (default: all)
 # Archives: ${ETCD_OPERATOR_CACHE:-~/.cache/etcd-operator}/images/<name>-<tag>.tar
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -40,6 +41,7 @@ runtime_path=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sb
 app_version=$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\} *$/\1/p' "$root/charts/etcd-operator/Chart.yaml")
 read -ra node_versions <<<"$NODE_ETCD_VERSIONS"
 coredns_tag=${COREDNS_VERSION#v}
+versitygw_tag=${VERSITYGW_VERSION#v}
 
 started=$SECONDS
 say() { echo "images: [$((SECONDS - started))s] $*" >&2; }
@@ -255,6 +257,19 @@ build_coredns() {
     '{"Entrypoint": ["/coredns"], "ExposedPorts": {"53/tcp": {}, "53/udp": {}, "9153/tcp": {}}}' "$tmp/coredns"
 }
 
+# The S3 store of the backup tests: the static versitygw build alone, run as the
+# unprivileged user the restricted Pod Security Standard asks for.
+build_versitygw() {
+  local name=versitygw-$versitygw_tag bin=$bin_dir/versitygw-$VERSITYGW_VERSION/versitygw k
+  [ -x "$bin" ] || die "missing $bin: run \`bash hack/build-versitygw.sh\`"
+  k=$(key "$(declare -f build_versitygw)" "$bin")
+  if fresh "$name" "$k"; then return 0; fi
+  mkdir -p "$tmp/versitygw"
+  cp "$bin" "$tmp/versitygw/versitygw"
+  image "localhost/etcd-operator/versitygw:$versitygw_tag" "$name" "$k" \
+    '{"Entrypoint": ["/versitygw"], "User": "65532:65532", "ExposedPorts": {"7070/tcp": {}}}' "$tmp/versitygw"
+}
+
 archive() {
   local v
   case $1 in
@@ -262,15 +277,16 @@ archive() {
     operator) echo "$out/etcd-operator-$app_version.tar" ;;
     pause) echo "$out/pause-1.0.tar" ;;
     coredns) echo "$out/coredns-$coredns_tag.tar" ;;
+    versitygw) echo "$out/versitygw-$versitygw_tag.tar" ;;
   esac
 }
 
 wanted=("$@")
-[ ${#wanted[@]} -gt 0 ] || wanted=(pause coredns node operator)
+[ ${#wanted[@]} -gt 0 ] || wanted=(pause coredns versitygw node operator)
 for w in "${wanted[@]}"; do
   case $w in
-    node|operator|pause|coredns) ;;
-    *) die "unknown image '$w' (node, operator, pause, coredns)" ;;
+    node|operator|pause|coredns|versitygw) ;;
+    *) die "unknown image '$w' (node, operator, pause, coredns, versitygw)" ;;
   esac
 done
 [ "$(id -u)" = 0 ] || die "needs root (debootstrap, chroot, mount)"

@@ -73,6 +73,9 @@ def rule_set(role: dict[str, Any]) -> set[tuple[str, str, str]]:
 NAMESPACED_RULES = {
     *{("etcd.operator.dev", "etcdclusters", v) for v in ("get", "list", "watch", "patch", "update")},
     *{("etcd.operator.dev", "etcdclusters/status", v) for v in ("get", "patch", "update")},
+    *{("etcd.operator.dev", "etcdbackups", v) for v in ("get", "list", "watch", "patch", "update")},
+    *{("etcd.operator.dev", "etcdbackups/status", v) for v in ("get", "patch", "update")},
+    *{("batch", "jobs", v) for v in ("get", "list", "watch", "create", "patch")},
     *{("", "events", v) for v in ("create", "patch")},
     *{("events.k8s.io", "events", v) for v in ("create", "patch")},
     *{
@@ -87,7 +90,7 @@ NAMESPACED_RULES = {
 }
 # Not in the operator's own calls but required by the apiserver when
 # OwnerReferencesPermissionEnforcement is on: its objects set blockOwnerDeletion.
-OWNER_FINALIZERS = {("etcd.operator.dev", "etcdclusters/finalizers", "update")}
+OWNER_FINALIZERS = {("etcd.operator.dev", f"{plural}/finalizers", "update") for plural in ("etcdclusters", "etcdbackups")}
 KOPF_CLUSTER_RULES = {
     ("apiextensions.k8s.io", "customresourcedefinitions", "list"),
     ("apiextensions.k8s.io", "customresourcedefinitions", "watch"),
@@ -119,11 +122,13 @@ def test_default_kinds(helm: Path) -> None:
             assert doc["metadata"]["namespace"] == NAMESPACE
 
 
-def test_include_crds_is_the_generated_crd(helm: Path) -> None:
+def test_include_crds_are_the_generated_crds(helm: Path) -> None:
     docs = template(helm, "--include-crds")
-    crd = only(docs, "CustomResourceDefinition")
-    assert crd == yaml.safe_load((CHART / "crds" / "etcdclusters.yaml").read_text())
-    assert len(docs) == 6
+    crds = {d["spec"]["names"]["plural"]: d for d in of_kind(docs, "CustomResourceDefinition")}
+    assert sorted(crds) == ["etcdbackups", "etcdclusters"]
+    for plural, crd in crds.items():
+        assert crd == yaml.safe_load((CHART / "crds" / f"{plural}.yaml").read_text())
+    assert len(docs) == 7
 
 
 def test_deployment(helm: Path) -> None:

@@ -78,11 +78,23 @@ Roles (rbac.scope=namespaced).
 - apiGroups: ["etcd.operator.dev"]
   resources: ["etcdclusters/status"]
   verbs: ["get", "patch", "update"]
+# EtcdBackups: the same, for the backup pass.
+- apiGroups: ["etcd.operator.dev"]
+  resources: ["etcdbackups"]
+  verbs: ["get", "list", "watch", "patch", "update"]
+- apiGroups: ["etcd.operator.dev"]
+  resources: ["etcdbackups/status"]
+  verbs: ["get", "patch", "update"]
 # Owned objects carry blockOwnerDeletion, which the OwnerReferencesPermissionEnforcement
 # admission plugin allows only to those who may update the owner's finalizers.
 - apiGroups: ["etcd.operator.dev"]
-  resources: ["etcdclusters/finalizers"]
+  resources: ["etcdclusters/finalizers", "etcdbackups/finalizers"]
   verbs: ["update"]
+# The Job that takes a backup's snapshot (server-side apply: create and patch); its pods are read
+# for the agent's termination message.
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["get", "list", "watch", "create", "patch"]
 # Events on EtcdClusters (condition changes, warnings).
 - apiGroups: [""]
   resources: ["events"]

@@ -118,7 +118,7 @@ def backup_job(inputs: BackupJobInputs) -> dict[str, Any]:
         },  # fmt: skip
         "spec": {
             # A retry takes a new snapshot and stores it under the same key: never a mix of two.
-            "backoffLimit": 2,
+            "backoffLimit": 1,
             "activeDeadlineSeconds": 3600,
             "template": {
                 "metadata": {"labels": labels},
