@@ -77,6 +77,8 @@ class Resource:
     columns: tuple[dict[str, Any], ...]
     # CEL rules on the whole object (they may read metadata.name), e.g. name lengths.
     root_validations: tuple[dict[str, Any], ...] = ()
+    # An empty spec is a valid one (every field has a default); otherwise spec is required.
+    spec_defaults: bool = True
 
     @property
     def outputs(self) -> tuple[Path, ...]:
@@ -117,6 +119,7 @@ BACKUP = Resource(
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ),
     root_validations=tuple(BACKUP_ROOT_VALIDATIONS),
+    spec_defaults=False,
 )
 RESOURCES: tuple[Resource, ...] = (CLUSTER, BACKUP)
 OUTPUTS = CLUSTER.outputs
@@ -134,10 +137,12 @@ def definition(resource: Resource) -> dict[str, Any]:
             "apiVersion": {"type": "string"},
             "kind": {"type": "string"},
             "metadata": {"type": "object"},
-            "spec": {**spec, "default": {}},
+            "spec": {**spec, "default": {}} if resource.spec_defaults else spec,
             "status": status,
         },
     }
+    if not resource.spec_defaults:
+        root["required"] = ["spec"]
     if resource.root_validations:
         root["x-kubernetes-validations"] = list(resource.root_validations)
     return {

@@ -92,9 +92,10 @@ def kubectl(kube_bin: Path, kubeconfig: Path) -> Callable[..., subprocess.Comple
 
 @pytest.fixture(scope="session")
 def crd_installed(kubectl) -> None:
-    """The generated EtcdCluster CRD, installed and Established."""
-    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds" / "etcdclusters.yaml"))
-    kubectl("wait", "--for=condition=Established", "crd/etcdclusters.etcd.operator.dev", "--timeout=60s")
+    """The generated CRDs (EtcdCluster, EtcdBackup), installed and Established."""
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+    for plural in ("etcdclusters", "etcdbackups"):
+        kubectl("wait", "--for=condition=Established", f"crd/{plural}.etcd.operator.dev", "--timeout=60s")
 
 
 @pytest.fixture
