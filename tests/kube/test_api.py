@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from etcd_operator.models import kube_openapi, kube_schemas
 from tests.support.binaries import ROOT
 
 pytestmark = pytest.mark.kube
@@ -49,6 +50,63 @@ INVALID = [
     ({"etcd": {"heartbeatInterval": 500, "electionTimeout": 1000}}, "at least 5 times etcd.heartbeatInterval"),
     ({"etcd": {"extraArgs": {"initial-cluster": "x=y"}}}, "may not set flags the operator owns"),
     ({"tls": {"operatorClientSecretName": "x"}}, "tls.operatorClientSecretName is only used with tls.client.mode secret"),
+    # The node image is the operator's: there is no field to override it.
+    ({"image": "registry.example/anything:latest"}, 'unknown field "spec.image"'),
+    # Storage: a real quantity, big enough for etcd's write-ahead log; a StorageClass name.
+    ({"storage": {"size": "1K"}}, "storage.size 1K is not a Kubernetes quantity"),
+    ({"storage": {"size": "ten gigs"}}, "storage.size ten gigs is not a Kubernetes quantity"),
+    ({"storage": {"size": "1"}}, "storage.size 1 is too small: etcd preallocates 64 MiB write-ahead log segments"),
+    ({"storage": {"size": "1k"}}, "storage.size 1k is too small"),
+    ({"storage": {"storageClassName": "Fast_SSD"}}, "storage.storageClassName must be a StorageClass name"),
+    # Resources: container resource names, quantities, limits not below requests.
+    ({"resources": {"requests": {"memory": "2Gi"}, "limits": {"memory": "1Gi"}}},
+     "resources: the limit of memory is below its request"),
+    ({"resources": {"requests": {"cpu": "lots"}}}, "resources.requests: cpu=lots is not a non-negative Kubernetes quantity"),
+    ({"resources": {"limits": {"memory": "-1Gi"}}}, "resources.limits: memory=-1Gi is not a non-negative"),
+    ({"resources": {"requests": {"gpu": "1"}}}, "resources.requests: gpu is not a container resource name"),
+    # Pod metadata and scheduling: Kubernetes' own formats and types.
+    ({"pod": {"labels": {"bad key": "x"}}}, "pod.labels keys must be Kubernetes label keys"),
+    ({"pod": {"labels": {"team": "not a value!"}}}, "pod.labels values must be Kubernetes label values"),
+    ({"pod": {"labels": {"team": "x" * 64}}}, "may not be more than 63"),
+    ({"pod": {"nodeSelector": {"-disk": "ssd"}}}, "pod.nodeSelector keys must be Kubernetes label keys"),
+    ({"pod": {"annotations": {"a b": "x"}}}, "pod.annotations keys must be Kubernetes label keys"),
+    ({"pod": {"annotations": {f"k{i}": "v" for i in range(65)}}}, "must have at most 64 items"),
+    ({"pod": {"priorityClassName": "High_Priority"}}, "pod.priorityClassName must be a PriorityClass name"),
+    ({"pod": {"affinity": {"nodeAfinity": {}}}}, 'unknown field "spec.pod.affinity.nodeAfinity"'),
+    ({"pod": {"affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{}]}}}},
+     "topologyKey: Required value"),
+    ({"pod": {"tolerations": [{"key": "k", "operator": "Maybe"}]}}, 'Unsupported value: "Maybe"'),
+    ({"pod": {"tolerations": [{"key": "k", "effect": "NoRun"}]}}, 'Unsupported value: "NoRun"'),
+    # etcd.extraArgs: an allowlist; each refused group says why.
+    *[({"etcd": {"extraArgs": {flag: "x"}}}, "may not set flags the operator owns")
+      for flag in ("config-file", "listen-client-http-urls", "listen-metrics-urls", "enable-grpc-gateway",
+                   "peer-skip-client-san-verification", "discovery-endpoints", "discovery-srv")],
+    *[({"etcd": {"extraArgs": {flag: "true"}}}, f"may not set flags that risk losing data: --{flag}=true")
+      for flag in ("unsafe-no-fsync", "force-new-cluster", "strict-reconfig-check")],
+    *[({"etcd": {"extraArgs": {flag: "x"}}}, f"may not set the flags of the etcd-node agent: --{flag}=x")
+      for flag in ("etcd-bin", "dry-run", "join-endpoints", "join-anything")],
+    *[({"etcd": {"extraArgs": {flag: "1"}}}, f"duplicates a typed field: --{flag}=1")
+      for flag in ("heartbeat-interval", "election-timeout", "quota-backend-bytes", "auto-compaction-mode",
+                   "auto-compaction-retention", "snapshot-count")],
+    ({"etcd": {"extraArgs": {"made-up-flag": "1"}}}, "--made-up-flag=1 is not among the etcd flags etcd-operator allows"),
+    ({"etcd": {"extraArgs": {"max-request-bytes": "lots"}}}, "--max-request-bytes=lots: values must be whole numbers"),
+    ({"etcd": {"extraArgs": {"bcrypt-cost": "99"}}}, "--bcrypt-cost=99: values must be whole numbers in the range"),
+    ({"etcd": {"extraArgs": {"pre-vote": "yes"}}}, "--pre-vote=yes: values must be true or false"),
+    ({"etcd": {"extraArgs": {"grpc-keepalive-timeout": "5 seconds"}}}, "values must be Go durations"),
+    ({"etcd": {"extraArgs": {"log-level": "verbose"}}}, "--log-level=verbose: values must be one of the values"),
+    ({"etcd": {"extraArgs": {"cipher-suites": "aes, rc4"}}}, "--cipher-suites=aes, rc4: values must be in the format"),
+    ({"version": "3.5.35", "etcd": {"extraArgs": {"log-format": "json"}}},
+     "--log-format needs etcd 3.6 or later (spec.version is 3.5.35)"),
+    ({"etcd": {"extraArgs": {"compaction-batch-limit": "10", "experimental-compaction-batch-limit": "10"}}},
+     "sets a flag under both its experimental- name and its etcd 3.6 name"),
+    # discoveryURL: http(s) only, never a link-local or metadata address.
+    ({"bootstrap": {"mode": "discovery", "discoveryURL": "ftp://disco.example/x"}}, "must be an http:// or https:// URL"),
+    *[({"bootstrap": {"mode": "discovery", "discoveryURL": url}}, "may not point at a link-local or cloud metadata")
+      for url in ("http://169.254.169.254/latest/meta-data", "http://[fe80::1]:2379/x",
+                  "http://metadata.google.internal/computeMetadata/v1", "http://METADATA.Google.Internal/x",
+                  "http://disco.example@169.254.169.254/x", "http://[::ffff:a9fe:a9fe]/x")],
+    *[({"bootstrap": {"mode": "discovery", "discoveryURL": url}}, "must name its host as a DNS name")
+      for url in ("http://2852039166/x", "http://0251.0376.0251.0376/x", "http://[::ffff:169.254.169.254]/x")],
 ]
 
 
@@ -59,9 +117,68 @@ def test_invalid_specs_are_rejected_with_the_field_and_fix(kubectl, namespace, s
     assert message in result.stderr, result.stderr
 
 
+VALID = [
+    {"storage": {"size": "512Mi", "storageClassName": "fast.ssd-1"}},
+    {"storage": {"size": "10G"}},
+    {"storage": {"size": "1.5Gi"}},
+    {"resources": {"requests": {"cpu": "500m", "memory": "1Gi"},
+                   "limits": {"memory": "1024Mi", "ephemeral-storage": "1Gi", "example.com/widget": "1"}}},
+    {"pod": {"labels": {"team": "a", "example.com/tier": "db-1", "empty": ""},
+             "annotations": {"example.com/note": "any text, even with spaces: fine"},
+             "nodeSelector": {"kubernetes.io/os": "linux"}, "priorityClassName": "system-cluster-critical",
+             "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                 {"matchExpressions": [{"key": "disk", "operator": "In", "values": ["ssd"]}]}]}}},
+             "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "etcd", "effect": "NoSchedule"},
+                             {"operator": "Exists", "tolerationSeconds": 30, "effect": "NoExecute"}]}},
+    {"etcd": {"extraArgs": {"max-request-bytes": "10485760", "pre-vote": "true", "grpc-keepalive-timeout": "20s",
+                            "log-level": "warn", "experimental-compaction-batch-limit": "1000",
+                            "cipher-suites": "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_AES_128_GCM_SHA256"}}},
+    {"version": "3.5.35", "etcd": {"extraArgs": {"experimental-initial-corrupt-check": "true", "metrics": "extensive"}}},
+    {"version": "3.6.16", "etcd": {"extraArgs": {"log-format": "json", "feature-gates": "InitialCorruptCheck=true",
+                                                 "compaction-batch-limit": "1000", "backend-batch-interval": "1h30m"}}},
+    *[{"bootstrap": {"mode": "discovery", "discoveryURL": url}}
+      for url in ("https://discovery.etcd.io/3e86b59982e49066c5d813af1c2e2579cbf573de", "http://10.0.0.5:2379/v2/keys/x",
+                  "http://[2001:db8::1]:8087/t", "http://disco:8087/t", "https://user:pw@disco.example/t")],
+]
+
+
+@pytest.mark.parametrize("spec", VALID, ids=[json.dumps(s)[:50] for s in VALID])
+def test_valid_specs_are_accepted(kubectl, namespace, spec):
+    """The rules refuse bad input only: what etcd and Kubernetes take, the API takes too."""
+    result = kubectl("apply", "-n", namespace, "--dry-run=server", "-f", "-", input=manifest(spec), check=False)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("a" * 53, "metadata.name may have at most 52 characters: the member pods carry the label controller-revision-hash"),
+        ("a.b", "metadata.name must be a DNS label that starts with a letter"),
+        ("1main", "metadata.name must be a DNS label that starts with a letter"),
+        ("a" * 52, None),
+        ("etcd-a1", None),
+    ],
+)
+def test_names_the_derived_objects_can_carry(kubectl, namespace, name, message):
+    result = kubectl("apply", "-n", namespace, "--dry-run=server", "-f", "-", input=manifest({}, name), check=False)
+    if message is None:
+        assert result.returncode == 0, result.stderr
+    else:
+        assert result.returncode != 0 and message in result.stderr, result.stderr
+
+
+def test_pod_types_match_what_the_apiserver_serves(kubectl):
+    """kube_schemas.py is Kubernetes' own Affinity and Toleration, converted; regenerate it when this fails."""
+    doc = json.loads(kubectl("get", "--raw", "/openapi/v3/api/v1").stdout)
+    assert kube_openapi.schemas_from(doc) == {"AFFINITY": kube_schemas.AFFINITY, "TOLERATION": kube_schemas.TOLERATION}, (
+        "operator/etcd_operator/models/kube_schemas.py differs from the apiserver's: see kube_openapi.py to regenerate"
+    )
+
+
 @pytest.mark.parametrize(
     ("patch", "message"),
     [
+        ({"storage": {"size": "2Gi"}}, "storage.size cannot change after creation (1Gi -> 2Gi): the StatefulSet"),
         ({"bootstrap": {"mode": "dnsSRV"}}, "bootstrap.mode cannot change after creation"),
         ({"tls": {"peer": {"mode": "auto"}}}, "tls modes cannot change after creation"),
         ({"storage": {"storageClassName": "other"}}, "storageClassName and storage.emptyDir cannot change"),

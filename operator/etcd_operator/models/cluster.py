@@ -15,45 +15,71 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from pydantic.json_schema import JsonDict, JsonValue
 
+from . import etcd_args, kube_schemas
+
 DEFAULT_VERSION = "3.6.16"
 
-# Flags the operator sets itself; extraArgs may not override them.
-OWNED_FLAGS = (
-    "name",
-    "data-dir",
-    "wal-dir",
-    "listen-peer-urls",
-    "listen-client-urls",
-    "initial-advertise-peer-urls",
-    "advertise-client-urls",
-    "initial-cluster",
-    "initial-cluster-state",
-    "initial-cluster-token",
-    "discovery",
-    "discovery-srv",
-    "discovery-srv-name",
-    "discovery-endpoints",
-    "discovery-token",
-    "cert-file",
-    "key-file",
-    "trusted-ca-file",
-    "client-cert-auth",
-    "auto-tls",
-    "peer-cert-file",
-    "peer-key-file",
-    "peer-trusted-ca-file",
-    "peer-client-cert-auth",
-    "peer-auto-tls",
-    "force-new-cluster",
-    "proxy",
-)
-
-
-def _cel(rule: str, message: str, field_path: str | None = None) -> JsonDict:
-    out: JsonDict = {"rule": rule, "message": message}
+def _cel(rule: str, message: str, field_path: str | None = None, *, expression: bool = False) -> JsonDict:
+    """One x-kubernetes-validations rule; `expression` makes the message a CEL messageExpression."""
+    out: JsonDict = {"rule": rule, "messageExpression" if expression else "message": message}
     if field_path:
         out["fieldPath"] = field_path
     return out
+
+
+def _validations(*rules: JsonDict) -> JsonDict:
+    return {"x-kubernetes-validations": list(rules)}
+
+
+# Kubernetes' own name formats (k8s.io/apimachinery/pkg/util/validation), as CEL raw-string regexes.
+DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+DNS_SUBDOMAIN = rf"{DNS_LABEL}(\.{DNS_LABEL})*"
+QUALIFIED_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?"
+LABEL_KEY = rf"^({DNS_SUBDOMAIN}/)?{QUALIFIED_NAME}$"
+LABEL_VALUE = rf"^({QUALIFIED_NAME})?$"
+
+
+def _label_key_ok(key: str) -> str:
+    """A label or annotation key: [prefix/]name, prefix a DNS subdomain of at most 253, name at most 63."""
+    return (
+        f"{key}.matches(r'{LABEL_KEY}') && "
+        f"(!{key}.contains('/') || {key}.split('/')[0].size() <= 253) && "
+        f"{key}.split('/')[{key}.contains('/') ? 1 : 0].size() <= 63"
+    )
+
+
+def _label_map_rules(field: str, values_are_labels: bool) -> list[JsonValue]:
+    keys = _label_key_ok("k")
+    rules: list[JsonValue] = [
+        _cel(
+            f"self.all(k, {keys})",
+            f"'{field} keys must be Kubernetes label keys ([prefix/]name: the prefix a DNS subdomain of at most 253 "
+            f"characters, the name at most 63 alphanumerics, -, _ or ., starting and ending alphanumeric); fix ' "
+            f"+ self.filter(k, !({keys}))[0]",
+            expression=True,
+        )
+    ]
+    if values_are_labels:
+        value = "self[k]"
+        ok = f"{value}.size() <= 63 && {value}.matches(r'{LABEL_VALUE}')"
+        rules.append(
+            _cel(
+                f"self.all(k, {ok})",
+                f"'{field} values must be Kubernetes label values (at most 63 alphanumerics, -, _ or ., starting "
+                f"and ending alphanumeric, or empty); fix ' + self.filter(k, !({ok}))[0] + '=' + "
+                f"self[self.filter(k, !({ok}))[0]]",
+                expression=True,
+            )
+        )
+    return rules
+
+
+# The StatefulSet controller labels every pod `controller-revision-hash: <statefulset>-<hash>`, and the
+# hash is up to 10 characters; a label value has at most 63. The StatefulSet is named after the cluster
+# (resources/naming.py), so a longer name makes every pod creation fail. Every other derived name
+# (`<name>-client` Service, `<name>-<ordinal>` pods, `<name>-peer-tls` ...) fits below that.
+REVISION_HASH_LENGTH = 10
+MAX_NAME_LENGTH = 63 - 1 - REVISION_HASH_LENGTH
 
 
 def _version_rules() -> list[JsonValue]:
@@ -64,7 +90,19 @@ def _version_rules() -> list[JsonValue]:
 
 
 # CEL rules on the whole EtcdCluster object (they may read self.metadata.name).
-CLUSTER_ROOT_VALIDATIONS: list[JsonDict] = []
+CLUSTER_ROOT_VALIDATIONS: list[JsonDict] = [
+    _cel(
+        f"self.metadata.name.size() <= {MAX_NAME_LENGTH}",
+        f"metadata.name may have at most {MAX_NAME_LENGTH} characters: the member pods carry the label "
+        "controller-revision-hash=<name>-<10-character hash>, and label values have at most 63; choose a shorter "
+        "name",
+    ),
+    _cel(
+        "self.metadata.name.matches(r'^[a-z]([-a-z0-9]*[a-z0-9])?$')",
+        "metadata.name must be a DNS label that starts with a letter (lowercase letters, digits and -, no dots): "
+        "it names the <name>-client Service and the members DNS names; choose e.g. main or etcd-a",
+    ),
+]
 
 
 class ApiModel(BaseModel):
@@ -84,6 +122,25 @@ class BootstrapMode(StrEnum):
 
 class ClusterRef(ApiModel):
     name: Annotated[str, Field(min_length=1, max_length=63, description="The name of an EtcdCluster in the same namespace.")]
+
+
+# The parts of a URL, by regex: the URL library's hostname has no length bound, which makes the API
+# server's cost estimate refuse any rule on it.
+_URL_PREFIX = r"(?i)^https?://([^/?#@\[\]]*@)?"
+_URL_SUFFIX = r"(:[0-9]{1,5})?([/?#].*)?$"
+_URL_SHAPE = (
+    _URL_PREFIX
+    + r"(([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)*[a-z]([-a-z0-9]*[a-z0-9])?|[0-9]{1,3}(\.[0-9]{1,3}){3}|\[[0-9a-f:]+\])"
+    + _URL_SUFFIX
+)
+# Link-local IPv4 (169.254.0.0/16, the metadata address), link-local IPv6 (fe80::/10), IPv4-mapped IPv6,
+# and the metadata server's names.
+_URL_FORBIDDEN = (
+    _URL_PREFIX
+    + r"(metadata|metadata\.google\.internal|169\.254\.[0-9]{1,3}\.[0-9]{1,3}|\[fe[89ab][0-9a-f]:[0-9a-f:]*\]|"
+    r"\[[0:]*:ffff:[0-9a-f:]*\])"
+    + _URL_SUFFIX
+)
 
 
 class Bootstrap(ApiModel):
@@ -119,7 +176,30 @@ class Bootstrap(ApiModel):
         description="With dnsSRV only: etcd's --discovery-srv-name, the suffix of the SRV records "
         "(_etcd-server-ssl-<srvName>._tcp...). Default: none.",
     )
-    discovery_url: Annotated[str | None, Field(pattern=r"^https?://.+")] = Field(
+    discovery_url: Annotated[
+        str | None,
+        Field(
+            pattern=r"^https?://.+",
+            max_length=512,
+            json_schema_extra=_validations(
+                _cel(
+                    "isURL(self) && url(self).getScheme() in ['http', 'https']",
+                    "bootstrap.discoveryURL must be an http:// or https:// URL, e.g. https://discovery.etcd.io/<token>",
+                ),
+                _cel(
+                    f"self.matches(r'{_URL_SHAPE}')",
+                    "bootstrap.discoveryURL must name its host as a DNS name, an IPv4 address or a bracketed IPv6 "
+                    "address, e.g. https://discovery.example.com/<token>",
+                ),
+                _cel(
+                    f"!self.matches(r'{_URL_FORBIDDEN}')",
+                    "bootstrap.discoveryURL may not point at a link-local or cloud metadata address (169.254.0.0/16, "
+                    "fe80::/10, metadata.google.internal) and its host must be a DNS name or an IP address; use the "
+                    "discovery service's own address",
+                ),
+            ),
+        ),
+    ] = Field(
         None,
         alias="discoveryURL",
         description="With discovery only (exactly one of discoveryURL and discoveryClusterRef): etcd's --discovery, "
@@ -201,6 +281,10 @@ class RetentionPolicy(StrEnum):
     DELETE = "Delete"
 
 
+# etcd preallocates its write-ahead log in 64 MiB segments and keeps a few, beside the database and snapshots.
+MIN_STORAGE = "256Mi"
+
+
 class Storage(ApiModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -209,15 +293,57 @@ class Storage(ApiModel):
                     "!self.emptyDir || !has(self.storageClassName)",
                     "storage.storageClassName has no effect with emptyDir: true; remove one of them",
                 ),
+                _cel(
+                    "self.emptyDir || oldSelf.emptyDir || self.size == oldSelf.size",
+                    "'storage.size cannot change after creation (' + oldSelf.size + ' -> ' + self.size + '): the "
+                    "StatefulSet volumeClaimTemplates are immutable, so every later update would fail; set it "
+                    "back to ' + oldSelf.size + ' (to grow the volumes, expand each claim data-<name>-<ordinal> "
+                    "through a StorageClass with allowVolumeExpansion)'",
+                    ".size",
+                    expression=True,
+                ),
             ]
         }
     )
 
-    size: Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$")] = Field(
+    size: Annotated[
+        str,
+        Field(
+            max_length=32,
+            json_schema_extra=_validations(
+                _cel(
+                    "isQuantity(self)",
+                    "'storage.size ' + self + ' is not a Kubernetes quantity: write e.g. 1Gi, 512Mi or 10G (binary "
+                    "suffixes Ki Mi Gi Ti, decimal k M G T; note the lowercase k)'",
+                    expression=True,
+                ),
+                _cel(
+                    f"!isQuantity(self) || quantity(self).compareTo(quantity('{MIN_STORAGE}')) >= 0",
+                    f"'storage.size ' + self + ' is too small: etcd preallocates 64 MiB write-ahead log segments; use "
+                    f"at least {MIN_STORAGE}'",
+                    expression=True,
+                ),
+            ),
+        ),
+    ] = Field(
         "1Gi",
-        description="Size of each member's PersistentVolumeClaim, a Kubernetes quantity. Default: 1Gi.",
+        description=f"Size of each member's PersistentVolumeClaim, a Kubernetes quantity of at least {MIN_STORAGE}. "
+        "Default: 1Gi. Immutable (claim templates cannot change); expand the claims through the StorageClass.",
     )
-    storage_class_name: Annotated[str | None, Field(min_length=1)] = Field(
+    storage_class_name: Annotated[
+        str | None,
+        Field(
+            min_length=1,
+            max_length=253,
+            json_schema_extra=_validations(
+                _cel(
+                    f"self.matches(r'^{DNS_SUBDOMAIN}$')",
+                    "storage.storageClassName must be a StorageClass name: a DNS subdomain (lowercase letters, "
+                    "digits, - and ., starting and ending alphanumeric); see kubectl get storageclass",
+                )
+            ),
+        ),
+    ] = Field(
         None,
         description="StorageClass of the claims. Default: the cluster's default class. Immutable.",
     )
@@ -237,35 +363,113 @@ class Storage(ApiModel):
     )
 
 
+# A container's resource names: the standard ones, hugepages-<size>, or an extended <domain>/<name>.
+_RESOURCE_NAME_OK = (
+    "k in ['cpu', 'memory', 'ephemeral-storage'] || k.matches(r'^hugepages-[0-9]+(Ki|Mi|Gi)$') || "
+    f"(k.contains('/') && {_label_key_ok('k')} && !k.startsWith('kubernetes.io/'))"
+)
+_QUANTITY_OK = "isQuantity(self[k]) && quantity(self[k]).compareTo(quantity('0')) >= 0"
+
+
+def _resource_map(which: str, description: str) -> Any:
+    return Field(
+        None,
+        description=description,
+        json_schema_extra=_validations(
+            _cel(
+                f"self.all(k, {_RESOURCE_NAME_OK})",
+                f"'resources.{which}: ' + self.filter(k, !({_RESOURCE_NAME_OK}))[0] + ' is not a container "
+                "resource name; use cpu, memory, ephemeral-storage, hugepages-<size> or an extended <domain>/<name>'",
+                expression=True,
+            ),
+            _cel(
+                f"self.all(k, {_QUANTITY_OK})",
+                f"'resources.{which}: ' + self.filter(k, !({_QUANTITY_OK}))[0] + '=' + "
+                f"self[self.filter(k, !({_QUANTITY_OK}))[0]] + "
+                "' is not a non-negative Kubernetes quantity; write e.g. cpu: 500m, memory: 1Gi'",
+                expression=True,
+            ),
+        ),
+    )
+
+
+_LIMIT_OK = (
+    "!(k in self.limits) || !isQuantity(self.requests[k]) || !isQuantity(self.limits[k]) || "
+    "quantity(self.limits[k]).compareTo(quantity(self.requests[k])) >= 0"
+)
+
+
 class ResourceRequirements(ApiModel):
     """The etcd container's resources, as in a pod (changing them restarts members one at a time)."""
 
-    requests: dict[str, Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?[a-zA-Z]*$")]] | None = Field(
-        None, description="What each member is guaranteed, e.g. cpu: 500m, memory: 1Gi. Default: none."
+    model_config = ConfigDict(
+        json_schema_extra=_validations(
+            _cel(
+                f"!has(self.requests) || !has(self.limits) || self.requests.all(k, {_LIMIT_OK})",
+                "'resources: the limit of ' + self.requests.filter(k, !(" + _LIMIT_OK + "))[0] + ' is below its "
+                "request; raise resources.limits or lower resources.requests'",
+                expression=True,
+            )
+        )
     )
-    limits: dict[str, Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?[a-zA-Z]*$")]] | None = Field(
-        None, description="The most each member may use, e.g. memory: 2Gi; not below the request. Default: none."
+
+    requests: Annotated[dict[str, Annotated[str, Field(max_length=64)]] | None, Field(max_length=16)] = (
+        _resource_map("requests", "What each member is guaranteed, e.g. cpu: 500m, memory: 1Gi. Default: none.")
+    )
+    limits: Annotated[dict[str, Annotated[str, Field(max_length=64)]] | None, Field(max_length=16)] = _resource_map(
+        "limits", "The most each member may use, e.g. memory: 2Gi; not below the request. Default: none."
+    )
+
+
+def _label_map(field: str, description: str, values_are_labels: bool = True) -> Any:
+    return Field(
+        None,
+        description=description,
+        json_schema_extra={"x-kubernetes-validations": _label_map_rules(field, values_are_labels)},
     )
 
 
 class PodOverrides(ApiModel):
     """Where and how the member pods run; changes restart members one at a time."""
 
-    annotations: dict[str, str] | None = Field(None, description="Extra annotations on every member pod.")
-    labels: dict[str, str] | None = Field(
-        None, description="Extra labels on every member pod (the operator's app.kubernetes.io/* labels win)."
+    annotations: Annotated[dict[str, Annotated[str, Field(max_length=4096)]] | None, Field(max_length=64)] = (
+        _label_map(
+            "pod.annotations",
+            "Extra annotations on every member pod: keys as label keys, values up to 4096 characters, at most 64.",
+            values_are_labels=False,
+        )
     )
-    node_selector: dict[str, str] | None = Field(None, description="The pods' nodeSelector. Default: none.")
-    priority_class_name: str | None = Field(None, description="The pods' PriorityClass. Default: none.")
-    affinity: Annotated[dict[str, Any] | None, Field(json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})] = Field(
+    labels: Annotated[dict[str, Annotated[str, Field(max_length=63)]] | None, Field(max_length=64)] = _label_map(
+        "pod.labels",
+        "Extra labels on every member pod (the operator's app.kubernetes.io/* labels win), at most 64.",
+    )
+    node_selector: Annotated[dict[str, Annotated[str, Field(max_length=63)]] | None, Field(max_length=64)] = (
+        _label_map("pod.nodeSelector", "The pods' nodeSelector: node labels every member's node must have.")
+    )
+    priority_class_name: Annotated[
+        str | None,
+        Field(
+            max_length=253,
+            json_schema_extra=_validations(
+                _cel(
+                    f"self.matches(r'^{DNS_SUBDOMAIN}$')",
+                    "pod.priorityClassName must be a PriorityClass name (a DNS subdomain); see kubectl get "
+                    "priorityclass",
+                )
+            ),
+        ),
+    ] = Field(None, description="The pods' PriorityClass. Default: none.")
+    # Kubernetes' own types (kube_openapi.py), so a typo is refused here and not on every StatefulSet write.
+    affinity: Annotated[
+        dict[str, Any] | None, Field(json_schema_extra={"properties": kube_schemas.AFFINITY["properties"]})
+    ] = Field(
         None,
-        description="The pods' affinity, replacing the default (prefer one member per node by "
-        "kubernetes.io/hostname).",
+        description="The pods' affinity (a core/v1 Affinity), replacing the default: prefer one member per node by "
+        "kubernetes.io/hostname.",
     )
     tolerations: Annotated[
-        list[dict[str, Any]] | None,
-        Field(json_schema_extra={"items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}),
-    ] = Field(None, description="The pods' tolerations. Default: none.")
+        list[dict[str, Any]] | None, Field(max_length=64, json_schema_extra={"items": kube_schemas.TOLERATION})
+    ] = Field(None, description="The pods' tolerations (core/v1 Tolerations). Default: none.")
 
 
 class CompactionMode(StrEnum):
@@ -288,11 +492,7 @@ class EtcdOptions(ApiModel):
                     "!has(self.extraArgs) || self.extraArgs.all(k, k.matches('^[a-z0-9][a-z0-9-]*$'))",
                     "etcd.extraArgs keys are etcd flag names without leading dashes, e.g. max-request-bytes",
                 ),
-                _cel(
-                    "!has(self.extraArgs) || self.extraArgs.all(k, !(k in " + str(list(OWNED_FLAGS)) + "))",
-                    "etcd.extraArgs may not set flags the operator owns (names, URLs, bootstrap, TLS); use the "
-                    "typed fields instead",
-                ),
+                *etcd_args.extra_args_rules(),
             ]
         }
     )
@@ -325,8 +525,16 @@ class EtcdOptions(ApiModel):
     election_timeout: Annotated[int | None, Field(ge=50, le=50000)] = Field(
         None, description="--election-timeout in milliseconds, 50-50000. Default: etcd's, 1000."
     )
-    extra_args: Annotated[dict[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$")], str] | None, Field(max_length=64)] = Field(
-        None, description="More etcd flags, without leading dashes (e.g. max-request-bytes: '10485760')."
+    extra_args: Annotated[
+        dict[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=63)], Annotated[str, Field(max_length=256)]]
+        | None,
+        Field(max_length=64),
+    ] = Field(
+        None,
+        description="More etcd flags, without leading dashes, each value a string (e.g. max-request-bytes: "
+        "'10485760'). Only flags known to be safe to tune are accepted, each value checked by type; flags the "
+        "operator owns (names, URLs, listeners, bootstrap, TLS), flags that risk data loss, etcd-node's own flags and "
+        "the typed fields above are refused. Allowed: " + etcd_args.describe_allowlist() + ".",
     )
 
 
@@ -354,6 +562,7 @@ class EtcdClusterSpec(ApiModel):
                     "storage.storageClassName and storage.emptyDir cannot change after creation",
                     ".storage",
                 ),
+                *etcd_args.version_rules(),
                 _cel(
                     "!self.hibernate || !has(self.storage) || !self.storage.emptyDir",
                     "hibernate needs persistent storage: with storage.emptyDir every member's data would be lost; "
@@ -386,7 +595,6 @@ class EtcdClusterSpec(ApiModel):
         description="etcd version (3.5.x or later). Changes follow etcd's upgrade path, one minor version at a "
         "time and no downgrade, and are rolled out by the operator one member at a time, the leader last.",
     )
-    image: str | None = Field(None, description="Node image override (default: the operator's node image).")
     bootstrap: Bootstrap = Field(default_factory=Bootstrap, json_schema_extra=server_default(Bootstrap))
     tls: TLS = Field(
         default_factory=TLS,

@@ -164,7 +164,7 @@ def build_statefulset(
     extra_args = [f"--{k}={v}" for k, v in sorted((spec.etcd.extra_args or {}).items())] if spec.etcd else []
     container: dict[str, Any] = {
         "name": "etcd",
-        "image": spec.image or inputs.node_image,
+        "image": inputs.node_image,
         "imagePullPolicy": "IfNotPresent",
         "command": ["etcd-node"],
         "args": extra_args,
