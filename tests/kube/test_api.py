@@ -221,3 +221,26 @@ def test_version_changes_follow_etcds_upgrade_path(kubectl, namespace, before, a
     else:
         assert result.returncode != 0 and message in result.stderr, result.stderr
         assert "spec.version" in result.stderr
+
+
+@pytest.mark.parametrize("spec", [{}, {"tls": {"peer": {"mode": "auto"}, "client": {"mode": "none"}},
+                                       "storage": {"emptyDir": True}}], ids=["selfSigned", "auto-emptyDir"])  # fmt: skip
+def test_member_pods_pass_the_restricted_pod_security_standard(kubectl, namespace, spec):
+    """The API server's own PodSecurity admission, enforcing `restricted`, takes the member pod as built."""
+    from etcd_operator.models.cluster import EtcdClusterSpec
+    from etcd_operator.reconcile.desired import ClusterIdentity, desired_objects
+    from etcd_operator.resources.statefulset import MemberTemplateInputs
+
+    kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
+    identity = ClusterIdentity.of("main", namespace, "6f1c2d3e-0000-4000-8000-000000000000")
+    objects = desired_objects(identity, EtcdClusterSpec.model_validate(spec), MemberTemplateInputs(3, 3, "t", "etcd-node:3.6.16"), 3, 3)
+    template = next(o for o in objects if o["kind"] == "StatefulSet")["spec"]["template"]
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "main-0", **template["metadata"]}, "spec": template["spec"]}
+    pod["spec"]["volumes"] = [v for v in pod["spec"]["volumes"] if v["name"] != "data"] + [{"name": "data", "emptyDir": {}}]
+    result = kubectl("create", "-n", namespace, "--dry-run=server", "-f", "-", input=json.dumps(pod), check=False)
+    assert result.returncode == 0, result.stderr
+    assert "PodSecurity" not in result.stderr, result.stderr
+    # The same namespace refuses what restricted forbids, so the check above means something.
+    pod["spec"]["containers"][0]["securityContext"]["allowPrivilegeEscalation"] = True
+    refused = kubectl("create", "-n", namespace, "--dry-run=server", "-f", "-", input=json.dumps(pod), check=False)
+    assert refused.returncode != 0 and 'violates PodSecurity "restricted' in refused.stderr, refused.stderr

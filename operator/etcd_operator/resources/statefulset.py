@@ -184,7 +184,13 @@ def build_statefulset(
         },
         "volumeMounts": [{"name": "data", "mountPath": DATA_MOUNT}, *tls_mounts],
         "terminationMessagePolicy": "FallbackToLogsOnError",
-        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+        # The restricted Pod Security Standard (with the pod's runAsNonRoot and seccompProfile), and a
+        # read-only image: etcd and etcd-node write only to the data volume and the termination log.
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "readOnlyRootFilesystem": True,
+        },
     }
     if spec.resources is not None:
         container["resources"] = spec.resources.model_dump(exclude_none=True)
@@ -196,6 +202,11 @@ def build_statefulset(
     pod_spec: dict[str, Any] = {
         "containers": [container],
         "volumes": volumes,
+        # etcd-node needs nothing from the Kubernetes API: its identity comes from the downward API.
+        "automountServiceAccountToken": False,
+        # Service links inject <SERVICE>_PORT variables; a Service named e.g. etcd-socket-reuse would set
+        # ETCD_SOCKET_REUSE_PORT, which etcd-node reads as --socket-reuse-port.
+        "enableServiceLinks": False,
         "affinity": (pod.affinity if pod and pod.affinity else _default_affinity(owner.name)),
         "terminationGracePeriodSeconds": 60,
         # The node image's etcd user. fsGroup makes the certificate Secrets

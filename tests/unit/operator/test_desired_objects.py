@@ -116,3 +116,23 @@ def test_claims_follow_the_scale_in_policy_but_hibernation_always_keeps_them():
     assert claim_policy({"storage": {"whenScaled": "Delete"}})["whenScaled"] == "Delete"
     # Hibernation scales to zero: Delete would drop every member's data.
     assert claim_policy({"hibernate": True, "storage": {"whenScaled": "Delete"}})["whenScaled"] == "Retain"
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_member_pods_are_locked_down(case):
+    """The restricted Pod Security Standard, a read-only image, no API token, no Service-link variables."""
+    spec = EtcdClusterSpec.model_validate(CASES[case])
+    objects = desired_objects(IDENTITY, spec, MemberTemplateInputs(3, 3, "t", "etcd-node:3.6.16"), 3, 3)
+    pod = next(o for o in objects if o["kind"] == "StatefulSet")["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    # A Service named etcd-socket-reuse would otherwise inject ETCD_SOCKET_REUSE_PORT, read by etcd-node as a flag.
+    assert pod["enableServiceLinks"] is False
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert not {"hostNetwork", "hostPID", "hostIPC"} & set(pod)
+    assert not [v for v in pod["volumes"] if "hostPath" in v]
+    for container in pod["containers"]:
+        context = container["securityContext"]
+        assert context == {**context, "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True}
+        assert context["capabilities"] == {"drop": ["ALL"]}
+        assert "privileged" not in context
