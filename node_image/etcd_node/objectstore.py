@@ -87,23 +87,26 @@ class S3Store:
         return StoreError(f"{doing} {self.location} at {endpoint}: {exc}")
 
     def put(self, source: Path, record: Mapping[str, str]) -> str:
+        from boto3.exceptions import Boto3Error
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             self._client.upload_file(
                 str(source), self.where.bucket, self.where.key, ExtraArgs={"Metadata": dict(record)}
             )
-        except (BotoCoreError, ClientError, OSError) as exc:
+        # upload_file wraps the store's refusal (a ClientError) in boto3's S3UploadFailedError.
+        except (Boto3Error, BotoCoreError, ClientError, OSError) as exc:
             raise self._fail("cannot upload to", exc) from exc
         return self.location
 
     def get(self, dest: Path) -> dict[str, str]:
+        from boto3.exceptions import Boto3Error
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             head = self._client.head_object(Bucket=self.where.bucket, Key=self.where.key)
             self._client.download_file(self.where.bucket, self.where.key, str(dest))
-        except (BotoCoreError, ClientError, OSError) as exc:
+        except (Boto3Error, BotoCoreError, ClientError, OSError) as exc:
             raise self._fail("cannot download", exc) from exc
         metadata: dict[str, str] = head.get("Metadata") or {}
         return {k: v for k, v in metadata.items() if k in RECORD_KEYS}

@@ -37,6 +37,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from structlog.typing import FilteringBoundLogger
+
 from .contract import ENV_TERMINATION_LOG, AgentError
 from .log import configure
 from .objectstore import DirectoryStore, S3Location, S3Store, Store, StoreError
@@ -50,6 +52,7 @@ HASH_MISMATCH = "SnapshotHashMismatch"
 VERSION_REFUSED = "SnapshotVersionRefused"
 DATA_DIR_NOT_EMPTY = "DataDirNotEmpty"
 RESTORE_FAILED = "RestoreFailed"
+UNEXPECTED = "UnexpectedError"
 
 
 class SnapshotError(Exception):
@@ -376,6 +379,17 @@ def _terminate(environ: Mapping[str, str], text: str) -> None:
             Path(path).write_text(text + "\n", encoding="utf-8")
 
 
+def _failed(log: FilteringBoundLogger, environ: Mapping[str, str], exc: Exception) -> int:
+    """Log and write the coded reason; an exception nobody foresaw still gets one (UnexpectedError)."""
+    error = exc.error if isinstance(exc, SnapshotError) else AgentError(UNEXPECTED, f"{type(exc).__name__}: {exc}")
+    if isinstance(exc, SnapshotError):
+        log.error(error.message, code=error.code)
+    else:
+        log.exception(error.message, code=error.code)
+    _terminate(environ, error.render())
+    return 1
+
+
 def main_backup(argv: Sequence[str], environ: Mapping[str, str]) -> int:
     parser = backup_parser()
     args = parser.parse_args(list(argv))
@@ -383,10 +397,8 @@ def main_backup(argv: Sequence[str], environ: Mapping[str, str]) -> int:
     store = store_from(args, parser)
     try:
         record = take_backup(args, store, datetime.now(UTC).replace(microsecond=0))
-    except SnapshotError as exc:
-        log.error(str(exc), code=exc.error.code)
-        _terminate(environ, exc.error.render())
-        return 1
+    except Exception as exc:  # noqa: BLE001 - every failure leaves a coded reason for the operator
+        return _failed(log, environ, exc)
     log.info("backup stored", location=record.location, revision=record.revision, size=record.size_bytes,
              sha256=record.sha256, member=record.member)  # fmt: skip
     sys.stdout.write(record.to_json() + "\n")
@@ -401,9 +413,7 @@ def main_restore(argv: Sequence[str], environ: Mapping[str, str]) -> int:
     store = store_from(args, parser)
     try:
         done = restore(args, store)
-    except SnapshotError as exc:
-        log.error(str(exc), code=exc.error.code)
-        _terminate(environ, exc.error.render())
-        return 1
+    except Exception as exc:  # noqa: BLE001 - every failure leaves a coded reason for the operator
+        return _failed(log, environ, exc)
     log.info(done)
     return 0

@@ -249,3 +249,13 @@ def test_backup_under_a_writer_with_a_member_down_keeps_every_acknowledged_write
         print(f"acknowledged before backup: {len(before)}; in the snapshot: {len(restored)}; lost: 0")
     finally:
         target.close()
+
+
+def test_a_store_that_refuses_the_upload_gives_a_coded_reason_and_keeps_nothing(tmp_path, source, s3):
+    wrong = {**s3.env(), "AWS_SECRET_ACCESS_KEY": "not-the-secret"}
+    done, termination = agent("backup", [*backup_args(source, tmp_path / "scratch"), *s3.flags("backups", "refused.db")],
+                              tmp_path, env=wrong)  # fmt: skip
+    assert done.returncode == 1
+    assert termination.startswith("etcd-node: error[StoreFailed]: cannot upload to s3://backups/refused.db at https://")
+    assert s3.client().list_objects_v2(Bucket="backups").get("KeyCount", 0) == 0
+    assert not list((tmp_path / "scratch").iterdir())
