@@ -1,11 +1,21 @@
 """The pure decisions of `etcd-node backup` / `restore`, and the directory store's completeness rule."""
 
 import json
+import re
 
 import pytest
 
 from etcd_node.objectstore import DirectoryStore, StoreError
-from etcd_node.snapshots import BackupRecord, EndpointStatus, choose_source, restore_refusal
+from etcd_node.snapshots import (
+    BackupRecord,
+    EndpointStatus,
+    backup_parser,
+    choose_source,
+    restore_parser,
+    restore_refusal,
+)
+
+from .test_plan import readme_table
 
 
 def status(member_id, leader=1, learner=False, applied=100, errors=()):
@@ -78,3 +88,16 @@ def test_a_snapshot_without_its_record_is_an_unfinished_upload(tmp_path):
     (tmp_path / "one.db").write_bytes(b"partial")
     with pytest.raises(StoreError, match="upload never finished"):
         DirectoryStore(tmp_path / "one.db").get(tmp_path / "out.db")
+
+
+SUBCOMMANDS = readme_table("| Subcommand | Meaning |")
+
+
+@pytest.mark.parametrize("row", SUBCOMMANDS, ids=lambda row: row[0].split()[1])
+def test_every_flag_the_readme_names_is_one_the_subcommand_takes(row):
+    text = " ".join(row)
+    command = row[0].strip("`").split()[1]
+    parser = backup_parser() if command == "backup" else restore_parser()
+    known = {opt for action in parser._actions for opt in action.option_strings}
+    named = set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", text.replace("/--", " --")))
+    assert named and named <= known, f"README names flags etcd-node {command} does not take: {named - known}"
