@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from . import GROUP, KIND, VERSION, scaling
 from .adapters.etcd import EtcdClient, EtcdError, client_ssl_context
 from .adapters.kube import ApiError
+from .models.backup import BACKUP_KIND
 from .models.cluster import EtcdClusterSpec, EtcdClusterStatus
 from .reconcile import membership as mp
 from .reconcile.access import ClientAccess, client_access, discovery_of
@@ -32,6 +33,7 @@ from .reconcile.observed import REPLICAS_MANAGER, DiscoveryService, EtcdView, Ob
 from .reconcile.plan import ClusterContext, Plan, plan
 from .reconcile.pods import pod_view, statefulset_view
 from .reconcile.problems import Problem
+from .reconcile.schedule import SCHEDULE_LABEL, backup_view, schedule_status
 from .reconcile.status import Outcome, compute_status
 from .resources.meta import selector
 from .resources.naming import ClusterNames
@@ -151,9 +153,11 @@ async def observe(kube: KubeAPI, ctx: ClusterContext, clients: EtcdClients) -> t
         if provided := ctx.spec.tls.operator_client_secret_name:  # the user's Secret: not ours, not listed
             secrets.append(kube.get("v1", "Secret", provided, ns) or {"metadata": {"name": provided}})
         discovery = _discovery(kube, ctx, sts is not None)
-        return sts, pods, services, pdb, secrets, discovery
+        # Only a cluster with a schedule pays for this read; its backups are labelled with the cluster's name.
+        backups = kube.list(f"{GROUP}/{VERSION}", BACKUP_KIND, ns, {SCHEDULE_LABEL: names.name}) if ctx.spec.backup else []
+        return sts, pods, services, pdb, secrets, discovery, backups
 
-    sts, pods, services, pdb, secrets, discovery = await asyncio.to_thread(kube_reads)
+    sts, pods, services, pdb, secrets, discovery, backups = await asyncio.to_thread(kube_reads)
     uid = ctx.identity.owner.uid
     objects = {f"Service/{s['metadata']['name']}": s for s in services if _owned(s, uid)}
     if pdb is not None:
@@ -183,6 +187,7 @@ async def observe(kube: KubeAPI, ctx: ClusterContext, clients: EtcdClients) -> t
         etcd_error=error,
         discovery=discovery,
         ever_available=ctx.status.phase in EVER_AVAILABLE_PHASES,
+        backups=tuple(backup_view(b) for b in backups if _owned(b, uid)),
     )
     return observed, client
 
@@ -246,6 +251,8 @@ async def apply(
             applied += 1
         except ApiError as exc:
             problems.append(_failed_apply(exc))
+    scheduled, schedule_writes = await _apply_schedule(kube, names.namespace, planned, problems)
+    applied += schedule_writes
 
     async def scale_to(replicas: int) -> None:
         await asyncio.to_thread(kube.apply, _replicas_object(names, replicas), REPLICAS_MANAGER)
@@ -269,7 +276,28 @@ async def apply(
         step_error = exc.message
     except ApiError as exc:
         problems.append(_failed_apply(exc))
-    return Outcome(step, step_error, tuple(problems), applied)
+    return Outcome(step, step_error, tuple(problems), applied, scheduled)
+
+
+async def _apply_schedule(
+    kube: KubeAPI, namespace: str, planned: Plan, problems: list[Problem]
+) -> tuple[datetime | None, int]:
+    """Prune, then create the scheduled backup: object writes like the others, never the pass's step."""
+    schedule, writes = planned.schedule, 0
+    for backup in schedule.prune:
+        try:
+            await asyncio.to_thread(kube.delete, f"{GROUP}/{VERSION}", BACKUP_KIND, backup.name, namespace, backup.uid)
+            writes += 1
+        except ApiError as exc:
+            problems.append(_failed_apply(exc))
+    if schedule.create is None:
+        return None, writes
+    try:
+        await asyncio.to_thread(kube.apply, schedule.create)
+    except ApiError as exc:
+        problems.append(_failed_apply(exc))
+        return None, writes
+    return schedule.scheduled, writes + 1
 
 
 FAST_WHILE_PROGRESSING = timedelta(minutes=5)
@@ -314,6 +342,7 @@ async def reconcile_once(
         now.strftime("%Y-%m-%dT%H:%M:%SZ"),
         outcome,
         initial_members=planned.initial_members,
+        backup=schedule_status(ctx.spec.backup, observed.backups, ctx.status.backup, now, outcome.scheduled),
     )
     return PassResult(status, planned, outcome, observed, busy(planned, outcome, status, now))
 

@@ -73,7 +73,7 @@ def rule_set(role: dict[str, Any]) -> set[tuple[str, str, str]]:
 NAMESPACED_RULES = {
     *{("etcd.operator.dev", "etcdclusters", v) for v in ("get", "list", "watch", "patch", "update")},
     *{("etcd.operator.dev", "etcdclusters/status", v) for v in ("get", "patch", "update")},
-    *{("etcd.operator.dev", "etcdbackups", v) for v in ("get", "list", "watch", "patch", "update")},
+    *{("etcd.operator.dev", "etcdbackups", v) for v in ("get", "list", "watch", "create", "patch", "update", "delete")},
     *{("etcd.operator.dev", "etcdbackups/status", v) for v in ("get", "patch", "update")},
     *{("batch", "jobs", v) for v in ("get", "list", "watch", "create", "patch")},
     *{("", "events", v) for v in ("create", "patch")},

@@ -78,10 +78,11 @@ Roles (rbac.scope=namespaced).
 - apiGroups: ["etcd.operator.dev"]
   resources: ["etcdclusters/status"]
   verbs: ["get", "patch", "update"]
-# EtcdBackups: the same, for the backup pass.
+# EtcdBackups: the same, for the backup pass; a cluster's schedule (spec.backup) creates them and
+# retention deletes them.
 - apiGroups: ["etcd.operator.dev"]
   resources: ["etcdbackups"]
-  verbs: ["get", "list", "watch", "patch", "update"]
+  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
 - apiGroups: ["etcd.operator.dev"]
   resources: ["etcdbackups/status"]
   verbs: ["get", "patch", "update"]

@@ -8,74 +8,24 @@ spec asked for. The CRD is generated from these models (crd.py).
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
 
 from pydantic import ConfigDict, Field
 from pydantic.json_schema import JsonDict
 
-from .cluster import ApiModel, ClusterRef, Condition
+from .cluster import ApiModel, BackupDestination, ClusterRef, Condition, S3Destination, VolumeDestination
+
+# The destinations are shared with EtcdCluster.spec.backup, so they live with the cluster's models.
+__all__ = ["BackupDestination", "S3Destination", "VolumeDestination"]
 
 BACKUP_KIND = "EtcdBackup"
 BACKUP_PLURAL = "etcdbackups"
 # The Job is named <backup>-backup and its pods carry job-name=<that>: 63 characters at most.
 MAX_BACKUP_NAME = 63 - len("-backup")
 
-DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 
 
 def _cel(rule: str, message: str) -> JsonDict:
     return {"rule": rule, "message": message}
-
-
-class S3Destination(ApiModel):
-    """An S3-compatible bucket (AWS S3, or any store that speaks its API)."""
-
-    endpoint: Annotated[str | None, Field(pattern=r"^https?://[^/?#]+(/.*)?$", max_length=512)] = Field(
-        None, description="The store's URL, e.g. https://s3.example.com:9000 (default: AWS S3 of the region)."
-    )
-    bucket: Annotated[str, Field(min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$")] = Field(
-        description="Bucket name; the bucket must exist (the operator never creates buckets)."
-    )
-    prefix: Annotated[str, Field(max_length=512, pattern=r"^([^/].*)?$")] = Field(
-        "", description="Key prefix; snapshots go to <prefix>/<namespace>/<cluster>/<backup>.db."
-    )
-    credentials_secret: Annotated[str, Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)] = Field(
-        description="Secret in the backup's namespace with keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY."
-    )
-    region: Annotated[str, Field(min_length=1, max_length=64)] = Field("us-east-1", description="The bucket's region.")
-    ca_secret: Annotated[str | None, Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)] = Field(
-        None, description="Secret with ca.crt: the CA that signed the endpoint's certificate, when it is private."
-    )
-    force_path_style: bool = Field(
-        False, description="Address the bucket as <endpoint>/<bucket> rather than <bucket>.<endpoint>; most "
-        "self-hosted stores need this."
-    )  # fmt: skip
-
-
-class VolumeDestination(ApiModel):
-    """A PersistentVolumeClaim in the backup's namespace, mounted by the backup Job."""
-
-    claim_name: Annotated[str, Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)] = Field(
-        description="The claim; it must be mountable by the Job (ReadWriteOnce claims only on the node that has it)."
-    )
-    path: Annotated[str, Field(max_length=512, pattern=r"^([^/.][^/]*(/[^/.][^/]*)*)?$")] = Field(
-        "", description="Directory inside the claim (relative, no '..'); snapshots go to "
-        "<path>/<namespace>/<cluster>/<backup>.db with a record <backup>.db.json beside each."
-    )  # fmt: skip
-
-
-class BackupDestination(ApiModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                _cel("has(self.s3) != has(self.volume)", "destination needs exactly one of s3 or volume"),
-            ]
-        }
-    )
-
-    s3: S3Destination | None = Field(None, description="Store the snapshot in an S3-compatible bucket.")
-    volume: VolumeDestination | None = Field(None, description="Store the snapshot on a PersistentVolumeClaim.")
 
 
 class EtcdBackupSpec(ApiModel):

@@ -8,10 +8,13 @@ operator ever sees it, with a message that names the field and the fix.
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from croniter import croniter
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 from pydantic.json_schema import JsonDict, JsonValue
 
@@ -538,6 +541,132 @@ class EtcdOptions(ApiModel):
     )
 
 
+# An object name (DNS subdomain), anchored: used by the backup destinations.
+_NAME = rf"^{DNS_SUBDOMAIN}$"
+
+
+class S3Destination(ApiModel):
+    """An S3-compatible bucket (AWS S3, or any store that speaks its API)."""
+
+    endpoint: Annotated[str | None, Field(pattern=r"^https?://[^/?#]+(/.*)?$", max_length=512)] = Field(
+        None, description="The store's URL, e.g. https://s3.example.com:9000 (default: AWS S3 of the region)."
+    )
+    bucket: Annotated[str, Field(min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$")] = Field(
+        description="Bucket name; the bucket must exist (the operator never creates buckets)."
+    )
+    prefix: Annotated[str, Field(max_length=512, pattern=r"^([^/].*)?$")] = Field(
+        "", description="Key prefix; snapshots go to <prefix>/<namespace>/<cluster>/<backup>.db."
+    )
+    credentials_secret: Annotated[str, Field(min_length=1, max_length=253, pattern=_NAME)] = Field(
+        description="Secret in the backup's namespace with keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY."
+    )
+    region: Annotated[str, Field(min_length=1, max_length=64)] = Field("us-east-1", description="The bucket's region.")
+    ca_secret: Annotated[str | None, Field(min_length=1, max_length=253, pattern=_NAME)] = Field(
+        None, description="Secret with ca.crt: the CA that signed the endpoint's certificate, when it is private."
+    )
+    force_path_style: bool = Field(
+        False, description="Address the bucket as <endpoint>/<bucket> rather than <bucket>.<endpoint>; most "
+        "self-hosted stores need this."
+    )  # fmt: skip
+
+
+class VolumeDestination(ApiModel):
+    """A PersistentVolumeClaim in the backup's namespace, mounted by the backup Job."""
+
+    claim_name: Annotated[str, Field(min_length=1, max_length=253, pattern=_NAME)] = Field(
+        description="The claim; it must be mountable by the Job (ReadWriteOnce claims only on the node that has it)."
+    )
+    path: Annotated[str, Field(max_length=512, pattern=r"^([^/.][^/]*(/[^/.][^/]*)*)?$")] = Field(
+        "", description="Directory inside the claim (relative, no '..'); snapshots go to "
+        "<path>/<namespace>/<cluster>/<backup>.db with a record <backup>.db.json beside each."
+    )  # fmt: skip
+
+
+class BackupDestination(ApiModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel("has(self.s3) != has(self.volume)", "destination needs exactly one of s3 or volume"),
+            ]
+        }
+    )
+
+    s3: S3Destination | None = Field(None, description="Store the snapshot in an S3-compatible bucket.")
+    volume: VolumeDestination | None = Field(None, description="Store the snapshot on a PersistentVolumeClaim.")
+
+
+def _cron_field(value: str, names: str = "") -> str:
+    """One cron field as a regex: `*` or a value or a range, each with an optional step, comma-separated."""
+    item = rf"(\*|({value}{names})(-({value}{names}))?)(/[0-9]{{1,2}})?"
+    return rf"{item}(,{item})*"
+
+
+_MONTHS = "|jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec"
+_DAYS = "|sun|mon|tue|wed|thu|fri|sat"
+# The five fields of a Kubernetes CronJob's schedule (minute hour day-of-month month day-of-week), or
+# a macro. The API server checks the shape at admission; the operator checks the rest with croniter.
+CRON = (
+    r"(?i)^\s*(@(yearly|annually|monthly|weekly|daily|hourly)|"
+    + r"\s+".join([
+        _cron_field("[0-5]?[0-9]"),
+        _cron_field("[01]?[0-9]|2[0-3]"),
+        _cron_field("0?[1-9]|[12][0-9]|3[01]"),
+        _cron_field("0?[1-9]|1[0-2]", _MONTHS),
+        _cron_field("[0-7]", _DAYS),
+    ])
+    + r")\s*$"
+)
+DURATION = r"^([0-9]{1,6}(h|m|s))+$"
+
+
+def parse_duration(text: str) -> timedelta:
+    """A Go-style duration of hours, minutes and seconds (168h, 90m, 1h30m)."""
+    units = {"h": 3600, "m": 60, "s": 1}
+    return timedelta(seconds=sum(int(n) * units[u] for n, u in re.findall(r"([0-9]+)([hms])", text)))
+
+
+class BackupRetention(ApiModel):
+    keep: Annotated[int, Field(ge=1, le=1000)] = Field(
+        7, description="Completed scheduled backups to keep, newest first; older ones are deleted."
+    )
+    max_age: Annotated[str | None, Field(pattern=DURATION, max_length=32)] = Field(
+        None, description="Also delete Completed scheduled backups older than this (e.g. 168h; units h, m, s). "
+        "The newest Completed backup is always kept, however old."
+    )  # fmt: skip
+
+
+class BackupSchedule(ApiModel):
+    """Scheduled EtcdBackups of this cluster, created like a CronJob creates Jobs and pruned by retention."""
+
+    schedule: Annotated[
+        str,
+        Field(
+            max_length=128,
+            json_schema_extra=_validations(
+                _cel(f"self.matches(r'{CRON}')",
+                     "schedule must be a 5-field cron expression (minute hour day-of-month month day-of-week), "
+                     "e.g. \"*/5 * * * *\" or \"0 3 * * *\", or a macro such as @daily"),
+            ),
+        ),
+    ] = Field(description="When to take a backup, in cron syntax (UTC), e.g. \"0 3 * * *\" for 03:00 every day.")
+    destination: BackupDestination = Field(description="Where each scheduled snapshot is stored.")
+    retention: BackupRetention = Field(
+        default_factory=BackupRetention, description="Which scheduled backups to keep.",
+        json_schema_extra=server_default(BackupRetention),
+    )  # fmt: skip
+    suspend: bool = Field(
+        False, description="true stops creating backups (retention still applies); false resumes with the latest "
+        "missed run only."
+    )  # fmt: skip
+
+    @field_validator("schedule")
+    @classmethod
+    def _valid_schedule(cls, value: str) -> str:
+        if not re.match(CRON, value) or not croniter.is_valid(value):
+            raise ValueError(f"not a 5-field cron expression: {value!r}")
+        return value
+
+
 class EtcdClusterSpec(ApiModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -616,6 +745,9 @@ class EtcdClusterSpec(ApiModel):
         description="--initial-cluster-token. Default: <namespace>-<name>-<UID prefix>, unique per cluster. Used "
         "only at bootstrap.",
     )
+    backup: BackupSchedule | None = Field(
+        None, description="Scheduled backups: EtcdBackups created on a cron schedule, pruned by retention."
+    )
 
 
 class ConditionStatus(StrEnum):
@@ -647,6 +779,13 @@ class MemberStatus(ApiModel):
     version: str | None = Field(None, description="The etcd version this member runs.")
 
 
+class BackupScheduleStatus(ApiModel):
+    last_schedule_time: str | None = Field(None, description="The scheduled time of the last backup created.")
+    last_successful_backup: str | None = Field(None, description="The newest Completed scheduled EtcdBackup.")
+    last_successful_time: str | None = Field(None, description="When that backup completed.")
+    next_schedule_time: str | None = Field(None, description="The next scheduled time (none while suspended).")
+
+
 class EtcdClusterStatus(ApiModel):
     model_config = ConfigDict(extra="ignore")  # tolerate fields written by newer operator versions
 
@@ -667,6 +806,7 @@ class EtcdClusterStatus(ApiModel):
         None, description="etcd's cluster version: it moves only when every member runs the new one."
     )
     conditions: list[Condition] | None = Field(None, description="Available, Progressing and Degraded.")
+    backup: BackupScheduleStatus | None = Field(None, description="Scheduled backups (spec.backup).")
 
 
 class EtcdCluster(ApiModel):

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from etcd_node.contract import AgentError, Member
 
-__all__ = ["Member", "MaintenanceStatus", "EtcdView", "Observed", "PodView", "StatefulSetView", "DiscoveryService", "quorum"]
+__all__ = ["BackupView", "Member", "MaintenanceStatus", "EtcdView", "Observed", "PodView", "StatefulSetView", "DiscoveryService", "quorum"]
 
 REPLICAS_MANAGER = "etcd-operator-membership"  # the one field manager that writes StatefulSet.spec.replicas
 
@@ -95,6 +96,17 @@ class DiscoveryService:
 
 
 @dataclass(frozen=True)
+class BackupView:
+    """An EtcdBackup the cluster's schedule created: enough to decide the next run and what to prune."""
+
+    name: str
+    uid: str
+    scheduled: datetime  # the cron time it was created for (its annotation; else its creation time)
+    phase: str = ""  # "" until the backup's own pass has written a status
+    completion_time: str = ""
+
+
+@dataclass(frozen=True)
 class Observed:
     generation: int
     statefulset: StatefulSetView | None
@@ -105,6 +117,7 @@ class Observed:
     etcd_error: str = ""  # why `etcd` is None
     discovery: DiscoveryService = field(default_factory=DiscoveryService)
     ever_available: bool = False
+    backups: tuple[BackupView, ...] = ()  # scheduled EtcdBackups owned by the cluster (read only with spec.backup)
 
     @property
     def sts_replicas(self) -> int:

@@ -28,6 +28,7 @@ from .observed import Member, Observed, StatefulSetView, quorum
 from .pods import lost_data
 from .problems import Problem
 from .rollout import ROLLOUT_REASONS, path_refusal, plan_rollout, running_version
+from .schedule import SchedulePlan, plan_schedule
 from .secrets import REISSUE_CA, tls_secrets
 from .versions import Version
 
@@ -54,6 +55,7 @@ class Plan:
     problems: tuple[Problem, ...] = ()
     seed_discovery: bool = False  # write the expected size into the discovery cluster before members start
     initial_members: int | None = None  # recorded in status at the first pass
+    schedule: SchedulePlan = field(default_factory=SchedulePlan)  # spec.backup: object writes, not a step
 
     @property
     def step_in_flight(self) -> bool:
@@ -136,6 +138,19 @@ def _membership_counts(ctx: ClusterContext, observed: Observed, initial: int) ->
     return initial, initial
 
 
+def _backup_schedule(ctx: ClusterContext, observed: Observed, now: datetime) -> SchedulePlan:
+    """Scheduled backups wait while the cluster cannot be snapshotted: a backup created then could only wait."""
+    spec = ctx.spec
+    ready = ""
+    if spec.hibernate:
+        ready = "the cluster is hibernated"
+    elif not _available(observed):
+        ready = "the cluster is not Available"
+    owner = ctx.identity.owner
+    return plan_schedule(owner, ctx.identity.names.namespace, spec.backup, observed.backups, ctx.status.backup,
+                         now, ready)  # fmt: skip
+
+
 def plan(ctx: ClusterContext, observed: Observed, now: datetime) -> Plan:
     spec, identity = ctx.spec, ctx.identity
     initial = ctx.status.initial_members or spec.replicas
@@ -201,4 +216,5 @@ def plan(ctx: ClusterContext, observed: Observed, now: datetime) -> Plan:
         problems=tuple(problems),
         seed_discovery=sts is None and uses_discovery_cluster,
         initial_members=spec.replicas if first else None,
+        schedule=_backup_schedule(ctx, observed, now),
     )

@@ -12,9 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
-from ..models.cluster import Condition, ConditionStatus, EtcdClusterSpec, EtcdClusterStatus, MemberStatus
+from ..models.cluster import (
+    BackupScheduleStatus,
+    Condition,
+    ConditionStatus,
+    EtcdClusterSpec,
+    EtcdClusterStatus,
+    MemberStatus,
+)
 from . import membership as mp
 from .observed import Member, Observed, quorum
 from .problems import Problem
@@ -48,6 +56,7 @@ class Outcome:
     step_error: str = ""  # etcd's answer when it refused to take the step for now
     problems: tuple[Problem, ...] = ()  # Degraded causes: the plan's, and applies the API server refused
     applied: int = 0  # objects written without error
+    scheduled: datetime | None = None  # the scheduled backup run whose EtcdBackup this pass created
 
     @property
     def apply_failed(self) -> bool:
@@ -210,6 +219,7 @@ def compute_status(
     now: str,
     outcome: Outcome | None = None,
     initial_members: int | None = None,
+    backup: BackupScheduleStatus | None = None,
 ) -> EtcdClusterStatus:
     """Status from the same observation the pass planned from, refined by what it did (`outcome`)."""
     previous = previous or EtcdClusterStatus()
@@ -242,6 +252,7 @@ def compute_status(
         cluster_id=f"{etcd.cluster_id:x}" if etcd and etcd.cluster_id is not None else previous.cluster_id,
         version=(etcd.version if etcd else None) or previous.version,
         conditions=conds,
+        backup=backup,
         # Written last, as the marker that this generation has been observed.
         observed_generation=observed.generation,
     )

@@ -369,3 +369,39 @@ def test_secret_mode_scales_with_the_operators_own_client_certificate_and_follow
     assert {b["tls.crt"] for b in built[:before]} == {b"tls.crt-1"} and built[before:] == [built[-1]]
     assert built[-1]["tls.crt"] == b"tls.crt-2"
     cluster.assert_settled(3)
+
+
+def test_a_scheduled_backup_is_created_by_the_pass_and_reported_in_status():
+    dest = {"s3": {"bucket": "backups", "credentialsSecret": "creds"}}
+    cluster = Cluster({"replicas": 3, "backup": {"schedule": "*/5 * * * *", "destination": dest,
+                                                  "retention": {"keep": 1}}}, now=T0 + timedelta(minutes=1))  # fmt: skip
+    cluster.converge()
+    assert cluster.status.backup is not None and cluster.status.backup.next_schedule_time == "2026-01-01T00:05:00Z"
+    assert not [k for k in cluster.kube.objects if k[0] == "EtcdBackup"]
+    cluster.now = T0 + timedelta(minutes=5, seconds=10)
+    result = cluster.once()
+    assert result.outcome.step == mp.Noop()  # an object write, not the pass's membership step
+    backup = cluster.kube.objects[("EtcdBackup", "db", "main-202601010005")]
+    assert backup["metadata"]["ownerReferences"][0]["uid"] == IDENTITY.owner.uid
+    assert cluster.status.backup.last_schedule_time == "2026-01-01T00:05:00Z"
+    assert cluster.status.backup.next_schedule_time == "2026-01-01T00:10:00Z"
+    cluster.once()  # the same run again: nothing more
+    assert [k[2] for k in cluster.kube.objects if k[0] == "EtcdBackup"] == ["main-202601010005"]
+    # The backup's own pass completes it; the next run is created and, once it completes, the first is pruned.
+    backup["status"] = {"phase": "Completed", "completionTime": "2026-01-01T00:05:40Z"}
+    cluster.now = T0 + timedelta(minutes=10, seconds=5)
+    cluster.once()
+    assert cluster.status.backup.last_successful_backup == "main-202601010005"
+    cluster.kube.objects[("EtcdBackup", "db", "main-202601010010")]["status"] = {"phase": "Completed"}
+    cluster.once()
+    assert [k[2] for k in cluster.kube.objects if k[0] == "EtcdBackup"] == ["main-202601010010"]
+    assert "delete EtcdBackup/main-202601010005" in cluster.kube.writes
+
+
+def test_no_scheduled_backup_while_hibernated():
+    dest = {"volume": {"claimName": "backups"}}
+    cluster = Cluster({"replicas": 1, "hibernate": True, "backup": {"schedule": "* * * * *", "destination": dest}})
+    for minute in range(1, 4):
+        cluster.now = T0 + timedelta(minutes=minute)
+        cluster.once()
+    assert not [k for k in cluster.kube.objects if k[0] == "EtcdBackup"]
