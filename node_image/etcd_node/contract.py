@@ -28,6 +28,10 @@ ENV_CLIENT_SCHEME = "ETCD_NODE_CLIENT_SCHEME"
 ENV_JOIN_ENDPOINTS = "ETCD_NODE_JOIN_ENDPOINTS"
 ENV_TERMINATION_LOG = "ETCD_NODE_TERMINATION_LOG"
 ENV_SRV_NAME = "ETCD_NODE_SRV_NAME"
+# A cluster that starts from a backup: the operator mounts a Secret with this file only until the
+# cluster has bootstrapped, so a member started later (a restart, a replacement) never restores.
+ENV_RESTORE_FILE = "ETCD_NODE_RESTORE_FILE"
+RESTORE_FILE = "/etc/etcd-node/restore/restore.json"
 
 _POD = re.compile(r"^(?P<set>.+)-(?P<ordinal>\d+)$")
 # First line of a refusal in the termination log: `etcd-node: error[Code]: message`.

@@ -8,12 +8,8 @@ foreign snapshots are refused before anything reaches a data dir.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
-import os
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -23,58 +19,9 @@ from etcd_node.snapshots import BackupRecord
 from tests.support.binaries import etcd_dir
 from tests.support.loopback import LoopbackCluster, LoopbackPKI
 from tests.support.objectstore import S3Server
+from tests.support.snapshot_cli import agent, all_keys, backup_args, restore_args
 
 pytestmark = pytest.mark.etcd
-
-
-def agent(cmd: str, args: list[str], workdir: Path, version_key: str = "ETCD_VERSION", env: dict | None = None):
-    """Run `etcd-node <cmd>` with that etcd release's etcdctl/etcdutl on PATH; returns (process, termination log)."""
-    log = workdir / f"{cmd}-termination.log"
-    log.unlink(missing_ok=True)
-    environ = {**os.environ, **(env or {}), "ETCD_NODE_TERMINATION_LOG": str(log),
-               "PATH": f"{etcd_dir(version_key)}:{os.environ['PATH']}"}  # fmt: skip
-    done = subprocess.run([sys.executable, "-m", "etcd_node", cmd, *args], capture_output=True, text=True,
-                          env=environ, timeout=300, check=False)  # fmt: skip
-    return done, (log.read_text() if log.exists() else "")
-
-
-def backup_args(cluster: LoopbackCluster, scratch: Path) -> list[str]:
-    return [f"--endpoints={','.join(cluster.endpoints)}", *cluster.pki.etcdctl_flags(), f"--scratch-dir={scratch}"]
-
-
-def restore_args(target: LoopbackCluster, i: int, **extra: str) -> list[str]:
-    args = [f"--data-dir={target.data_dir(i)}", f"--name={target.name(i)}",
-            f"--initial-cluster={target.initial_cluster}", f"--initial-advertise-peer-urls={target.peer_url(i)}",
-            f"--initial-cluster-token={target.token}"]  # fmt: skip
-    return args + [f"--{k.replace('_', '-')}={v}" if v != "" else f"--{k.replace('_', '-')}" for k, v in extra.items()]
-
-
-def all_keys(cluster: LoopbackCluster, prefix: str = "/") -> dict[str, str]:
-    out = cluster.etcdctl("get", prefix, "--prefix", "-w", "json").stdout
-    kvs = json.loads(out).get("kvs") or []
-    return {base64.b64decode(kv["key"]).decode(): base64.b64decode(kv["value"]).decode() for kv in kvs}
-
-
-@pytest.fixture
-def source(tmp_path):
-    """A 3-member TLS cluster with data: 100 keys, one overwritten 5 times, one deleted."""
-    cluster = LoopbackCluster(tmp_path / "source", LoopbackPKI.make(tmp_path / "pki"), token="source").start_all()
-    for i in range(100):
-        cluster.etcdctl("put", f"/data/k{i:03d}", f"v{i}")
-    for n in range(5):
-        cluster.etcdctl("put", "/data/overwritten", f"round-{n}")
-    cluster.etcdctl("put", "/data/deleted", "soon gone")
-    cluster.etcdctl("del", "/data/deleted")
-    yield cluster
-    cluster.close()
-
-
-@pytest.fixture
-def s3(tmp_path):
-    server = S3Server(tmp_path / "s3", tls=True).start()
-    server.bucket("backups")
-    yield server
-    server.stop()
 
 
 def restore_cluster(tmp_path: Path, pki: LoopbackPKI, s3: S3Server, key: str, token: str, size: int = 3, **extra):

@@ -9,8 +9,10 @@ elsewhere (a restore), with the same names and peer URLs they were made for.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,6 +62,8 @@ class LoopbackCluster:
     size: int = 3
     token: str = "loopback"
     version_key: str = "ETCD_VERSION"
+    # Start each member through etcd-node (python -m etcd_node) rather than etcd itself, with this environment.
+    agent_env: dict[str, str] | None = None
     procs: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -98,9 +102,13 @@ class LoopbackCluster:
             f"--peer-cert-file={pki.cert}", f"--peer-key-file={pki.key}", f"--peer-trusted-ca-file={pki.ca}",
             "--peer-client-cert-auth",
         ]  # fmt: skip
+        env = None
+        if self.agent_env is not None:
+            argv = [sys.executable, "-m", "etcd_node", f"--etcd-bin={argv[0]}", *argv[1:]]
+            env = {**os.environ, "PATH": f"{self.bin_dir}:{os.environ['PATH']}", **self.agent_env}
         self.workdir.mkdir(parents=True, exist_ok=True)
         log = (self.workdir / f"{self.name(i)}.log").open("ab")
-        self.procs[i] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        self.procs[i] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
 
     def start_all(self) -> LoopbackCluster:
         for i in range(self.size):

@@ -1,0 +1,102 @@
+"""A new cluster that starts from a backup: each initial member restores its data dir just before etcd starts.
+
+etcd's recovery procedure restores the same snapshot into every initial
+member with that member's name and peer URL, the same initial cluster and a
+new token, then starts them together. In a pod the agent has just worked out
+exactly those values (`plan.decide`), so it restores with them when, and only
+when, the member is bootstrapping a new cluster from an empty data dir and the
+request names this cluster's token: a restart, a member that joins a running
+cluster, or a request left over from another cluster never restores.
+
+The request is a small JSON file the operator mounts only while the cluster
+bootstraps (contract.RESTORE_FILE):
+
+    {"token": "<initial-cluster-token>", "source": ["--s3-bucket=...", "--s3-key=...", ...],
+     "bumpRevision": 0, "markCompacted": false}
+
+`source` holds the store flags of `etcd-node restore` (snapshots.py); the
+store's credentials come from the environment as for a backup.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .findings import Finding, error
+
+
+@dataclass(frozen=True)
+class RestoreRequest:
+    token: str
+    source: tuple[str, ...]
+    bump_revision: int = 0
+    mark_compacted: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> RestoreRequest:
+        raw = json.loads(text)
+        source = raw.get("source")
+        if not isinstance(raw.get("token"), str) or not isinstance(source, list) or not source:
+            raise ValueError("needs a token (string) and a non-empty source (list of store flags)")
+        return cls(str(raw["token"]), tuple(str(f) for f in source), int(raw.get("bumpRevision") or 0),
+                   bool(raw.get("markCompacted")))  # fmt: skip
+
+
+def read_request(path: Path) -> RestoreRequest | Finding | None:
+    """The request at path; None when there is none (the normal case); a Finding when it cannot be read."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return error("RestoreRequestUnreadable", f"cannot read the restore request {path}: {exc}",
+                     "check the mounted restore Secret")  # fmt: skip
+    try:
+        return RestoreRequest.parse(text)
+    except (ValueError, TypeError) as exc:
+        return error("RestoreRequestInvalid", f"the restore request {path} is invalid: {exc}",
+                     "the operator writes this file; recreate the cluster's restore request")  # fmt: skip
+
+
+def applies(request: RestoreRequest, options: Mapping[str, str], restarting: bool) -> bool:
+    """Restore only into a member bootstrapping a new static cluster of the request's token."""
+    return (
+        not restarting
+        and options.get("initial-cluster-state", "new") == "new"
+        and bool(options.get("initial-cluster"))
+        and options.get("initial-cluster-token") == request.token
+    )
+
+
+def restore_argv(request: RestoreRequest, options: Mapping[str, str]) -> list[str]:
+    """`etcd-node restore` arguments for this member, from etcd's final options."""
+    argv = [
+        f"--data-dir={options['data-dir']}",
+        f"--name={options['name']}",
+        f"--initial-cluster={options['initial-cluster']}",
+        f"--initial-advertise-peer-urls={options['initial-advertise-peer-urls']}",
+        f"--initial-cluster-token={options['initial-cluster-token']}",
+        *request.source,
+    ]
+    if request.bump_revision:
+        argv.append(f"--bump-revision={request.bump_revision}")
+    if request.mark_compacted:
+        argv.append("--mark-compacted")
+    return argv
+
+
+def restore(request: RestoreRequest, options: Mapping[str, str]) -> Sequence[Finding]:
+    """Run the restore; a failure is an error finding (the member does not start, nothing was written)."""
+    from . import snapshots
+
+    args = snapshots.restore_parser().parse_args(restore_argv(request, options))
+    try:
+        store = snapshots.store_from(args, snapshots.restore_parser())
+        snapshots.restore(args, store)
+    except snapshots.SnapshotError as exc:
+        return [error(exc.error.code, f"restoring the backup failed: {exc.error.message}",
+                      "fix the backup source named above; the member retries when its pod restarts")]  # fmt: skip
+    return []
