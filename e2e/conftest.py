@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from e2e.support import Kube
+from e2e.support import Kube, create_namespace
 from tests.support.binaries import ROOT, bin_dir
 
 UP_TIMEOUT = 1800  # a cold image build is part of the first start
@@ -94,7 +94,7 @@ def operator(kube: Kube) -> str:
 @pytest.fixture
 def namespace(kube: Kube, operator: str, request: pytest.FixtureRequest) -> Iterator[str]:
     name = f"e2e-{uuid.uuid4().hex[:8]}"
-    kube.run("create", "namespace", name)
+    create_namespace(kube, name)
     yield name
     if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
         print(kube.diagnostics(name, operator))

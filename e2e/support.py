@@ -71,6 +71,22 @@ class Kube:
         return "\n".join(parts)
 
 
+# Every test namespace enforces the restricted Pod Security Standard: what the operator creates must pass it.
+POD_SECURITY = {"pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/enforce-version": "latest"}
+
+
+def create_namespace(kube: Kube, name: str) -> None:
+    kube.run("create", "namespace", name)
+    kube.run("label", "namespace", name, *(f"{k}={v}" for k, v in POD_SECURITY.items()), "--overwrite")
+
+
+def restricted(container: dict[str, Any]) -> dict[str, Any]:
+    """A container spec that the restricted Pod Security Standard admits (the test's own pods)."""
+    return {**container, "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+                                             "runAsNonRoot": True, "runAsUser": 65532,
+                                             "seccompProfile": {"type": "RuntimeDefault"}}}  # fmt: skip
+
+
 def wait_until(what: str, probe: Callable[[], T | None], timeout: float = 300, interval: float = 2) -> T:
     """Poll `probe` until it returns something truthy; fail with `what` after the deadline."""
     deadline = time.monotonic() + timeout
@@ -213,10 +229,10 @@ def start_client_pod(kube: Kube, namespace: str, cluster: str, client_tls: bool 
         "metadata": {"name": CLIENT_POD},
         "spec": {
             "terminationGracePeriodSeconds": 1,
-            "containers": [{
+            "containers": [restricted({
                 "name": "client", "image": NODE_IMAGE, "imagePullPolicy": "IfNotPresent",
                 "command": ["sleep", "infinity"], "volumeMounts": mounts,
-            }],
+            })],
             "volumes": volumes,
         },
     }

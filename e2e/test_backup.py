@@ -24,6 +24,7 @@ from e2e.support import (
     Kube,
     condition,
     etcd_cluster,
+    restricted,
     start_client_pod,
     wait_settled,
     wait_until,
@@ -42,12 +43,6 @@ def secret(name: str, data: dict[str, bytes | str]) -> dict:
     raw = {k: v.encode() if isinstance(v, str) else v for k, v in data.items()}
     return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
             "data": {k: base64.b64encode(v).decode() for k, v in raw.items()}}  # fmt: skip
-
-
-def restricted(container: dict) -> dict:
-    return {**container, "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
-                                             "runAsNonRoot": True, "runAsUser": 65532,
-                                             "seccompProfile": {"type": "RuntimeDefault"}}}  # fmt: skip
 
 
 @pytest.fixture

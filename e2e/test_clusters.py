@@ -12,6 +12,7 @@ from e2e.support import (
     IDLE_INTERVAL,
     Kube,
     condition,
+    create_namespace,
     etcdctl,
     member_ids,
     patch_spec,
@@ -37,7 +38,7 @@ def tls_cluster(kube: Kube, operator: str) -> Iterator[tuple[str, str]]:
     tests below in file order: the later ones delete a pod, hibernate and wake it, then delete it."""
     namespace = "e2e-static-tls"
     kube.run("delete", "namespace", namespace, "--ignore-not-found", "--timeout=120s", timeout=150)
-    kube.run("create", "namespace", namespace)
+    create_namespace(kube, namespace)
     name = apply_example(kube, namespace, "etcdcluster.yaml")
     yield namespace, name
     kube.run("delete", "namespace", namespace, "--wait=false", check=False)

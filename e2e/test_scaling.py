@@ -16,6 +16,7 @@ from e2e.support import (
     Kube,
     assert_stays_settled,
     available_status,
+    create_namespace,
     etcd_cluster,
     member_ids,
     patch_spec,
@@ -35,7 +36,7 @@ OPERATOR = "etcd-operator"
 @pytest.fixture(scope="module")
 def cluster(kube: Kube, operator: str) -> Iterator[str]:
     kube.run("delete", "namespace", NAMESPACE, "--ignore-not-found", "--timeout=120s", timeout=150)
-    kube.run("create", "namespace", NAMESPACE)
+    create_namespace(kube, NAMESPACE)
     # whenScaled: Delete, so scale-in also proves the removed members' claims go with them.
     kube.apply(NAMESPACE, etcd_cluster(NAME, replicas=1, storage={"size": "1Gi", "whenScaled": "Delete"}))
     wait_settled(kube, NAMESPACE, NAME, replicas=1)

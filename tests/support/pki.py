@@ -9,14 +9,27 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+
+
+def new_key(kind: str = "ecdsa") -> PrivateKey:
+    """ECDSA P-256 (the default) or RSA 2048, the two key types cert-manager issues by default."""
+    return rsa.generate_private_key(65537, 2048) if kind == "rsa" else ec.generate_private_key(ec.SECP256R1())
 
 
 @dataclass(frozen=True)
 class Issued:
     cert: x509.Certificate
-    key: ec.EllipticCurvePrivateKey
+    key: PrivateKey
+
+    def cert_manager_secret(self, ca: Issued) -> dict[str, bytes]:
+        """The data of a Secret as cert-manager writes it: tls.crt, tls.key (PKCS#1 for RSA, SEC1 for EC), ca.crt."""
+        pem = serialization.Encoding.PEM
+        key = self.key.private_bytes(pem, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption())
+        return {"tls.crt": self.cert.public_bytes(pem), "tls.key": key, "ca.crt": ca.cert.public_bytes(pem)}
 
     def write(self, directory: Path, stem: str) -> tuple[Path, Path]:
         directory.mkdir(parents=True, exist_ok=True)
@@ -35,8 +48,8 @@ def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
-def make_ca(now: datetime, common_name: str = "etcd test CA", days: int = 365) -> Issued:
-    key = ec.generate_private_key(ec.SECP256R1())
+def make_ca(now: datetime, common_name: str = "etcd test CA", days: int = 365, key_type: str = "ecdsa") -> Issued:
+    key = new_key(key_type)
     cert = (
         x509.CertificateBuilder()
         .subject_name(_name(common_name))
@@ -63,8 +76,9 @@ def make_cert(
     days: int = 365,
     not_before: datetime | None = None,
     usages: tuple[x509.ObjectIdentifier, ...] = (ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH),
+    key_type: str = "ecdsa",
 ) -> Issued:
-    key = ec.generate_private_key(ec.SECP256R1())
+    key = new_key(key_type)
     names: list[x509.GeneralName] = []
     for host in hosts:
         try:
