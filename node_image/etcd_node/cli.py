@@ -4,6 +4,7 @@
               [--join-ca-file F] [--join-cert-file F] [--join-key-file F] [--id-mismatch-grace SECONDS]
     etcd-node gateway [--endpoints HOST:PORT,... | --discovery-srv DOMAIN] [--listen-addr ADDR]
     etcd-node backup --endpoints URLS ... | etcd-node restore --data-dir DIR ...   (see snapshots.py)
+    etcd-node delete-snapshot (--s3-bucket B --s3-key K ... | --path FILE)
 
 Exit codes: 0 success (or exec), 1 a check failed, 2 the command line is invalid.
 
@@ -46,10 +47,11 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     log = configure()
     if argv and argv[0] == "gateway":
         return _gateway(argv[1:], environ, log)
-    if argv and argv[0] in ("backup", "restore"):
+    if argv and argv[0] in ("backup", "restore", "delete-snapshot"):
         from . import snapshots
 
-        run = snapshots.main_backup if argv[0] == "backup" else snapshots.main_restore
+        run = {"backup": snapshots.main_backup, "restore": snapshots.main_restore,
+               "delete-snapshot": snapshots.main_delete}[argv[0]]  # fmt: skip
         return run(argv[1:], environ)
     if argv and argv[0] in PASS_THROUGH:
         etcd_bin = _etcd_bin({}, environ)

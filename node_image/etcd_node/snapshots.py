@@ -1,6 +1,7 @@
 """`etcd-node backup` and `etcd-node restore`: etcd snapshots to and from a store.
 
     etcd-node backup  --endpoints URL,... [--cacert F --cert F --key F] DESTINATION [--scratch-dir DIR]
+    etcd-node delete-snapshot SOURCE      (a missing snapshot is success: deleting twice is harmless)
     etcd-node restore SOURCE --data-dir DIR --name NAME --initial-cluster NAME=URL,...
                       --initial-advertise-peer-urls URL --initial-cluster-token TOKEN
                       [--bump-revision N --mark-compacted] [--skip-if-initialized]
@@ -372,6 +373,22 @@ def restore_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def delete_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="etcd-node delete-snapshot",
+                                     description="Delete a snapshot and its record from a store.")  # fmt: skip
+    _store_arguments(parser)
+    return parser
+
+
+def delete_snapshot(store: Store) -> str:
+    """Remove the snapshot; the record goes first, so what a failure leaves never looks complete."""
+    try:
+        store.delete()
+    except StoreError as exc:
+        raise SnapshotError(STORE_FAILED, str(exc)) from exc
+    return store.location
+
+
 def _terminate(environ: Mapping[str, str], text: str) -> None:
     path = environ.get(ENV_TERMINATION_LOG)
     if path:
@@ -416,4 +433,20 @@ def main_restore(argv: Sequence[str], environ: Mapping[str, str]) -> int:
     except Exception as exc:  # noqa: BLE001 - every failure leaves a coded reason for the operator
         return _failed(log, environ, exc)
     log.info(done)
+    return 0
+
+
+def main_delete(argv: Sequence[str], environ: Mapping[str, str]) -> int:
+    parser = delete_parser()
+    args = parser.parse_args(list(argv))
+    log = configure()
+    store = store_from(args, parser)
+    try:
+        location = delete_snapshot(store)
+    except Exception as exc:  # noqa: BLE001 - every failure leaves a coded reason for the operator
+        return _failed(log, environ, exc)
+    log.info("snapshot deleted", location=location)
+    result = json.dumps({"deleted": location})
+    sys.stdout.write(result + "\n")
+    _terminate(environ, result)
     return 0

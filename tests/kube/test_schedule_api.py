@@ -46,3 +46,22 @@ INVALID = [
 def test_invalid_schedules_are_refused_with_the_field(kubectl, namespace, backup, message):
     result = kubectl("apply", "-n", namespace, "-f", "-", input=manifest(backup), check=False)
     assert result.returncode != 0 and message in result.stderr, result.stderr
+
+
+def backup_manifest(spec: dict, name: str = "b") -> str:
+    return json.dumps({"apiVersion": "etcd.operator.dev/v1alpha1", "kind": "EtcdBackup",
+                       "metadata": {"name": name}, "spec": spec})  # fmt: skip
+
+
+def test_deletion_policy_defaults_to_retain_and_may_change(kubectl, namespace):
+    spec = {"clusterRef": {"name": "main"}, "destination": S3}
+    kubectl("apply", "-n", namespace, "-f", "-", input=backup_manifest(spec))
+    stored = json.loads(kubectl("get", "-n", namespace, "etcdbackup", "b", "-o", "json").stdout)["spec"]
+    assert stored["deletionPolicy"] == "Retain"
+    kubectl("patch", "-n", namespace, "etcdbackup", "b", "--type=merge", "-p", '{"spec":{"deletionPolicy":"Delete"}}')
+    result = kubectl("patch", "-n", namespace, "etcdbackup", "b", "--type=merge", "-p",
+                     '{"spec":{"clusterRef":{"name":"other"}}}', check=False)  # fmt: skip
+    assert result.returncode != 0 and "spec cannot change" in result.stderr, result.stderr
+    bad = backup_manifest({**spec, "deletionPolicy": "Purge"}, "c")
+    result = kubectl("apply", "-n", namespace, "-f", "-", input=bad, check=False)
+    assert result.returncode != 0 and "spec.deletionPolicy" in result.stderr, result.stderr

@@ -1,4 +1,5 @@
-"""kopf handlers for EtcdBackup: a timer per unfinished backup runs its pass (reconcile.backup).
+"""kopf handlers for EtcdBackup: a timer per unfinished backup runs its pass (reconcile.backup), and a
+deletion handler removes the snapshot of a backup with deletionPolicy Delete.
 
 Level-based like the cluster loop: each tick observes the backup's cluster, Job
 and pods, plans, creates the Job if the plan says so and writes the status if
@@ -21,7 +22,7 @@ from .. import GROUP, KIND, VERSION
 from ..adapters.kube import ApiError
 from ..controller import cluster_domain, node_repository
 from ..models.backup import BACKUP_KIND, BACKUP_PLURAL, EtcdBackupSpec, EtcdBackupStatus
-from ..reconcile.backup import FINAL, BackupObserved, plan_backup
+from ..reconcile.backup import FINAL, BackupObserved, plan_backup, plan_deletion
 from ..resources.backup_job import BACKUP_LABEL
 from .cluster import kube
 
@@ -72,3 +73,44 @@ async def backup_pass(body: kopf.Body, name: str, namespace: str | None, uid: st
             kopf.event(body, type=kind, reason=f"Backup{phase.value if phase else ''}", message=f"{reason}: {message}")
             bound.info("backup phase", phase=str(phase), reason=reason, detail=message)
 
+
+
+def _deletes_snapshot(spec: kopf.Spec, **_: Any) -> bool:
+    """Only these backups get kopf's finalizer: deleting a Retain backup is not held up."""
+    return spec.get("deletionPolicy") == "Delete"
+
+
+@kopf.on.delete(GROUP, VERSION, BACKUP_PLURAL, id="delete-snapshot", when=_deletes_snapshot)
+async def delete_snapshot(body: kopf.Body, name: str, namespace: str | None, uid: str, **_: Any) -> None:
+    """The snapshot first, then the EtcdBackup: a Job removes it and the deletion waits for that Job."""
+    assert namespace is not None
+    try:
+        spec = EtcdBackupSpec.model_validate(dict(body.get("spec") or {}))
+    except ValidationError:
+        return  # nothing can be deleted from a spec that says nowhere; the backup goes
+    status = EtcdBackupStatus.model_validate(dict(body.get("status") or {}))
+    k = kube()
+
+    def observe() -> BackupObserved:
+        cluster = k.get(f"{GROUP}/{VERSION}", KIND, spec.cluster_ref.name, namespace)
+        job = k.get("batch/v1", "Job", f"{name}-backup", namespace)
+        deleting = k.get("batch/v1", "Job", f"{name}-delete", namespace)
+        return BackupObserved(name, namespace, uid, spec, status, cluster, job, [], node_repository(),
+                              cluster_domain(), delete_job=deleting)  # fmt: skip
+
+    planned = plan_deletion(await asyncio.to_thread(observe))
+    bound = log.bind(backup=name, namespace=namespace, cluster=spec.cluster_ref.name)
+    if planned.create_job is not None:
+        try:
+            await asyncio.to_thread(k.apply, planned.create_job)
+        except ApiError as exc:
+            raise kopf.TemporaryError(str(exc), delay=INTERVAL * 5) from exc
+        bound.info("snapshot delete job created", job=planned.create_job["metadata"]["name"])
+    if not planned.done:
+        raise kopf.TemporaryError(planned.wait, delay=INTERVAL)
+    if planned.left_in_store:
+        message = f"Job {name}-delete failed: the snapshot {planned.left_in_store} is left in the store; delete it by hand"
+        kopf.event(body, type="Warning", reason="SnapshotLeftInStore", message=message)
+        bound.warning("snapshot left in store", location=planned.left_in_store)
+    elif status.job_name:
+        bound.info("snapshot deleted from the store", location=status.location)

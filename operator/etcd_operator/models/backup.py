@@ -19,7 +19,8 @@ __all__ = ["BackupDestination", "S3Destination", "VolumeDestination"]
 
 BACKUP_KIND = "EtcdBackup"
 BACKUP_PLURAL = "etcdbackups"
-# The Job is named <backup>-backup and its pods carry job-name=<that>: 63 characters at most.
+# The Jobs are named <backup>-backup and <backup>-delete and their pods carry job-name=<that>: 63 characters
+# at most.
 MAX_BACKUP_NAME = 63 - len("-backup")
 
 
@@ -28,17 +29,28 @@ def _cel(rule: str, message: str) -> JsonDict:
     return {"rule": rule, "message": message}
 
 
+class DeletionPolicy(StrEnum):
+    RETAIN = "Retain"
+    DELETE = "Delete"
+
+
 class EtcdBackupSpec(ApiModel):
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                _cel("self == oldSelf", "an EtcdBackup's spec cannot change: create a new EtcdBackup instead"),
+                # deletionPolicy may change: keeping a snapshot (or not) says nothing about what it holds.
+                _cel("self.clusterRef == oldSelf.clusterRef && self.destination == oldSelf.destination",
+                     "an EtcdBackup's spec cannot change: create a new EtcdBackup instead"),
             ]
         }
     )
 
     cluster_ref: ClusterRef = Field(description="The EtcdCluster to snapshot, in the same namespace.")
     destination: BackupDestination = Field(description="Where the snapshot is stored.")
+    deletion_policy: DeletionPolicy = Field(
+        DeletionPolicy.RETAIN, description="Retain (default) leaves the snapshot in the store when the EtcdBackup "
+        "is deleted; Delete removes it first (a Job <name>-delete). Scheduled backups are created with Delete."
+    )  # fmt: skip
 
 
 class BackupPhase(StrEnum):

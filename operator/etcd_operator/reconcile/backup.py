@@ -21,9 +21,9 @@ from typing import Any
 from etcd_node.contract import parse_agent_error
 from etcd_node.snapshots import BackupRecord
 
-from ..models.backup import BackupPhase, EtcdBackupSpec, EtcdBackupStatus
-from ..models.cluster import Condition, ConditionStatus, EtcdClusterSpec, EtcdClusterStatus, TLSMode
-from ..resources.backup_job import BackupJobInputs, backup_job
+from ..models.backup import BackupPhase, DeletionPolicy, EtcdBackupSpec, EtcdBackupStatus
+from ..models.cluster import DEFAULT_VERSION, Condition, ConditionStatus, EtcdClusterSpec, EtcdClusterStatus, TLSMode
+from ..resources.backup_job import BackupJobInputs, backup_job, delete_job
 from ..resources.naming import ClusterNames
 from .access import client_access
 
@@ -42,6 +42,7 @@ class BackupObserved:
     pods: Sequence[Mapping[str, Any]]  # the Job's pods
     node_repository: str
     cluster_domain: str = "cluster.local"
+    delete_job: Mapping[str, Any] | None = None  # the Job that deletes the snapshot (deletionPolicy Delete)
 
 
 @dataclass(frozen=True)
@@ -154,3 +155,58 @@ def plan_backup(seen: BackupObserved, now: str) -> BackupPlan:
                                 completion_time=now))  # fmt: skip
     return BackupPlan(_with(status, now, BackupPhase.RUNNING, "SnapshotRunning", f"Job {job_name} takes the snapshot",
                             job_name=job_name, start_time=status.start_time or now))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DeletionPlan:
+    """What deleting an EtcdBackup needs before its finalizer may go: `done`, else a Job to create or a wait."""
+
+    done: bool = False
+    create_job: dict[str, Any] | None = None
+    wait: str = ""
+    left_in_store: str = ""  # with done: the snapshot the delete Job could not remove
+
+
+def _image(seen: BackupObserved) -> str:
+    """The backup Job's own image; else the cluster's version; else the default (the cluster may be gone)."""
+    if seen.job is not None:
+        containers = seen.job.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or []
+        if containers and containers[0].get("image"):
+            return str(containers[0]["image"])
+    version = str((seen.cluster or {}).get("spec", {}).get("version") or DEFAULT_VERSION)
+    return f"{seen.node_repository}:{version}"
+
+
+def _location(inputs: BackupJobInputs) -> str:
+    if inputs.destination.s3 is not None:
+        return f"s3://{inputs.destination.s3.bucket}/{inputs.object_key}"
+    assert inputs.destination.volume is not None
+    return f"{inputs.object_key} on claim {inputs.destination.volume.claim_name}"
+
+
+def plan_deletion(seen: BackupObserved) -> DeletionPlan:
+    """Deleting an EtcdBackup with deletionPolicy Delete removes its snapshot first.
+
+    Never while the backup Job may still be uploading (the object would appear
+    after its deletion); not at all when no Job ever ran (nothing was stored).
+    A delete Job that failed does not keep the EtcdBackup forever: deletion
+    finishes and the object left in the store is named, so a person can remove it.
+    """
+    if seen.spec.deletion_policy is not DeletionPolicy.DELETE:
+        return DeletionPlan(done=True)
+    if seen.job is None and not seen.status.job_name:
+        return DeletionPlan(done=True)
+    if seen.job is not None and not (_job_condition(seen.job, "Complete") or _job_condition(seen.job, "Failed")):
+        return DeletionPlan(wait=f"Job {seen.job['metadata']['name']} is still taking the snapshot; it is deleted "
+                                 "from the store once that Job has finished")  # fmt: skip
+    inputs = BackupJobInputs(
+        backup=seen.name, backup_uid=seen.uid, namespace=seen.namespace, cluster=seen.spec.cluster_ref.name,
+        destination=seen.spec.destination, endpoints=(), image=_image(seen), client_secret=None,
+    )  # fmt: skip
+    if seen.delete_job is None:
+        return DeletionPlan(create_job=delete_job(inputs), wait=f"Job {inputs.delete_job_name} deletes the snapshot")
+    if _job_condition(seen.delete_job, "Complete"):
+        return DeletionPlan(done=True)
+    if _job_condition(seen.delete_job, "Failed"):
+        return DeletionPlan(done=True, left_in_store=seen.status.location or _location(inputs))
+    return DeletionPlan(wait=f"Job {inputs.delete_job_name} deletes the snapshot")

@@ -110,6 +110,8 @@ def scheduled_backup(
         "spec": {
             "clusterRef": {"name": owner.name},
             "destination": schedule.destination.model_dump(by_alias=True, exclude_none=True, mode="json"),
+            # Retention deletes these backups: their snapshots must go with them.
+            "deletionPolicy": "Delete",
         },
     }
 

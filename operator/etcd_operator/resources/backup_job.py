@@ -1,4 +1,8 @@
-"""The Job that takes one EtcdBackup's snapshot: the node image running `etcd-node backup`.
+"""The Jobs of one EtcdBackup: the node image running `etcd-node backup` to take the snapshot, and
+`etcd-node delete-snapshot` to remove it when the backup is deleted with deletionPolicy Delete.
+
+Both are built by one pod builder, so the Job that deletes a snapshot reaches
+the store exactly as the one that wrote it (same flags, credentials, CA, claim).
 
 The Job's pod holds nothing it does not need: the client certificate the
 operator itself uses (read-only), the store's credentials as environment
@@ -27,6 +31,7 @@ SCRATCH_DIR = "/scratch"
 VOLUME_DIR = "/backup"
 TERMINATION_LOG = "/dev/termination-log"
 BACKUP_LABEL = f"{GROUP}/backup"
+DELETE_LABEL = f"{GROUP}/backup-delete"
 
 
 @dataclass(frozen=True)
@@ -36,7 +41,7 @@ class BackupJobInputs:
     namespace: str
     cluster: str
     destination: BackupDestination
-    endpoints: tuple[str, ...]  # the members' own client URLs
+    endpoints: tuple[str, ...]  # the members' own client URLs (unused by the delete Job)
     image: str
     client_secret: str | None  # the operator's client certificate Secret; None without client certificates
     insecure_skip_verify: bool = False  # etcd's auto TLS
@@ -44,6 +49,10 @@ class BackupJobInputs:
     @property
     def job_name(self) -> str:
         return f"{self.backup}-backup"
+
+    @property
+    def delete_job_name(self) -> str:
+        return f"{self.backup}-delete"  # as long as job_name: the EtcdBackup name limit covers both
 
     @property
     def object_key(self) -> str:
@@ -70,18 +79,21 @@ def _store_args(inputs: BackupJobInputs) -> list[str]:
     return [f"--path={posixpath.join(VOLUME_DIR, inputs.object_key)}"]
 
 
-def backup_job(inputs: BackupJobInputs) -> dict[str, Any]:
-    args = ["backup", f"--endpoints={','.join(inputs.endpoints)}", f"--scratch-dir={SCRATCH_DIR}"]
-    mounts: list[dict[str, Any]] = [{"name": "scratch", "mountPath": SCRATCH_DIR}]
-    volumes: list[dict[str, Any]] = [{"name": "scratch", "emptyDir": {}}]
+@dataclass(frozen=True)
+class _Pod:
+    """What one store Job's container gets: arguments, environment, mounts and the volumes behind them."""
+
+    args: list[str]
+    env: list[dict[str, Any]]
+    mounts: list[dict[str, Any]]
+    volumes: list[dict[str, Any]]
+
+
+def _with_store(inputs: BackupJobInputs, args: list[str], mounts: list[dict[str, Any]],
+                volumes: list[dict[str, Any]]) -> _Pod:  # fmt: skip
+    """The store's flags, credentials, CA and claim: the same for every Job that touches the snapshot."""
     env: list[dict[str, Any]] = [{"name": ENV_TERMINATION_LOG, "value": TERMINATION_LOG}]
-    if inputs.client_secret:
-        args += [f"--cacert={CLIENT_TLS_DIR}/ca.crt", f"--cert={CLIENT_TLS_DIR}/tls.crt", f"--key={CLIENT_TLS_DIR}/tls.key"]
-        mounts.append({"name": "client-tls", "mountPath": CLIENT_TLS_DIR, "readOnly": True})
-        volumes.append({"name": "client-tls", "secret": {"secretName": inputs.client_secret, "defaultMode": 0o440}})
-    if inputs.insecure_skip_verify:
-        args.append("--insecure-skip-tls-verify")
-    args += _store_args(inputs)
+    args = [*args, *_store_args(inputs)]
     s3 = inputs.destination.s3
     if s3 is not None:
         env += [
@@ -98,17 +110,17 @@ def backup_job(inputs: BackupJobInputs) -> dict[str, Any]:
     if volume is not None:
         mounts.append({"name": "destination", "mountPath": VOLUME_DIR})
         volumes.append({"name": "destination", "persistentVolumeClaim": {"claimName": volume.claim_name}})
-    labels = {
-        **selector(inputs.cluster),
-        "app.kubernetes.io/component": "backup",
-        "app.kubernetes.io/managed-by": MANAGED_BY,
-        BACKUP_LABEL: inputs.backup,
-    }
+    return _Pod(args, env, mounts, volumes)
+
+
+def _job(inputs: BackupJobInputs, name: str, container: str, pod: _Pod, labels: dict[str, str],
+         deadline: int) -> dict[str, Any]:  # fmt: skip
+    """A Job owned by the EtcdBackup, its pod restricted, without a ServiceAccount token."""
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
-            "name": inputs.job_name,
+            "name": name,
             "namespace": inputs.namespace,
             "labels": labels,
             "ownerReferences": [{
@@ -119,7 +131,7 @@ def backup_job(inputs: BackupJobInputs) -> dict[str, Any]:
         "spec": {
             # A retry takes a new snapshot and stores it under the same key: never a mix of two.
             "backoffLimit": 1,
-            "activeDeadlineSeconds": 3600,
+            "activeDeadlineSeconds": deadline,
             "template": {
                 "metadata": {"labels": labels},
                 "spec": {
@@ -132,12 +144,12 @@ def backup_job(inputs: BackupJobInputs) -> dict[str, Any]:
                     },  # fmt: skip
                     "containers": [
                         {
-                            "name": "backup",
+                            "name": container,
                             "image": inputs.image,
                             "imagePullPolicy": "IfNotPresent",
-                            "args": args,
-                            "env": env,
-                            "volumeMounts": mounts,
+                            "args": pod.args,
+                            "env": pod.env,
+                            "volumeMounts": pod.mounts,
                             "terminationMessagePath": TERMINATION_LOG,
                             "terminationMessagePolicy": "File",
                             "securityContext": {
@@ -148,8 +160,42 @@ def backup_job(inputs: BackupJobInputs) -> dict[str, Any]:
                             "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}},
                         }
                     ],
-                    "volumes": volumes,
+                    "volumes": pod.volumes,
                 },
             },
         },
     }
+
+
+def _labels(inputs: BackupJobInputs, component: str, extra: dict[str, str]) -> dict[str, str]:
+    return {
+        **selector(inputs.cluster),
+        "app.kubernetes.io/component": component,
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        **extra,
+    }
+
+
+def backup_job(inputs: BackupJobInputs) -> dict[str, Any]:
+    args = ["backup", f"--endpoints={','.join(inputs.endpoints)}", f"--scratch-dir={SCRATCH_DIR}"]
+    mounts: list[dict[str, Any]] = [{"name": "scratch", "mountPath": SCRATCH_DIR}]
+    volumes: list[dict[str, Any]] = [{"name": "scratch", "emptyDir": {}}]
+    if inputs.client_secret:
+        args += [f"--cacert={CLIENT_TLS_DIR}/ca.crt", f"--cert={CLIENT_TLS_DIR}/tls.crt", f"--key={CLIENT_TLS_DIR}/tls.key"]
+        mounts.append({"name": "client-tls", "mountPath": CLIENT_TLS_DIR, "readOnly": True})
+        volumes.append({"name": "client-tls", "secret": {"secretName": inputs.client_secret, "defaultMode": 0o440}})
+    if inputs.insecure_skip_verify:
+        args.append("--insecure-skip-tls-verify")
+    labels = _labels(inputs, "backup", {BACKUP_LABEL: inputs.backup})
+    return _job(inputs, inputs.job_name, "backup", _with_store(inputs, args, mounts, volumes), labels, 3600)
+
+
+def delete_job(inputs: BackupJobInputs) -> dict[str, Any]:
+    """`etcd-node delete-snapshot` for a backup being deleted with deletionPolicy Delete: the store, nothing else.
+
+    Its pods carry their own label, not the backup's, so the backup's pass never reads their termination
+    messages as the snapshot's record.
+    """
+    labels = _labels(inputs, "backup-delete", {DELETE_LABEL: inputs.backup})
+    return _job(inputs, inputs.delete_job_name, "delete-snapshot", _with_store(inputs, ["delete-snapshot"], [], []),
+                labels, 600)  # fmt: skip

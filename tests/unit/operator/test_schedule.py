@@ -59,7 +59,7 @@ def test_a_new_schedule_waits_for_its_next_time_then_runs_once():
     assert meta["ownerReferences"][0]["uid"] == "uid-main" and meta["ownerReferences"][0]["controller"]
     assert due.create["spec"] == {"clusterRef": {"name": "main"}, "destination": {"s3": {
         "bucket": "backups", "credentialsSecret": "creds", "prefix": "", "region": "us-east-1",
-        "forcePathStyle": False}}}  # fmt: skip
+        "forcePathStyle": False}}, "deletionPolicy": "Delete"}  # fmt: skip
     after = schedule_status(sched(), [], status, at(5.2), due.scheduled)
     assert after is not None
     assert (after.last_schedule_time, after.next_schedule_time) == ("2026-01-01T00:05:00Z", "2026-01-01T00:10:00Z")
