@@ -192,3 +192,53 @@ def test_a_backup_the_store_refuses_fails_with_the_reason(kube: Kube, namespace:
     pending = wait_until("EtcdBackup early to report", lambda: (condition(kube.get(namespace, "etcdbackup", "early") or {}, "Complete") or {}).get("reason"), timeout=60)  # fmt: skip
     assert pending == "ClusterNotFound"
     assert kube.get(namespace, "etcdbackup", "early")["status"]["phase"] == "Pending"
+
+
+def scheduled(kube: Kube, namespace: str, cluster: str) -> dict[str, dict]:
+    """The cluster's scheduled EtcdBackups by name."""
+    return {b["metadata"]["name"]: b for b in kube.items(namespace, "etcdbackup", f"etcd.operator.dev/schedule={cluster}")}
+
+
+def stored_keys(kube: Kube, namespace: str) -> list[str]:
+    listed = s3_python(kube, namespace, "print(json.dumps([o['Key'] for o in s3.list_objects_v2(Bucket='backups').get('Contents', [])]))")
+    return json.loads(listed)
+
+
+def test_scheduled_backups_every_minute_keep_two_and_prune_the_first_with_its_object(
+    kube: Kube, namespace: str, store: str
+) -> None:
+    cluster = "sched"
+    destination = backup("x", cluster, store)["spec"]["destination"]
+    kube.apply(namespace, etcd_cluster(cluster, replicas=1, backup={
+        "schedule": "* * * * *", "destination": destination, "retention": {"keep": 2}}))  # fmt: skip
+    wait_settled(kube, namespace, cluster, replicas=1)
+    completed: list[str] = []  # in the order they were first seen Completed
+
+    def third_completed() -> list[str] | None:
+        for name, obj in sorted(scheduled(kube, namespace, cluster).items()):
+            if (obj.get("status") or {}).get("phase") == "Completed" and name not in completed:
+                completed.append(name)
+        return completed if len(completed) >= 3 else None
+
+    wait_until("three Completed scheduled backups", third_completed, timeout=420, interval=3)
+    first = sorted(completed)[0]
+    key = f"etcd/{namespace}/{cluster}/{first}.db"
+    first_obj_spec = {"deletionPolicy": "Delete", "clusterRef": {"name": cluster}}
+    assert first.startswith(f"{cluster}-") and re.fullmatch(rf"{cluster}-\d{{12}}", first)
+    wait_until(f"{first} pruned from the API", lambda: first not in scheduled(kube, namespace, cluster) or None,
+               timeout=120)  # fmt: skip
+    wait_until(f"{key} gone from the store", lambda: key not in stored_keys(kube, namespace) or None, timeout=120)
+    left = scheduled(kube, namespace, cluster)
+    done = sorted(n for n, o in left.items() if (o.get("status") or {}).get("phase") == "Completed")
+    assert len(done) <= 2 and sorted(completed)[-1] in done, sorted(left)
+    for name in done:
+        assert {k: left[name]["spec"][k] for k in first_obj_spec} == first_obj_spec
+        assert f"etcd/{namespace}/{cluster}/{name}.db" in stored_keys(kube, namespace)
+    status = kube.get(namespace, "etcdcluster", cluster)["status"]["backup"]
+    assert status["lastSuccessfulBackup"] in done and status["nextScheduleTime"] > status["lastScheduleTime"]
+
+    # Deleting the cluster takes its scheduled backups with it, and their snapshots (while the store is up).
+    kube.run("-n", namespace, "delete", "etcdcluster", cluster, "--wait=false")
+    wait_until("scheduled backups gone with the cluster", lambda: not scheduled(kube, namespace, cluster) or None,
+               timeout=180)  # fmt: skip
+    assert not [k for k in stored_keys(kube, namespace) if k.startswith(f"etcd/{namespace}/{cluster}/")]
