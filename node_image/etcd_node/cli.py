@@ -20,11 +20,12 @@ import shutil
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 from structlog.typing import FilteringBoundLogger
 
 from . import datadir, flags, gateway, kube, plan, preflight, watch
-from .contract import ENV_TERMINATION_LOG
+from .contract import ENV_RESTORE_FILE, ENV_TERMINATION_LOG, RESTORE_FILE
 from .findings import Finding, Severity, error, errors
 from .log import configure
 
@@ -83,6 +84,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     findings = list(decided.findings)
     if not errors(findings) and decided.set_aside is not None and not options.dry_run:
         findings += _set_aside(options, facts)
+    if not errors(findings):
+        findings += _restore_if_asked(decided, environ, log, options.dry_run)
     _report(log, findings, environ)
     if errors(findings):
         return 1
@@ -112,6 +115,26 @@ def _set_aside(options: plan.Options, facts: plan.Facts) -> list[Finding]:
             )
         ]
     return []
+
+
+def _restore_if_asked(decided: plan.Plan, environ: Mapping[str, str], log: FilteringBoundLogger,
+                      dry_run: bool) -> list[Finding]:  # fmt: skip
+    """A cluster created from a backup: this initial member restores its data dir before etcd starts."""
+    from . import bootstrap_restore
+
+    request = bootstrap_restore.read_request(Path(environ.get(ENV_RESTORE_FILE) or RESTORE_FILE))
+    if request is None:
+        return []
+    if isinstance(request, Finding):
+        return [request]
+    if not bootstrap_restore.applies(request, decided.options, decided.restarting):
+        log.info("restore request not for this start: the member restarts or joins", restarting=decided.restarting)
+        return []
+    if dry_run:
+        log.info("would restore the data dir from the backup before etcd starts", source=list(request.source))
+        return []
+    log.info("restoring the data dir from the backup before etcd starts", source=list(request.source))
+    return list(bootstrap_restore.restore(request, decided.options))
 
 
 def _etcd_bin(agent: Mapping[str, str], environ: Mapping[str, str]) -> str:

@@ -64,6 +64,7 @@ class LoopbackCluster:
     version_key: str = "ETCD_VERSION"
     # Start each member through etcd-node (python -m etcd_node) rather than etcd itself, with this environment.
     agent_env: dict[str, str] | None = None
+    extra_flags: tuple[str, ...] = ()  # more etcd flags, e.g. a larger --quota-backend-bytes
     procs: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -100,7 +101,7 @@ class LoopbackCluster:
             "--initial-cluster", self.initial_cluster, "--initial-cluster-token", self.token,
             f"--cert-file={pki.cert}", f"--key-file={pki.key}", f"--trusted-ca-file={pki.ca}", "--client-cert-auth",
             f"--peer-cert-file={pki.cert}", f"--peer-key-file={pki.key}", f"--peer-trusted-ca-file={pki.ca}",
-            "--peer-client-cert-auth",
+            "--peer-client-cert-auth", *self.extra_flags,
         ]  # fmt: skip
         env = None
         if self.agent_env is not None:
