@@ -104,6 +104,7 @@ class BackupView:
     scheduled: datetime  # the cron time it was created for (its annotation; else its creation time)
     phase: str = ""  # "" until the backup's own pass has written a status
     completion_time: str = ""
+    deleting: bool = False  # already being deleted (its snapshot first): retention neither counts nor deletes it
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,7 @@ def backup_view(obj: Mapping[str, Any]) -> BackupView:
         scheduled=scheduled or created,
         phase=str(status.get("phase") or ""),
         completion_time=str(status.get("completionTime") or ""),
+        deleting=bool(meta.get("deletionTimestamp")),
     )
 
 
@@ -121,8 +122,9 @@ def _newest_first(backups: Sequence[BackupView]) -> list[BackupView]:
 
 
 def to_prune(schedule: BackupSchedule, backups: Sequence[BackupView], now: datetime) -> tuple[BackupView, ...]:
-    completed = _newest_first([b for b in backups if b.phase == "Completed"])
-    failed = _newest_first([b for b in backups if b.phase == "Failed"])
+    """A backup already being deleted is neither kept nor deleted again (each pass would repeat the call)."""
+    completed = _newest_first([b for b in backups if b.phase == "Completed" and not b.deleting])
+    failed = _newest_first([b for b in backups if b.phase == "Failed" and not b.deleting])
     keep, max_age = schedule.retention.keep, schedule.retention.max_age
     oldest = now - parse_duration(max_age) if max_age else None
     dropped = [b for i, b in enumerate(completed) if i > 0 and (i >= keep or (oldest and b.scheduled < oldest))]
@@ -176,7 +178,7 @@ def schedule_status(
         return None
     previous = previous or BackupScheduleStatus()
     times = [t for t in (_time(previous.last_schedule_time or ""), created, *(b.scheduled for b in backups)) if t]
-    completed = _newest_first([b for b in backups if b.phase == "Completed"])
+    completed = _newest_first([b for b in backups if b.phase == "Completed" and not b.deleting])
     newest = completed[0] if completed else None
     upcoming = None if schedule.suspend else next_run(schedule.schedule, now)
     missed_first = _time(previous.next_schedule_time or "")

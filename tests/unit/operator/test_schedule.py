@@ -166,3 +166,11 @@ def test_the_model_refuses_a_bad_schedule(bad):
 @pytest.mark.parametrize("good", ["*/5 * * * *", "0 3 * * *", "0 0 1,15 * sun", "30 2 * jan-mar MON-FRI", "@daily"])
 def test_the_model_takes_cron_expressions(good):
     assert sched(schedule=good).schedule == good
+
+
+def test_a_backup_already_being_deleted_is_not_deleted_again_nor_counted():
+    going = BackupView("main-202601010005", "u", at(5), "Completed", "x", deleting=True)
+    backups = [going, backup(10), backup(15)]
+    plan = plan_schedule(OWNER, "db", sched(retention={"keep": 2}), backups, seen(at(20), at(15)), at(16))
+    assert plan.prune == ()
+    assert backup_view({"metadata": {"name": "n", "deletionTimestamp": "2026-01-01T00:00:00Z"}}).deleting
