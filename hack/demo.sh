@@ -18,6 +18,10 @@ kind_usable() { command -v kind >/dev/null && command -v docker >/dev/null && do
 flavour=${DEMO_CLUSTER:-}
 [ -n "$flavour" ] || { if kind_usable; then flavour=kind; else flavour=local; fi; }
 
+# The kind cluster has its own dockerd and tear-down (e2e/kind/dockerd.sh, down.sh).
+teardown="make cluster-down"
+[ "$flavour" != kind ] || teardown="bash e2e/kind/down.sh"
+
 step "cluster: $flavour (e2e/$flavour/up.sh; the first run builds images, a few minutes)"
 out=$(bash "$root/e2e/$flavour/up.sh")
 export KUBECONFIG=${out##*KUBECONFIG=}
@@ -68,5 +72,5 @@ cat <<EOF
   kubectl -n $ns get events --sort-by=.lastTimestamp               # what the operator did, step by step
   kubectl -n $ns patch etcdcluster $name --type=merge -p '{"spec":{"hibernate":true}}'  # stop every member, keep the data
 Client certificate: Secret $ns/$name-client-tls; endpoint https://$name-client.$ns.svc.cluster.local:2379
-Tear down: make cluster-down
+Tear down: $teardown
 EOF

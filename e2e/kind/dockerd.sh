@@ -6,11 +6,15 @@
 # remounts /sys, hides the cgroup mounts and dockerd refuses to start
 # ("Devices cgroup isn't mounted"); nsenter switches the network alone.
 #
+# Its default runtime is runc behind e2e/kind/runc-in-sandbox, which drops the
+# capabilities this machine cannot grant (kind's nodes are --privileged).
+#
 # usage: e2e/kind/dockerd.sh start|stop|status
 #   start: idempotent; prints DOCKER_HOST=unix://<socket> last
 # Settings: KIND_NETNS (etcd-operator-kind). Data (images, nodes' volumes) in
 # ~/.cache/etcd-operator/docker; socket, pid and exec root in /run/etcd-operator-kind.
 set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
 cache=${ETCD_OPERATOR_CACHE:-$HOME/.cache/etcd-operator}
 netns=${KIND_NETNS:-etcd-operator-kind}
 run=/run/etcd-operator-kind
@@ -46,6 +50,7 @@ start() {
     nsenter "--net=/run/netns/$netns" setsid dockerd \
       --data-root "$cache/docker" --exec-root "$run/exec" --pidfile "$pidfile" -H "unix://$sock" \
       --storage-driver overlay2 --exec-opt native.cgroupdriver=cgroupfs \
+      --add-runtime "sandbox-runc=$here/runc-in-sandbox" --default-runtime sandbox-runc \
       </dev/null >>"$log" 2>&1 &
     local deadline=$((SECONDS + 60))
     until answers; do
