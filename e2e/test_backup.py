@@ -22,8 +22,10 @@ from e2e.support import (
     CLIENT_POD,
     NODE_IMAGE,
     Kube,
+    assert_stays_settled,
     condition,
     etcd_cluster,
+    etcdctl,
     restricted,
     start_client_pod,
     wait_settled,
@@ -242,3 +244,42 @@ def test_scheduled_backups_every_minute_keep_two_and_prune_the_first_with_its_ob
     wait_until("scheduled backups gone with the cluster", lambda: not scheduled(kube, namespace, cluster) or None,
                timeout=180)  # fmt: skip
     assert not [k for k in stored_keys(kube, namespace) if k.startswith(f"etcd/{namespace}/{cluster}/")]
+
+
+def test_a_new_cluster_starts_from_a_backup(kube: Kube, namespace: str, store: str) -> None:
+    """bootstrap.restore.backupRef: every initial member restores the snapshot, then the request is gone."""
+    plain = {"client": {"mode": "none"}}  # reached over plain HTTP by the test's client pod
+    kube.apply(namespace, etcd_cluster("src", replicas=1, tls=plain))
+    wait_settled(kube, namespace, "src", replicas=1)
+    start_client_pod(kube, namespace, "src", client_tls=False)
+    for i in range(50):
+        etcdctl(kube, namespace, "src", "put", f"k/{i:02d}", f"v{i}", tls="none")
+    kube.apply(namespace, backup("seed", "src", store))
+    done = wait_until("EtcdBackup seed to finish", lambda: finished(kube, namespace, "seed"), timeout=300)
+    assert done["status"]["phase"] == "Completed", json.dumps(done["status"], indent=1)
+    revision = done["status"]["revision"]
+
+    # A cluster whose backup does not exist yet waits with the reason, and starts no member.
+    kube.apply(namespace, etcd_cluster("early", replicas=1, bootstrap={"restore": {"backupRef": {"name": "later"}}}))
+    waiting = wait_until("cluster early to wait for its backup",
+                         lambda: (condition(kube.get(namespace, "etcdcluster", "early") or {}, "Progressing") or {}).get("reason"),
+                         timeout=60)  # fmt: skip
+    assert waiting == "WaitingForBackup" and kube.get(namespace, "statefulset", "early") is None
+
+    bump = 1_000_000
+    kube.apply(namespace, etcd_cluster("copy", replicas=3, tls=plain, bootstrap={"restore": {
+        "backupRef": {"name": "seed"}, "bumpRevision": bump, "markCompacted": True}}))  # fmt: skip
+    status = wait_settled(kube, namespace, "copy", replicas=3)
+    restored_from = wait_until("status.restoredFrom", lambda: (kube.get(namespace, "etcdcluster", "copy") or {}).get(
+        "status", {}).get("restoredFrom"), timeout=60)  # fmt: skip
+    assert restored_from == f"EtcdBackup seed (s3://backups/etcd/{namespace}/src/seed.db, revision {revision})"
+    assert kube.get(namespace, "secret", "copy-restore") is None  # no later pod can restore again
+    out = etcdctl(kube, namespace, "copy", "get", "k/", "--prefix", "-w", "json", tls="none").stdout
+    kvs = {base64.b64decode(kv["key"]).decode(): base64.b64decode(kv["value"]).decode() for kv in json.loads(out)["kvs"]}
+    assert kvs == {f"k/{i:02d}": f"v{i}" for i in range(50)}
+    assert json.loads(out)["header"]["revision"] >= revision + bump
+    source_id = (kube.get(namespace, "etcdcluster", "src") or {})["status"]["clusterID"]
+    assert status["clusterID"] != source_id  # a new cluster, not a member of the old one
+    assert sorted(m["name"] for m in status["members"]) == ["copy-0", "copy-1", "copy-2"]
+    etcdctl(kube, namespace, "copy", "put", "after", "restore", tls="none")
+    assert_stays_settled(kube, namespace, "copy", replicas=3, seconds=15)

@@ -25,11 +25,11 @@ from . import GROUP, KIND, VERSION, scaling
 from .adapters.etcd import EtcdClient, EtcdError, client_ssl_context
 from .adapters.kube import ApiError
 from .models.backup import BACKUP_KIND
-from .models.cluster import EtcdClusterSpec, EtcdClusterStatus
+from .models.cluster import EtcdClusterSpec, EtcdClusterStatus, S3Store
 from .reconcile import membership as mp
 from .reconcile.access import ClientAccess, client_access, discovery_of
 from .reconcile.desired import ClusterIdentity, default_token, needs_generated_tls
-from .reconcile.observed import REPLICAS_MANAGER, DiscoveryService, EtcdView, Observed
+from .reconcile.observed import REPLICAS_MANAGER, DiscoveryService, EtcdView, Observed, RestoreSources
 from .reconcile.plan import ClusterContext, Plan, plan
 from .reconcile.pods import pod_view, statefulset_view
 from .reconcile.problems import Problem
@@ -155,9 +155,9 @@ async def observe(kube: KubeAPI, ctx: ClusterContext, clients: EtcdClients) -> t
         discovery = _discovery(kube, ctx, sts is not None)
         # Only a cluster with a schedule pays for this read; its backups are labelled with the cluster's name.
         backups = kube.list(f"{GROUP}/{VERSION}", BACKUP_KIND, ns, {SCHEDULE_LABEL: names.name}) if ctx.spec.backup else []
-        return sts, pods, services, pdb, secrets, discovery, backups
+        return sts, pods, services, pdb, secrets, discovery, backups, _restore_sources(kube, ctx)
 
-    sts, pods, services, pdb, secrets, discovery, backups = await asyncio.to_thread(kube_reads)
+    sts, pods, services, pdb, secrets, discovery, backups, restore = await asyncio.to_thread(kube_reads)
     uid = ctx.identity.owner.uid
     objects = {f"Service/{s['metadata']['name']}": s for s in services if _owned(s, uid)}
     if pdb is not None:
@@ -188,8 +188,34 @@ async def observe(kube: KubeAPI, ctx: ClusterContext, clients: EtcdClients) -> t
         discovery=discovery,
         ever_available=ctx.status.phase in EVER_AVAILABLE_PHASES,
         backups=tuple(backup_view(b) for b in backups if _owned(b, uid)),
+        restore=restore,
     )
     return observed, client
+
+
+def _restore_sources(kube: KubeAPI, ctx: ClusterContext) -> RestoreSources:
+    """The backup and Secrets a pending bootstrap.restore names: read only until the cluster has started from it."""
+    restore, ns = ctx.spec.bootstrap.restore, ctx.identity.names.namespace
+    if restore is None or ctx.status.restored_from:
+        return RestoreSources()
+    backup = None
+    store: S3Store | None = restore.s3
+    if restore.backup_ref is not None:
+        backup = kube.get(f"{GROUP}/{VERSION}", BACKUP_KIND, restore.backup_ref.name, ns)
+        s3 = ((backup or {}).get("spec") or {}).get("destination", {}).get("s3")
+        store = S3Store.model_validate({k: v for k, v in s3.items() if k != "prefix"}) if s3 else None
+
+    def data(name: str | None) -> dict[str, bytes] | None:
+        found = kube.get("v1", "Secret", name, ns) if name else None
+        return secret_bytes(found) if found is not None else None
+
+    request = kube.get("v1", "Secret", ctx.identity.names.restore_secret, ns)
+    return RestoreSources(
+        backup=backup,
+        credentials=data(store.credentials_secret) if store else None,
+        ca=data(store.ca_secret) if store else None,
+        request=secret_bytes(request) if request is not None else None,
+    )
 
 
 def _owned(obj: Mapping[str, Any], uid: str) -> bool:
@@ -253,6 +279,10 @@ async def apply(
             problems.append(_failed_apply(exc))
     scheduled, schedule_writes = await _apply_schedule(kube, names.namespace, planned, problems)
     applied += schedule_writes
+    if planned.restore.retire_request:
+        # Every initial member started from the snapshot: no later pod may find the request.
+        await asyncio.to_thread(kube.delete, "v1", "Secret", names.restore_secret, names.namespace)
+        applied += 1
 
     async def scale_to(replicas: int) -> None:
         await asyncio.to_thread(kube.apply, _replicas_object(names, replicas), REPLICAS_MANAGER)
@@ -343,6 +373,7 @@ async def reconcile_once(
         outcome,
         initial_members=planned.initial_members,
         backup=schedule_status(ctx.spec.backup, observed.backups, ctx.status.backup, now, outcome.scheduled),
+        restored_from=planned.restore.restored_from,
     )
     return PassResult(status, planned, outcome, observed, busy(planned, outcome, status, now))
 

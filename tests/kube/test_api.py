@@ -35,7 +35,15 @@ def test_defaults_are_applied_by_the_server(kubectl, namespace):
     assert stored["hibernate"] is False
 
 
+RESTORE_S3 = {"bucket": "backups", "key": "etcd/x.db", "credentialsSecret": "c"}
+
 INVALID = [
+    ({"bootstrap": {"restore": {"backupRef": {"name": "b"}, "s3": RESTORE_S3}}},
+     "bootstrap.restore needs exactly one of backupRef or s3"),
+    ({"bootstrap": {"restore": {"backupRef": {"name": "b"}, "markCompacted": True}}},
+     "markCompacted needs bumpRevision > 0"),
+    ({"bootstrap": {"mode": "dnsSRV", "restore": {"backupRef": {"name": "b"}}}}, "bootstrap.restore needs mode static"),
+    ({"bootstrap": {"restore": {"s3": {**RESTORE_S3, "key": "/abs.db"}}}}, "spec.bootstrap.restore.s3.key in body should match"),
     ({"replicas": 0}, "spec.replicas: Invalid value: 0: spec.replicas in body should be greater than or equal to 1"),
     ({"replicas": 10}, "should be less than or equal to 9"),
     ({"version": "2.3.8"}, "spec.version in body should match"),
@@ -180,6 +188,7 @@ def test_pod_types_match_what_the_apiserver_serves(kubectl):
     [
         ({"storage": {"size": "2Gi"}}, "storage.size cannot change after creation (1Gi -> 2Gi): the StatefulSet"),
         ({"bootstrap": {"mode": "dnsSRV"}}, "bootstrap.mode cannot change after creation"),
+        ({"bootstrap": {"restore": {"backupRef": {"name": "late"}}}}, "bootstrap.restore cannot change after creation"),
         ({"tls": {"peer": {"mode": "auto"}}}, "tls modes cannot change after creation"),
         ({"storage": {"storageClassName": "other"}}, "storageClassName and storage.emptyDir cannot change"),
     ],

@@ -164,6 +164,11 @@ class Bootstrap(ApiModel):
                     "self.mode == 'discovery' || (!has(self.discoveryURL) && !has(self.discoveryClusterRef))",
                     "bootstrap.discoveryURL and discoveryClusterRef are only used with mode discovery",
                 ),
+                _cel(
+                    "!has(self.restore) || self.mode == 'static'",
+                    "bootstrap.restore needs mode static: every initial member restores the snapshot with the "
+                    "initial cluster it is given",
+                ),
             ]
         }
     )
@@ -212,6 +217,12 @@ class Bootstrap(ApiModel):
         None,
         description="With discovery only (exactly one of discoveryURL and discoveryClusterRef): another "
         "EtcdCluster used as the v3 discovery service (--discovery-endpoints, --discovery-token; etcd 3.6+).",
+    )
+    restore: BootstrapRestore | None = Field(
+        None,
+        description="Start from a backup: each initial member restores the snapshot (checked: sha256, etcd's "
+        "version path) into its empty data dir before etcd starts, with a new cluster token. Only for the "
+        "first start (immutable); members added later join as usual.",
     )
 
 
@@ -545,8 +556,8 @@ class EtcdOptions(ApiModel):
 _NAME = rf"^{DNS_SUBDOMAIN}$"
 
 
-class S3Destination(ApiModel):
-    """An S3-compatible bucket (AWS S3, or any store that speaks its API)."""
+class S3Store(ApiModel):
+    """An S3-compatible store (AWS S3, or any store that speaks its API) and how to reach it."""
 
     endpoint: Annotated[str | None, Field(pattern=r"^https?://[^/?#]+(/.*)?$", max_length=512)] = Field(
         None, description="The store's URL, e.g. https://s3.example.com:9000 (default: AWS S3 of the region)."
@@ -554,11 +565,8 @@ class S3Destination(ApiModel):
     bucket: Annotated[str, Field(min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$")] = Field(
         description="Bucket name; the bucket must exist (the operator never creates buckets)."
     )
-    prefix: Annotated[str, Field(max_length=512, pattern=r"^([^/].*)?$")] = Field(
-        "", description="Key prefix; snapshots go to <prefix>/<namespace>/<cluster>/<backup>.db."
-    )
     credentials_secret: Annotated[str, Field(min_length=1, max_length=253, pattern=_NAME)] = Field(
-        description="Secret in the backup's namespace with keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY."
+        description="Secret in the same namespace with keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY."
     )
     region: Annotated[str, Field(min_length=1, max_length=64)] = Field("us-east-1", description="The bucket's region.")
     ca_secret: Annotated[str | None, Field(min_length=1, max_length=253, pattern=_NAME)] = Field(
@@ -568,6 +576,23 @@ class S3Destination(ApiModel):
         False, description="Address the bucket as <endpoint>/<bucket> rather than <bucket>.<endpoint>; most "
         "self-hosted stores need this."
     )  # fmt: skip
+
+
+class S3Destination(S3Store):
+    """Where backups go in an S3-compatible bucket."""
+
+    prefix: Annotated[str, Field(max_length=512, pattern=r"^([^/].*)?$")] = Field(
+        "", description="Key prefix; snapshots go to <prefix>/<namespace>/<cluster>/<backup>.db."
+    )
+
+
+class S3Snapshot(S3Store):
+    """One snapshot in an S3-compatible bucket, written by etcd-node backup (it carries its sha256 record)."""
+
+    key: Annotated[str, Field(min_length=1, max_length=1024, pattern=r"^[^/].*$")] = Field(
+        description="The snapshot's key, e.g. etcd/prod/main/nightly.db (an EtcdBackup's status.location "
+        "without s3://<bucket>/)."
+    )
 
 
 class VolumeDestination(ApiModel):
@@ -593,6 +618,37 @@ class BackupDestination(ApiModel):
 
     s3: S3Destination | None = Field(None, description="Store the snapshot in an S3-compatible bucket.")
     volume: VolumeDestination | None = Field(None, description="Store the snapshot on a PersistentVolumeClaim.")
+
+
+class BackupRef(ApiModel):
+    name: Annotated[str, Field(min_length=1, max_length=63)] = Field(
+        description="A Completed EtcdBackup in the same namespace, with an s3 destination."
+    )
+
+
+class BootstrapRestore(ApiModel):
+    """Start the new cluster from a backup instead of empty: etcd's recovery procedure, done by the members."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel("has(self.backupRef) != has(self.s3)", "bootstrap.restore needs exactly one of backupRef or s3"),
+                _cel("!self.markCompacted || self.bumpRevision > 0",
+                     "bootstrap.restore.markCompacted needs bumpRevision > 0 (etcdutl marks the revisions it skipped)"),  # fmt: skip
+            ]
+        }
+    )
+
+    backup_ref: BackupRef | None = Field(None, description="Restore the snapshot an EtcdBackup took.")
+    s3: S3Snapshot | None = Field(None, description="Restore a snapshot from an S3-compatible bucket by its key.")
+    bump_revision: Annotated[int, Field(ge=0, le=10**12)] = Field(
+        0, description="etcdutl --bump-revision: raise every revision by this much (default 0), so clients that "
+        "watched another cluster never see a revision twice."
+    )  # fmt: skip
+    mark_compacted: bool = Field(
+        False, description="etcdutl --mark-compacted (needs bumpRevision): watches from older revisions fail with "
+        "'compacted' instead of missing events."
+    )  # fmt: skip
 
 
 def _cron_field(value: str, names: str = "") -> str:
@@ -675,6 +731,14 @@ class EtcdClusterSpec(ApiModel):
                     "!has(oldSelf.bootstrap) || !has(self.bootstrap) || self.bootstrap.mode == oldSelf.bootstrap.mode",
                     "bootstrap.mode cannot change after creation: it only matters for the first start",
                     ".bootstrap.mode",
+                ),
+                _cel(
+                    "!has(oldSelf.bootstrap) || !has(self.bootstrap) || "
+                    "(has(self.bootstrap.restore) == has(oldSelf.bootstrap.restore) && "
+                    "(!has(self.bootstrap.restore) || self.bootstrap.restore == oldSelf.bootstrap.restore))",
+                    "bootstrap.restore cannot change after creation: it only matters for the first start; to restore "
+                    "again, create a new cluster",
+                    ".bootstrap.restore",
                 ),
                 _cel(
                     "!has(oldSelf.tls) || !has(self.tls) || (self.tls.peer.mode == oldSelf.tls.peer.mode && "
@@ -807,6 +871,10 @@ class EtcdClusterStatus(ApiModel):
     )
     conditions: list[Condition] | None = Field(None, description="Available, Progressing and Degraded.")
     backup: BackupScheduleStatus | None = Field(None, description="Scheduled backups (spec.backup).")
+    restored_from: str | None = Field(
+        None, description="With bootstrap.restore: the snapshot the cluster started from, once every initial "
+        "member has started from it."
+    )  # fmt: skip
 
 
 class EtcdCluster(ApiModel):
@@ -819,3 +887,6 @@ class EtcdCluster(ApiModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
     spec: EtcdClusterSpec = Field(default_factory=EtcdClusterSpec)
     status: EtcdClusterStatus | None = None
+
+
+Bootstrap.model_rebuild()  # its restore field names a type defined further down

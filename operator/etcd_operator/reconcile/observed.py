@@ -108,6 +108,16 @@ class BackupView:
 
 
 @dataclass(frozen=True)
+class RestoreSources:
+    """What the pass read for a pending restore: the EtcdBackup named, and the store's Secrets."""
+
+    backup: Mapping[str, Any] | None = None
+    credentials: Mapping[str, bytes] | None = None  # None: the Secret does not exist
+    ca: Mapping[str, bytes] | None = None
+    request: Mapping[str, bytes] | None = None  # our request Secret's data, when it exists
+
+
+@dataclass(frozen=True)
 class Observed:
     generation: int
     statefulset: StatefulSetView | None
@@ -119,6 +129,7 @@ class Observed:
     discovery: DiscoveryService = field(default_factory=DiscoveryService)
     ever_available: bool = False
     backups: tuple[BackupView, ...] = ()  # scheduled EtcdBackups owned by the cluster (read only with spec.backup)
+    restore: RestoreSources = field(default_factory=RestoreSources)  # read only while a restore is pending
 
     @property
     def sts_replicas(self) -> int:

@@ -27,6 +27,7 @@ from .drift import drift
 from .observed import Member, Observed, StatefulSetView, quorum
 from .pods import lost_data
 from .problems import Problem
+from .restore import RestorePlan, plan_restore
 from .rollout import ROLLOUT_REASONS, path_refusal, plan_rollout, running_version
 from .schedule import SchedulePlan, plan_schedule
 from .secrets import REISSUE_CA, tls_secrets
@@ -56,6 +57,7 @@ class Plan:
     seed_discovery: bool = False  # write the expected size into the discovery cluster before members start
     initial_members: int | None = None  # recorded in status at the first pass
     schedule: SchedulePlan = field(default_factory=SchedulePlan)  # spec.backup: object writes, not a step
+    restore: RestorePlan = field(default_factory=RestorePlan)  # spec.bootstrap.restore: its request Secret
 
     @property
     def step_in_flight(self) -> bool:
@@ -162,6 +164,16 @@ def plan(ctx: ClusterContext, observed: Observed, now: datetime) -> Plan:
         wait = mp.Wait("WaitingForDiscovery", discovery.error)
         return Plan(step=wait, initial_members=spec.replicas if first else None)
 
+    token = spec.cluster_token or default_token(identity)
+    voting_healthy = sum(m.healthy for m in observed.etcd.voting) if observed.etcd is not None else 0
+    restore = plan_restore(identity.names, identity.owner, spec.bootstrap.restore, ctx.status.restored_from,
+                           observed.restore, token, started=sts is not None, done=sts is not None and
+                           voting_healthy >= initial)  # fmt: skip
+    if restore.waiting:
+        # Members started without the request would bootstrap an empty cluster: the StatefulSet waits.
+        return Plan(step=mp.Wait("WaitingForBackup", restore.waiting), initial_members=spec.replicas if first else None,
+                    restore=restore)  # fmt: skip
+
     problems: list[Problem] = []
     refusal = path_refusal(observed.etcd, spec.version) if observed.etcd is not None else None
     if refusal is not None:
@@ -179,7 +191,7 @@ def plan(ctx: ClusterContext, observed: Observed, now: datetime) -> Plan:
     inputs = MemberTemplateInputs(
         replicas=None if sts is not None and sts.replicas_owned else (sts.replicas if sts else initial),
         initial_members=initial,
-        cluster_token=spec.cluster_token or default_token(identity),
+        cluster_token=token,
         node_image=f"{ctx.node_repository}:{spec.version}",
         discovery_url=spec.bootstrap.discovery_url or "",
         discovery_endpoints=discovery.endpoints,
@@ -199,6 +211,8 @@ def plan(ctx: ClusterContext, observed: Observed, now: datetime) -> Plan:
                           reissue_ca=reissue)  # fmt: skip
         objects += tls.secrets
         problems += tls.problems
+    if restore.request is not None:
+        objects.append(restore.request)  # before the StatefulSet: the first pods must find it
     drifted = {f"Secret/{o['metadata']['name']}": "data" for o in objects}
     members, voting = _membership_counts(ctx, observed, initial)
     for obj in desired_objects(identity, spec, inputs, members, voting):
@@ -217,4 +231,5 @@ def plan(ctx: ClusterContext, observed: Observed, now: datetime) -> Plan:
         seed_discovery=sts is None and uses_discovery_cluster,
         initial_members=spec.replicas if first else None,
         schedule=_backup_schedule(ctx, observed, now),
+        restore=restore,
     )

@@ -220,6 +220,7 @@ def compute_status(
     outcome: Outcome | None = None,
     initial_members: int | None = None,
     backup: BackupScheduleStatus | None = None,
+    restored_from: str | None = None,
 ) -> EtcdClusterStatus:
     """Status from the same observation the pass planned from, refined by what it did (`outcome`)."""
     previous = previous or EtcdClusterStatus()
@@ -253,6 +254,7 @@ def compute_status(
         version=(etcd.version if etcd else None) or previous.version,
         conditions=conds,
         backup=backup,
+        restored_from=previous.restored_from or restored_from,
         # Written last, as the marker that this generation has been observed.
         observed_generation=observed.generation,
     )

@@ -22,6 +22,7 @@ from etcd_node.contract import ENV_TERMINATION_LOG
 
 from .. import GROUP, VERSION
 from ..models.backup import BACKUP_KIND, BackupDestination
+from ..models.cluster import S3Store
 from .meta import MANAGED_BY, selector
 
 NODE_UID = 65532  # the etcd user of the node image
@@ -65,17 +66,22 @@ class BackupJobInputs:
         return posixpath.join(base.strip("/"), self.namespace, self.cluster, f"{self.backup}.db").lstrip("/")
 
 
+def s3_args(store: S3Store, key: str, ca_dir: str) -> list[str]:
+    """etcd-node's store flags for one object (backup, restore, delete-snapshot); the CA file is ca_dir/ca.crt."""
+    args = [f"--s3-bucket={store.bucket}", f"--s3-key={key}", f"--s3-region={store.region}"]
+    if store.endpoint:
+        args.append(f"--s3-endpoint={store.endpoint}")
+    if store.ca_secret:
+        args.append(f"--s3-ca-file={ca_dir}/ca.crt")
+    if store.force_path_style:
+        args.append("--s3-force-path-style")
+    return args
+
+
 def _store_args(inputs: BackupJobInputs) -> list[str]:
     dest = inputs.destination
     if dest.s3 is not None:
-        args = [f"--s3-bucket={dest.s3.bucket}", f"--s3-key={inputs.object_key}", f"--s3-region={dest.s3.region}"]
-        if dest.s3.endpoint:
-            args.append(f"--s3-endpoint={dest.s3.endpoint}")
-        if dest.s3.ca_secret:
-            args.append(f"--s3-ca-file={STORE_CA_DIR}/ca.crt")
-        if dest.s3.force_path_style:
-            args.append("--s3-force-path-style")
-        return args
+        return s3_args(dest.s3, inputs.object_key, STORE_CA_DIR)
     return [f"--path={posixpath.join(VOLUME_DIR, inputs.object_key)}"]
 
 

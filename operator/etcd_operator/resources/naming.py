@@ -55,6 +55,11 @@ class ClusterNames:
         return f"{self.name}-client-tls"
 
     @property
+    def restore_secret(self) -> str:
+        """The restore request (bootstrap.restore), mounted by the members only while the cluster bootstraps."""
+        return f"{self.name}-restore"
+
+    @property
     def domain(self) -> str:
         """The headless Service's DNS domain, which is also the SRV discovery domain."""
         return contract.service_domain(self.peer_service, self.namespace, self.cluster_domain)

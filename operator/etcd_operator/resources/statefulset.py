@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from etcd_node.contract import RESTORE_FILE
+
 from ..models.cluster import BootstrapMode, EtcdClusterSpec, RetentionPolicy, TLSMode, TLSSide
 from .meta import Owner, labels, metadata, selector
 from .naming import CLIENT_PORT, METRICS_PORT, PEER_PORT, ClusterNames
@@ -18,6 +20,7 @@ DATA_MOUNT = "/var/lib/etcd"
 PEER_TLS_MOUNT = "/etc/etcd/peer-tls"
 SERVER_TLS_MOUNT = "/etc/etcd/server-tls"
 DISCOVERY_TLS_MOUNT = "/etc/etcd/discovery-tls"
+RESTORE_MOUNT = RESTORE_FILE.rsplit("/", 1)[0]  # where etcd-node looks for a restore request
 NODE_UID = 65532  # the etcd user of node_image/Dockerfile
 
 
@@ -116,6 +119,10 @@ def build_env(names: ClusterNames, spec: EtcdClusterSpec, inputs: MemberTemplate
                 {"name": "ETCD_DISCOVERY_KEY", "value": f"{DISCOVERY_TLS_MOUNT}/tls.key"},
                 {"name": "ETCD_DISCOVERY_CACERT", "value": f"{DISCOVERY_TLS_MOUNT}/ca.crt"},
             ]
+    if spec.bootstrap.restore is not None:
+        # Optional: the operator removes the request once the cluster has started from it.
+        env += [{"name": key, "valueFrom": {"secretKeyRef": {"name": names.restore_secret, "key": key, "optional": True}}}
+                for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")]  # fmt: skip
     env += _tls_env(spec.tls.peer, "PEER_", PEER_TLS_MOUNT)
     env += _tls_env(spec.tls.client, "", SERVER_TLS_MOUNT)
     env += _etcd_option_env(spec)
@@ -161,6 +168,10 @@ def build_statefulset(
     if inputs.discovery_tls_secret:
         volumes.append({"name": "discovery-tls", "secret": {"secretName": inputs.discovery_tls_secret, "defaultMode": 0o440}})
         tls_mounts.append({"name": "discovery-tls", "mountPath": DISCOVERY_TLS_MOUNT, "readOnly": True})
+    if spec.bootstrap.restore is not None:
+        volumes.append({"name": "restore", "secret": {"secretName": names.restore_secret, "optional": True,
+                                                      "defaultMode": 0o440}})  # fmt: skip
+        tls_mounts.append({"name": "restore", "mountPath": RESTORE_MOUNT, "readOnly": True})
     extra_args = [f"--{k}={v}" for k, v in sorted((spec.etcd.extra_args or {}).items())] if spec.etcd else []
     container: dict[str, Any] = {
         "name": "etcd",

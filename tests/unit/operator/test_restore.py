@@ -1,0 +1,119 @@
+"""A cluster that starts from a backup: the restore request, the wait for the backup, and its removal once done."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from etcd_operator.models.cluster import EtcdClusterSpec
+from etcd_operator.reconcile import membership as mp
+from etcd_operator.reconcile.observed import RestoreSources
+from etcd_operator.reconcile.restore import plan_restore
+
+from .test_pass import IDENTITY, Cluster
+
+CREDS = {"AWS_ACCESS_KEY_ID": b"id", "AWS_SECRET_ACCESS_KEY": b"secret"}
+DEST = {"s3": {"endpoint": "https://s3.example", "bucket": "backups", "prefix": "etcd", "credentialsSecret": "s3-creds",
+               "caSecret": "s3-ca", "forcePathStyle": True}}  # fmt: skip
+
+
+def backup(phase="Completed", destination=None, location="s3://backups/etcd/db/old/nightly.db"):
+    return {"metadata": {"name": "nightly", "namespace": "db"},
+            "spec": {"clusterRef": {"name": "old"}, "destination": destination or DEST},
+            "status": {"phase": phase, "location": location, "revision": 4242}}  # fmt: skip
+
+
+def restore_spec(**restore):
+    return EtcdClusterSpec.model_validate({"bootstrap": {"restore": restore or {"backupRef": {"name": "nightly"}}}})
+
+
+def planned(sources, started=False, done=False, restored_from=None, **restore):
+    spec = restore_spec(**restore)
+    return plan_restore(IDENTITY.names, IDENTITY.owner, spec.bootstrap.restore, restored_from, sources, "tok",
+                        started=started, done=done)  # fmt: skip
+
+
+def request_of(secret):
+    data = {k: base64.b64decode(v) for k, v in secret["data"].items()}
+    return json.loads(data["restore.json"]), data
+
+
+def test_the_members_wait_for_a_backup_that_is_missing_or_unfinished():
+    assert "does not exist" in planned(RestoreSources()).waiting
+    assert "is Running" in planned(RestoreSources(backup=backup("Running"), credentials=CREDS)).waiting
+    # Once members run they have restored already: a backup deleted later is no reason to wait.
+    assert planned(RestoreSources(), started=True).waiting == ""
+
+
+def test_a_volume_backup_cannot_seed_a_new_cluster_and_says_what_to_do():
+    vol = backup(destination={"volume": {"claimName": "v"}}, location="/backup/db/old/nightly.db")
+    assert "copy the snapshot to a bucket" in planned(RestoreSources(backup=vol, credentials=CREDS)).waiting
+
+
+def test_missing_credentials_or_ca_keep_the_members_waiting():
+    assert "s3-creds" in planned(RestoreSources(backup=backup(), credentials=None)).waiting
+    assert "s3-ca with ca.crt" in planned(RestoreSources(backup=backup(), credentials=CREDS)).waiting
+
+
+def test_the_request_names_the_backups_object_and_carries_the_stores_secrets():
+    plan = planned(RestoreSources(backup=backup(), credentials=CREDS, ca={"ca.crt": b"PEM"}), bumpRevision=1000,
+                   markCompacted=True, backupRef={"name": "nightly"})  # fmt: skip
+    assert plan.waiting == "" and plan.request["metadata"]["name"] == "main-restore"
+    request, data = request_of(plan.request)
+    assert request == {"token": "tok", "bumpRevision": 1000, "markCompacted": True, "source": [
+        "--s3-bucket=backups", "--s3-key=etcd/db/old/nightly.db", "--s3-region=us-east-1",
+        "--s3-endpoint=https://s3.example", "--s3-ca-file=/etc/etcd-node/restore/ca.crt", "--s3-force-path-style"]}
+    assert data["AWS_ACCESS_KEY_ID"] == b"id" and data["ca.crt"] == b"PEM"
+    assert plan.request["metadata"]["ownerReferences"][0]["uid"] == IDENTITY.owner.uid
+    # The same request already in place: nothing to write.
+    live = {k: base64.b64decode(v) for k, v in plan.request["data"].items()}
+    again = planned(RestoreSources(backup=backup(), credentials=CREDS, ca={"ca.crt": b"PEM"}, request=live),
+                    bumpRevision=1000, markCompacted=True, backupRef={"name": "nightly"})  # fmt: skip
+    assert again.request is None and again.waiting == ""
+
+
+def test_an_s3_key_without_a_backup_object():
+    plan = planned(RestoreSources(credentials=CREDS), s3={"bucket": "b-1", "key": "x/y.db", "credentialsSecret": "c"})
+    request, _ = request_of(plan.request)
+    assert request["source"] == ["--s3-bucket=b-1", "--s3-key=x/y.db", "--s3-region=us-east-1"]
+
+
+def test_once_every_initial_member_runs_the_request_goes_and_status_names_the_source():
+    live = {"restore.json": b"{}"}
+    plan = planned(RestoreSources(backup=backup(), credentials=CREDS, ca={"ca.crt": b"x"}, request=live), started=True,
+                   done=True)  # fmt: skip
+    assert plan.retire_request and plan.request is None
+    assert plan.restored_from == "EtcdBackup nightly (s3://backups/etcd/db/old/nightly.db, revision 4242)"
+    assert planned(RestoreSources(), restored_from="EtcdBackup nightly (...)") == type(plan)()
+
+
+def test_a_whole_pass_waits_for_the_backup_then_starts_from_it_and_forgets_the_request():
+    cluster = Cluster({"replicas": 3, "bootstrap": {"restore": {"backupRef": {"name": "nightly"}}}})
+    result = cluster.once()
+    assert isinstance(result.outcome.step, mp.Wait) and result.outcome.step.reason == "WaitingForBackup"
+    assert ("StatefulSet", "db", "main") not in cluster.kube.objects  # no member may start without the request
+    assert cluster.conditions()["Progressing"] == ("True", "WaitingForBackup")
+
+    cluster.kube.objects[("EtcdBackup", "db", "nightly")] = backup()
+    for name, data in (("s3-creds", CREDS), ("s3-ca", {"ca.crt": b"PEM"})):
+        cluster.kube.objects[("Secret", "db", name)] = {"metadata": {"name": name, "namespace": "db"},
+                                                        "data": {k: base64.b64encode(v).decode() for k, v in data.items()}}  # fmt: skip
+    cluster.kube.writes.clear()
+    cluster.once()
+    writes = cluster.kube.writes
+    assert "Secret/main-restore" in writes and writes.index("Secret/main-restore") < writes.index("StatefulSet/main")
+    pod = cluster.kube.objects[("StatefulSet", "db", "main")]["spec"]["template"]["spec"]
+    assert {"name": "restore", "secret": {"secretName": "main-restore", "optional": True, "defaultMode": 0o440}} in pod["volumes"]
+    env = {e["name"]: e.get("valueFrom") for e in pod["containers"][0]["env"]}
+    assert env["AWS_ACCESS_KEY_ID"] == {"secretKeyRef": {"name": "main-restore", "key": "AWS_ACCESS_KEY_ID", "optional": True}}
+
+    cluster.converge()
+    cluster.assert_settled(3)
+    assert cluster.status.restored_from.startswith("EtcdBackup nightly (s3://backups/etcd/db/old/nightly.db")
+    assert ("Secret", "db", "main-restore") not in cluster.kube.objects
+    # Later passes neither read the backup nor write the request again, even if the backup is gone.
+    del cluster.kube.objects[("EtcdBackup", "db", "nightly")]
+    cluster.kube.writes.clear()
+    cluster.converge()
+    assert not cluster.kube.writes and ("Secret", "db", "main-restore") not in cluster.kube.objects
+    cluster.assert_settled(3)
