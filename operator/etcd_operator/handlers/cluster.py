@@ -23,7 +23,7 @@ from ..adapters.kube import ApiError, Kube
 from ..controller import EtcdClients, context, reconcile_once
 from ..models.cluster import EtcdClusterSpec
 from ..reconcile import membership as mp
-from ..reconcile.status import describe, transitions
+from ..reconcile.status import describe, status_patch, transitions
 
 log = structlog.get_logger("etcd-operator")
 IDLE_INTERVAL = float(os.environ.get("ETCD_OPERATOR_IDLE_INTERVAL", "10"))
@@ -90,8 +90,8 @@ async def run_pass(body: kopf.Body, first: bool = False) -> float:
         kind = "Warning" if cond.type == "Degraded" and cond.status.value == "True" else "Normal"
         kopf.event(body, type=kind, reason=cond.reason, message=f"{cond.type}={cond.status.value}: {cond.message}")
     new = result.status.model_dump(by_alias=True, exclude_none=True, mode="json")
-    if new != dict(body.get("status") or {}):
-        await asyncio.to_thread(kube().patch_status, f"{GROUP}/{VERSION}", KIND, names.name, names.namespace, new)
+    if patch := status_patch(dict(body.get("status") or {}), new):
+        await asyncio.to_thread(kube().patch_status, f"{GROUP}/{VERSION}", KIND, names.name, names.namespace, patch)
     return BUSY_INTERVAL if result.busy else IDLE_INTERVAL
 
 

@@ -10,10 +10,11 @@ get` shows which step a scale or a heal is at, not only that one is running.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from ..models.cluster import (
     BackupScheduleStatus,
@@ -264,3 +265,14 @@ def transitions(old: Sequence[Condition] | None, new: Sequence[Condition]) -> li
     """Conditions whose status or reason changed: each becomes an Event."""
     before = {c.type: (c.status, c.reason) for c in old or []}
     return [c for c in new if before.get(c.type) != (c.status, c.reason)]
+
+
+def status_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The merge patch from the stored status to the new one; None when they are equal.
+
+    A merge patch only removes a field it names as null: a field the new status no longer has
+    (status.backup after spec.backup is removed, say) would otherwise stay forever.
+    """
+    if dict(old) == dict(new):
+        return None
+    return {**{key: None for key in old if key not in new}, **new}

@@ -177,3 +177,12 @@ def test_a_learner_whose_pod_has_not_started_is_progress_not_a_fault():
     assert conds(waiting)["Degraded"] == ("False", "AsExpected")
     stuck = compute_status(spec, seen(1, 4, 3, (*members(True, True, True), started)), None, NOW)
     assert conds(stuck)["Degraded"] == ("True", "MemberUnhealthy")
+
+
+def test_the_status_patch_removes_fields_the_new_status_no_longer_has():
+    from etcd_operator.reconcile.status import status_patch
+
+    old = {"phase": "Running", "backup": {"lastScheduleTime": "t"}, "leader": "a"}
+    assert status_patch(old, dict(old)) is None  # nothing to write
+    assert status_patch(old, {"phase": "Running", "leader": "b"}) == {"backup": None, "phase": "Running", "leader": "b"}
+    assert status_patch({}, {"phase": "Bootstrapping"}) == {"phase": "Bootstrapping"}
