@@ -12,8 +12,10 @@ from __future__ import annotations
 import os
 from collections.abc import Awaitable, Callable
 
-from .adapters.etcd import EtcdClient
+from .adapters.etcd import EtcdClient, EtcdError
+from .reconcile import maintenance as maint
 from .reconcile import membership as mp
+from .reconcile.observed import EtcdView
 
 ScaleTo = Callable[[int], Awaitable[None]]
 Restart = Callable[[str, str], Awaitable[None]]  # (pod, uid): delete it so the StatefulSet recreates it
@@ -47,3 +49,23 @@ async def execute(step: mp.Step, client: EtcdClient, scale_to: ScaleTo, restart:
     failpoint = FAILPOINTS.get(type(step))
     if failpoint and os.environ.get("ETCD_OPERATOR_FAILPOINT") == failpoint:
         os._exit(86)  # crash exactly here, as a killed operator would
+
+
+async def execute_maintenance(step: maint.Step, etcd: EtcdClient, view: EtcdView) -> bool:
+    """Carry out one maintenance step (reconcile.maintenance); True when it changed something.
+
+    A defragment is asked of that member's own URL: defragmentation is per member and blocks it.
+    """
+    if isinstance(step, maint.Compact):
+        await etcd.compact(step.revision)
+    elif isinstance(step, maint.Defragment):
+        member = next((m for m in view.members if m.id == step.member_id), None)
+        if member is None or not member.client_urls:
+            raise EtcdError(f"member {step.name} has no client URL to defragment", "")
+        await etcd.defragment(member.client_urls[0])
+    elif isinstance(step, maint.Disarm):
+        for member_id in step.member_ids:
+            await etcd.disarm_nospace(member_id)
+    else:
+        return False
+    return True

@@ -67,6 +67,7 @@ def _member(raw: dict[str, Any]) -> Member:
     )
 
 
+DEFRAG_TIMEOUT = 300.0  # rewriting a database file of several GiB takes minutes
 STATUS_TIMEOUT = 1.5  # seconds for one member's own status
 
 
@@ -167,6 +168,25 @@ class EtcdClient:
                 await self._call(endpoint, "/v3/maintenance/transfer-leadership", {"targetID": str(to_member_id)})
                 return
         raise EtcdError("no endpoint is the leader")
+
+    async def compact(self, revision: int) -> None:
+        """Compact the key-value history up to revision (physical: its pages are free once it returns).
+
+        A revision compacted already is success: the pass that asked before may have crashed after it.
+        """
+        try:
+            await self._any("/v3/kv/compaction", {"revision": str(revision), "physical": True})
+        except EtcdError as exc:
+            if "compacted" not in exc.message:
+                raise
+
+    async def defragment(self, endpoint: str) -> None:
+        """Defragment one member's database file: asked of that member, which blocks while it runs."""
+        await self._call(endpoint.rstrip("/"), "/v3/maintenance/defragment", {}, timeout=DEFRAG_TIMEOUT)
+
+    async def disarm_nospace(self, member_id: int) -> None:
+        body = {"action": "DEACTIVATE", "memberID": str(member_id), "alarm": "NOSPACE"}
+        await self._any("/v3/maintenance/alarm", body)
 
     async def status(self, endpoint: str) -> EndpointStatus:
         # A member answers its own status at once or is down: a short limit keeps one member that is
