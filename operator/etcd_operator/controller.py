@@ -26,6 +26,7 @@ from .adapters.etcd import EtcdClient, EtcdError, client_ssl_context
 from .adapters.kube import ApiError
 from .models.backup import BACKUP_KIND
 from .models.cluster import EtcdClusterSpec, EtcdClusterStatus, S3Store
+from .reconcile import maintenance as maint
 from .reconcile import membership as mp
 from .reconcile.access import ClientAccess, client_access, discovery_of
 from .reconcile.desired import ClusterIdentity, default_token, needs_generated_tls
@@ -34,7 +35,7 @@ from .reconcile.plan import ClusterContext, Plan, plan
 from .reconcile.pods import pod_view, statefulset_view
 from .reconcile.problems import Problem
 from .reconcile.schedule import SCHEDULE_LABEL, backup_view, schedule_status
-from .reconcile.status import Outcome, compute_status
+from .reconcile.status import Outcome, compute_status, maintenance_record
 from .resources.meta import selector
 from .resources.naming import ClusterNames
 from .resources.secrets import secret_bytes
@@ -59,6 +60,9 @@ class EtcdAPI(Protocol):
     async def member_promote(self, member_id: int) -> None: ...
     async def member_remove(self, member_id: int) -> None: ...
     async def move_leader(self, to_member_id: int) -> None: ...
+    async def compact(self, revision: int) -> None: ...
+    async def defragment(self, endpoint: str) -> None: ...
+    async def disarm_nospace(self, member_id: int) -> None: ...
     async def close(self) -> None: ...
 
 
@@ -306,7 +310,13 @@ async def apply(
         step_error = exc.message
     except ApiError as exc:
         problems.append(_failed_apply(exc))
-    return Outcome(step, step_error, tuple(problems), applied, scheduled)
+    maintained = ""
+    if etcd is not None and not step_error and isinstance(planned.upkeep, (maint.Compact, maint.Defragment, maint.Disarm)):
+        try:
+            maintained = await scaling.execute_maintenance(planned.upkeep, etcd)
+        except EtcdError as exc:
+            problems.append(Problem("MaintenanceFailed", f"{type(planned.upkeep).__name__} failed: {exc.message}"))
+    return Outcome(step, step_error, tuple(problems), applied, scheduled, maintained)
 
 
 async def _apply_schedule(
@@ -349,7 +359,7 @@ def busy(planned: Plan, outcome: Outcome, status: EtcdClusterStatus, now: dateti
     of Progressing only, and writes the API server refuses do not count, so a
     cluster that is stuck is polled at the idle interval, not hammered.
     """
-    if planned.step_in_flight or (outcome.applied and not outcome.apply_failed):
+    if planned.step_in_flight or (outcome.applied and not outcome.apply_failed) or outcome.maintained:
         return True
     progressing = next((c for c in status.conditions or [] if c.type == "Progressing"), None)
     if progressing is None or progressing.status.value != "True" or not progressing.last_transition_time:
@@ -374,6 +384,7 @@ async def reconcile_once(
         initial_members=planned.initial_members,
         backup=schedule_status(ctx.spec.backup, observed.backups, ctx.status.backup, now, outcome.scheduled),
         restored_from=planned.restore.restored_from,
+        maintenance=maintenance_record(ctx.status.maintenance, planned.upkeep, outcome.maintained, now),
     )
     return PassResult(status, planned, outcome, observed, busy(planned, outcome, status, now))
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from .adapters.etcd import EtcdClient, EtcdError
 from .reconcile import maintenance as maint
 from .reconcile import membership as mp
-from .reconcile.observed import EtcdView
 
 ScaleTo = Callable[[int], Awaitable[None]]
 Restart = Callable[[str, str], Awaitable[None]]  # (pod, uid): delete it so the StatefulSet recreates it
@@ -51,21 +51,26 @@ async def execute(step: mp.Step, client: EtcdClient, scale_to: ScaleTo, restart:
         os._exit(86)  # crash exactly here, as a killed operator would
 
 
-async def execute_maintenance(step: maint.Step, etcd: EtcdClient, view: EtcdView) -> bool:
-    """Carry out one maintenance step (reconcile.maintenance); True when it changed something.
+class Upkeep(Protocol):
+    """The etcd calls maintenance makes (adapters.etcd.EtcdClient, or a fake in tests)."""
 
-    A defragment is asked of that member's own URL: defragmentation is per member and blocks it.
-    """
+    async def compact(self, revision: int) -> None: ...
+    async def defragment(self, endpoint: str) -> None: ...
+    async def disarm_nospace(self, member_id: int) -> None: ...
+
+
+async def execute_maintenance(step: maint.Step, etcd: Upkeep) -> str:
+    """Carry out one maintenance step (reconcile.maintenance); returns what was done ("" for none)."""
     if isinstance(step, maint.Compact):
         await etcd.compact(step.revision)
-    elif isinstance(step, maint.Defragment):
-        member = next((m for m in view.members if m.id == step.member_id), None)
-        if member is None or not member.client_urls:
+        return f"Compact to revision {step.revision}"
+    if isinstance(step, maint.Defragment):
+        if not step.endpoint:
             raise EtcdError(f"member {step.name} has no client URL to defragment", "")
-        await etcd.defragment(member.client_urls[0])
-    elif isinstance(step, maint.Disarm):
+        await etcd.defragment(step.endpoint)
+        return f"Defragment {step.name} ({step.free_bytes // 2**20} MiB free)"
+    if isinstance(step, maint.Disarm):
         for member_id in step.member_ids:
             await etcd.disarm_nospace(member_id)
-    else:
-        return False
-    return True
+        return "Disarm NOSPACE"
+    return ""

@@ -38,6 +38,8 @@ def test_defaults_are_applied_by_the_server(kubectl, namespace):
 RESTORE_S3 = {"bucket": "backups", "key": "etcd/x.db", "credentialsSecret": "c"}
 
 INVALID = [
+    ({"maintenance": {"defrag": {"minFragmentationRatio": 2}}}, "spec.maintenance.defrag.minFragmentationRatio"),
+    ({"maintenance": {"defrag": {"minSizeBytes": -1}}}, "spec.maintenance.defrag.minSizeBytes"),
     ({"bootstrap": {"restore": {"backupRef": {"name": "b"}, "s3": RESTORE_S3}}},
      "bootstrap.restore needs exactly one of backupRef or s3"),
     ({"bootstrap": {"restore": {"backupRef": {"name": "b"}, "markCompacted": True}}},

@@ -214,8 +214,8 @@ class EtcdClient:
     async def view(self) -> EtcdView:
         """The member list and each member's own status, asked concurrently: one etcd round per pass.
 
-        A member is healthy when it answers its status with no alarm and knows
-        a leader; that is what quorum needs, without a separate /health call.
+        A member is healthy when it answers its status with no alarm (but NOSPACE) and
+        knows a leader; that is what quorum needs, without a separate /health call.
         """
         members = await self.member_list()
         statuses = await asyncio.gather(*(self._first_status(m) for m in members))
@@ -223,7 +223,10 @@ class EtcdClient:
         seen = []
         reports: dict[int, MaintenanceStatus] = {}
         for member, status in zip(members, statuses, strict=True):
-            healthy = status is not None and not status.errors and bool(status.leader_id)
+            # A full database (NOSPACE) refuses writes but serves reads and counts for quorum: Degraded, not
+            # down (the pass reports DatabaseFull and recovers); any other alarm makes a member unhealthy.
+            faults = [e for e in status.errors if "alarm:NOSPACE" not in e] if status is not None else []
+            healthy = status is not None and not faults and bool(status.leader_id)
             if status is not None:
                 leader = leader or status.leader_id or None
                 cluster = cluster or status.cluster_id or None

@@ -82,6 +82,8 @@ async def run_pass(body: kopf.Body, first: bool = False) -> float:
     if step is not None and not isinstance(step, mp.Noop):
         reason, message = describe(step)
         bound.info("membership step", step=str(reason), detail=message, refused=result.outcome.step_error or None)
+    if result.outcome.maintained:
+        bound.info("maintenance step", step=result.outcome.maintained)
     if result.plan.drifted:
         bound.info("objects applied", drifted=dict(result.plan.drifted))
     for problem in result.outcome.problems:

@@ -723,6 +723,32 @@ class BackupSchedule(ApiModel):
         return value
 
 
+class DefragPolicy(ApiModel):
+    """When a member's database file is worth defragmenting (it blocks that member while it runs)."""
+
+    min_fragmentation_ratio: Annotated[float, Field(ge=0.05, le=1.0)] = Field(
+        0.5, description="Defragment a member once this share of its database file is free pages (default 0.5)."
+    )
+    min_size_bytes: Annotated[int, Field(ge=0)] = Field(
+        100 * 2**20, description="... and its file is at least this large, in bytes (default 100 MiB)."
+    )
+
+
+class Maintenance(ApiModel):
+    nospace_recovery: bool = Field(
+        True,
+        description="When etcd raises its NOSPACE alarm (a member's file reached quotaBackendBytes and writes are "
+        "refused): compact to the current revision, defragment each member (followers first, the leader last) and "
+        "disarm, one step per pass; refused with the numbers when the live data itself fills the quota. "
+        "Degraded=True/DatabaseFull until disarmed.",
+    )
+    defrag: DefragPolicy | None = Field(
+        None,
+        description="Routine defragmentation: only while every member is healthy and no membership change, "
+        "rollout or backup is under way; one member per pass, followers first, the leader last. Off when unset.",
+    )
+
+
 class EtcdClusterSpec(ApiModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -812,6 +838,11 @@ class EtcdClusterSpec(ApiModel):
     backup: BackupSchedule | None = Field(
         None, description="Scheduled backups: EtcdBackups created on a cron schedule, pruned by retention."
     )
+    maintenance: Maintenance = Field(
+        default_factory=Maintenance,
+        description="Database upkeep: NOSPACE recovery (on by default) and routine defragmentation (off unless set).",
+        json_schema_extra=server_default(Maintenance),
+    )
 
 
 class ConditionStatus(StrEnum):
@@ -843,6 +874,12 @@ class MemberStatus(ApiModel):
     version: str | None = Field(None, description="The etcd version this member runs.")
 
 
+class MaintenanceRecord(ApiModel):
+    compacted_revision: int | None = Field(None, description="The revision the operator last compacted to.")
+    last_step: str | None = Field(None, description="The last maintenance step taken, e.g. Defragment main-1.")
+    last_step_time: str | None = Field(None, description="When it was taken.")
+
+
 class BackupScheduleStatus(ApiModel):
     last_schedule_time: str | None = Field(None, description="The scheduled time of the last backup created.")
     last_successful_backup: str | None = Field(None, description="The newest Completed scheduled EtcdBackup.")
@@ -871,6 +908,7 @@ class EtcdClusterStatus(ApiModel):
     )
     conditions: list[Condition] | None = Field(None, description="Available, Progressing and Degraded.")
     backup: BackupScheduleStatus | None = Field(None, description="Scheduled backups (spec.backup).")
+    maintenance: MaintenanceRecord | None = Field(None, description="Database upkeep the operator did.")
     restored_from: str | None = Field(
         None, description="With bootstrap.restore: the snapshot the cluster started from, once every initial "
         "member has started from it."

@@ -27,23 +27,17 @@ defragmenting a compact file are cheap, and the alarm stays until disarmed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from ..models.cluster import DefragPolicy
 from .observed import EtcdView, MaintenanceStatus, Member
 
 MiB = 2**20
 NOSPACE = "alarm:NOSPACE"
 SLACK = 0.05  # under NOSPACE, a member whose file is more than this share free pages is defragmented
 FULL = 0.95  # the live data fills this share of the quota: disarming would re-arm at once
-
-
-@dataclass(frozen=True)
-class DefragPolicy:
-    """When a routine defrag is worth it (spec.maintenance.defrag, once the API has it)."""
-
-    min_fragmentation_ratio: float = 0.5  # the share of the file that is free pages
-    min_size_bytes: int = 100 * MiB
 
 
 @dataclass(frozen=True)
@@ -57,6 +51,7 @@ class Defragment:
     name: str
     reason: str  # "Fragmented" | "DatabaseFull"
     free_bytes: int
+    endpoint: str = ""  # the member's own client URL: defragmentation is asked of the member itself
 
 
 @dataclass(frozen=True)
@@ -79,6 +74,17 @@ class Refuse:
 Step = Compact | Defragment | Disarm | Idle | Refuse
 
 
+_ALARM = re.compile(r"memberID:([0-9]+)\s+alarm:NOSPACE")  # etcd's AlarmMember as text: the ID in decimal
+
+
+def alarmed_members(reports: Iterable[MaintenanceStatus]) -> tuple[int, ...]:
+    """The members a NOSPACE alarm is raised for: every member lists every alarm, each naming its member."""
+    found = {int(match[1]) for r in reports for e in r.errors if (match := _ALARM.search(e))}
+    if not found and any(nospace(r) for r in reports):  # an alarm without a member ID: name the reporters
+        found = {r.member_id for r in reports if nospace(r)}
+    return tuple(sorted(found))
+
+
 def nospace(status: MaintenanceStatus) -> bool:
     return any(NOSPACE in error for error in status.errors)
 
@@ -93,6 +99,10 @@ def _share_free(status: MaintenanceStatus) -> float:
 
 def _name(member: Member) -> str:
     return member.name or f"{member.id:x}"
+
+
+def _url(member: Member) -> str:
+    return member.client_urls[0] if member.client_urls else ""
 
 
 def _order(view: EtcdView, members: Sequence[Member]) -> list[Member]:
@@ -126,7 +136,7 @@ def plan(
         return Idle("StepInProgress", "this pass changes membership or restarts a member")
     reports = view.status
     missing = [m for m in view.members if m.id not in reports]
-    alarmed = tuple(m.id for m in view.members if m.id in reports and nospace(reports[m.id]))
+    alarmed = alarmed_members(reports.values())
     if alarmed:
         return _recover(view, quota, compacted_revision, missing, alarmed)
     if policy is None:
@@ -145,7 +155,7 @@ def plan(
     if not due:
         return Idle("NothingToDefragment")
     first = _order(view, due)[0]
-    return Defragment(first.id, _name(first), "Fragmented", _free(reports[first.id]))
+    return Defragment(first.id, _name(first), "Fragmented", _free(reports[first.id]), _url(first))
 
 
 def _recover(
@@ -161,7 +171,7 @@ def _recover(
     due = [m for m in view.members if _share_free(reports[m.id]) > SLACK]
     if due:
         first = _order(view, due)[0]
-        return Defragment(first.id, _name(first), "DatabaseFull", _free(reports[first.id]))
+        return Defragment(first.id, _name(first), "DatabaseFull", _free(reports[first.id]), _url(first))
     in_use = max(r.db_size_in_use for r in reports.values())
     if quota and in_use >= FULL * quota:
         return Refuse(

@@ -21,6 +21,7 @@ from typing import Any
 
 from ..models.cluster import EtcdClusterSpec, EtcdClusterStatus, TLSMode
 from ..resources.statefulset import MemberTemplateInputs
+from . import maintenance as maint
 from . import membership as mp
 from .desired import ClusterIdentity, default_token, desired_objects, needs_generated_tls
 from .drift import drift
@@ -58,6 +59,7 @@ class Plan:
     initial_members: int | None = None  # recorded in status at the first pass
     schedule: SchedulePlan = field(default_factory=SchedulePlan)  # spec.backup: object writes, not a step
     restore: RestorePlan = field(default_factory=RestorePlan)  # spec.bootstrap.restore: its request Secret
+    upkeep: maint.Step = field(default_factory=lambda: maint.Idle("NotPlanned"))  # one maintenance step, if any
 
     @property
     def step_in_flight(self) -> bool:
@@ -153,6 +155,26 @@ def _backup_schedule(ctx: ClusterContext, observed: Observed, now: datetime) -> 
                          now, ready)  # fmt: skip
 
 
+DEFAULT_QUOTA = 2 * 2**30  # etcd's own default --quota-backend-bytes
+
+
+def _upkeep(ctx: ClusterContext, observed: Observed, step: mp.Step | None, follow_up: mp.Step | None) -> maint.Step:
+    """The pass's one maintenance step, planned only when membership took none (one change per pass)."""
+    settings = ctx.spec.maintenance
+    if observed.etcd is None or (not settings.nospace_recovery and settings.defrag is None):
+        return maint.Idle("Off")
+    changing = (step is not None and not isinstance(step, (mp.Noop, mp.Wait, mp.Refuse))) or follow_up is not None
+    settling = isinstance(step, mp.Wait) or (ctx.status.phase not in ("Running", "Degraded"))
+    alarmed = any(maint.nospace(s) for s in observed.etcd.status.values())
+    if alarmed and not settings.nospace_recovery:
+        return maint.Idle("NospaceRecoveryOff")
+    reported = max((s.db_size_quota for s in observed.etcd.status.values()), default=0)
+    quota = (ctx.spec.etcd.quota_backend_bytes if ctx.spec.etcd else None) or reported or DEFAULT_QUOTA
+    compacted = ctx.status.maintenance.compacted_revision if ctx.status.maintenance else None
+    return maint.plan(observed.etcd, quota, settings.defrag, compacted_revision=compacted or 0, changing=changing,
+                      settling=settling)  # fmt: skip
+
+
 def plan(ctx: ClusterContext, observed: Observed, now: datetime) -> Plan:
     spec, identity = ctx.spec, ctx.identity
     initial = ctx.status.initial_members or spec.replicas
@@ -221,6 +243,14 @@ def plan(ctx: ClusterContext, observed: Observed, now: datetime) -> Plan:
         if where := drift(obj, live):
             objects.append(obj)
             drifted[key] = where
+    upkeep = _upkeep(ctx, observed, step, follow_up)
+    if isinstance(upkeep, maint.Refuse):
+        problems.append(Problem(upkeep.reason, upkeep.message))
+    elif observed.etcd is not None and any(maint.nospace(s) for s in observed.etcd.status.values()):
+        problems.append(Problem("DatabaseFull", "etcd raised its NOSPACE alarm: writes are refused until the "
+                                "database is compacted, defragmented and the alarm disarmed"
+                                + ("" if spec.maintenance.nospace_recovery else
+                                   "; spec.maintenance.nospaceRecovery is false: do it by hand")))  # fmt: skip
     return Plan(
         objects=tuple(objects),
         drifted=drifted,
@@ -232,4 +262,5 @@ def plan(ctx: ClusterContext, observed: Observed, now: datetime) -> Plan:
         initial_members=spec.replicas if first else None,
         schedule=_backup_schedule(ctx, observed, now),
         restore=restore,
+        upkeep=upkeep,
     )

@@ -22,8 +22,10 @@ from ..models.cluster import (
     ConditionStatus,
     EtcdClusterSpec,
     EtcdClusterStatus,
+    MaintenanceRecord,
     MemberStatus,
 )
+from . import maintenance as maint
 from . import membership as mp
 from .observed import Member, Observed, quorum
 from .problems import Problem
@@ -58,6 +60,7 @@ class Outcome:
     problems: tuple[Problem, ...] = ()  # Degraded causes: the plan's, and applies the API server refused
     applied: int = 0  # objects written without error
     scheduled: datetime | None = None  # the scheduled backup run whose EtcdBackup this pass created
+    maintained: str = ""  # the maintenance step this pass carried out, e.g. "Defragment main-1 (40 MiB free)"
 
     @property
     def apply_failed(self) -> bool:
@@ -126,6 +129,10 @@ def _with_outcome(conds: list[Condition], observed: Observed, outcome: Outcome) 
             message += f"; etcd asked to retry ({outcome.step_error})"
         kind = "Degraded" if isinstance(step, mp.Refuse) else "Progressing"
         refined[kind] = _condition(kind, True, reason, message, observed.generation)
+    if outcome.maintained and "Progressing" not in refined:
+        verb = outcome.maintained.split()[0]
+        reason = {"Compact": "Compacting", "Defragment": "Defragmenting", "Disarm": "DisarmingAlarm"}.get(verb, verb)
+        refined["Progressing"] = _condition("Progressing", True, reason, outcome.maintained, observed.generation)
     if outcome.problems and "Degraded" not in refined:
         message = "; ".join(p.message for p in outcome.problems)
         refined["Degraded"] = _condition("Degraded", True, outcome.problems[0].reason, message, observed.generation)
@@ -222,6 +229,7 @@ def compute_status(
     initial_members: int | None = None,
     backup: BackupScheduleStatus | None = None,
     restored_from: str | None = None,
+    maintenance: MaintenanceRecord | None = None,
 ) -> EtcdClusterStatus:
     """Status from the same observation the pass planned from, refined by what it did (`outcome`)."""
     previous = previous or EtcdClusterStatus()
@@ -256,6 +264,7 @@ def compute_status(
         conditions=conds,
         backup=backup,
         restored_from=previous.restored_from or restored_from,
+        maintenance=maintenance or previous.maintenance,
         # Written last, as the marker that this generation has been observed.
         observed_generation=observed.generation,
     )
@@ -276,3 +285,13 @@ def status_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, An
     if dict(old) == dict(new):
         return None
     return {**{key: None for key in old if key not in new}, **new}
+
+
+def maintenance_record(
+    previous: MaintenanceRecord | None, upkeep: maint.Step, done: str, now: datetime
+) -> MaintenanceRecord | None:
+    """The maintenance status after this pass: the compacted revision the planner resumes from, the last step."""
+    if not done:
+        return previous
+    compacted = upkeep.revision if isinstance(upkeep, maint.Compact) else (previous.compacted_revision if previous else None)
+    return MaintenanceRecord(compacted_revision=compacted, last_step=done, last_step_time=now.strftime("%Y-%m-%dT%H:%M:%SZ"))

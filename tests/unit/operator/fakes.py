@@ -117,6 +117,8 @@ class FakeEtcd:
     calls: int = 0
     next_id: int = 0x100
     statuses: dict[int, MaintenanceStatus] = field(default_factory=dict)  # member ID -> what its status call answers
+    maintenance: list[str] = field(default_factory=list)  # compact/defragment/disarm calls, in order
+    live_bytes: int = 2 * 2**20  # what a compaction leaves in use
 
     async def view(self) -> EtcdView:
         self.calls += 1 + len(self.members)  # the member list, then each member's status
@@ -156,6 +158,26 @@ class FakeEtcd:
     async def move_leader(self, to_member_id: int) -> None:
         self.calls += 1
         self.leader = to_member_id
+
+    async def compact(self, revision: int) -> None:
+        """History up to revision is gone: the pages in use shrink to the live data (in_use_after_compact)."""
+        self.calls += 1
+        self.maintenance.append(f"compact {revision}")
+        for i, s in self.statuses.items():
+            self.statuses[i] = replace(s, db_size_in_use=min(s.db_size_in_use, self.live_bytes))
+
+    async def defragment(self, endpoint: str) -> None:
+        self.calls += 1
+        member = next(m for m in self.members.values() if endpoint in m.client_urls)
+        self.maintenance.append(f"defragment {member.name}")
+        s = self.statuses[member.id]
+        self.statuses[member.id] = replace(s, db_size=s.db_size_in_use)
+
+    async def disarm_nospace(self, member_id: int) -> None:
+        self.calls += 1
+        self.maintenance.append(f"disarm {member_id:x}")
+        for i, s in self.statuses.items():
+            self.statuses[i] = replace(s, errors=tuple(e for e in s.errors if f"memberID:{member_id} " not in e + " "))
 
     async def close(self) -> None:
         pass

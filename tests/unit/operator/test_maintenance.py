@@ -133,6 +133,11 @@ def test_nospace_refused_when_the_data_itself_fills_the_quota():
     assert "spec.etcd.quotaBackendBytes" in step.message and "storage.size" in step.message
 
 
-def test_nospace_disarms_every_alarmed_member():
-    view = cluster({1: (300, 300), 2: (300, 300), 3: (300, 300)}, errors={1: ALARM, 3: ALARM})
-    assert mt.plan(view, QUOTA, None, compacted_revision=500) == mt.Disarm((1, 3))
+def test_nospace_disarms_the_members_the_alarms_name():
+    # Every member lists every alarm of the cluster; each alarm names the member it was raised for.
+    both = ("memberID:2 alarm:NOSPACE", "memberID:10036407514692492748 alarm:NOSPACE")  # decimal, as etcd writes it
+    view = cluster({1: (300, 300), 2: (300, 300), 3: (300, 300)}, errors={1: both, 3: both})
+    assert mt.plan(view, QUOTA, None, compacted_revision=500) == mt.Disarm((2, 10036407514692492748))
+    # An alarm that names no member: disarm for the members that report it.
+    view = cluster({1: (300, 300), 2: (300, 300)}, errors={1: ("alarm:NOSPACE",)})
+    assert mt.plan(view, QUOTA, None, compacted_revision=500) == mt.Disarm((1,))
