@@ -19,6 +19,7 @@ import functools
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, start_http_server
@@ -30,6 +31,7 @@ from prometheus_client.registry import Collector
 
 from .controller import PassResult
 from .pki import certs
+from .reconcile import maintenance as maint
 from .reconcile import membership as mp
 from .reconcile.plan import ClusterContext
 from .resources.naming import ClusterNames
@@ -73,6 +75,9 @@ class ClusterSample:
     steps: tuple[tuple[str, str], ...] = ()  # (step kind, "done" | "retry") taken this pass
     refused: str = ""  # the reason a membership step is refused now, "" when none is
     certificates: tuple[CertificateSample, ...] = ()
+    database_full: bool = False  # etcd's NOSPACE alarm is raised
+    maintained: str = ""  # the maintenance step this pass took: Compact, Defragment or Disarm ("" for none)
+    last_backup: float | None = None  # completion of the newest Completed scheduled backup, seconds since the epoch
 
 
 def _pod(names: ClusterNames, member_name: str, member_id: int, peer_urls: Iterable[str]) -> str:
@@ -172,7 +177,16 @@ def sample(ctx: ClusterContext, result: PassResult) -> ClusterSample:
         steps=_steps(result),
         refused=step.reason if isinstance(step, mp.Refuse) else "",
         certificates=certificate_samples(names, result.observed.secrets),
+        database_full=any(maint.nospace(st) for st in result.observed.etcd.status.values()) if result.observed.etcd else False,
+        maintained=result.outcome.maintained.split(" ", 1)[0],
+        last_backup=_epoch(result.status.backup.last_successful_time) if result.status.backup else None,
     )
+
+
+def _epoch(stamp: str | None) -> float | None:
+    if not stamp:
+        return None
+    return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
 
 
 def leader_changed(previous: int | None, current: int | None) -> bool:
@@ -219,6 +233,9 @@ class Recorder:
         self.not_after = Gauge("etcd_operator_certificate_not_after_timestamp_seconds", "notAfter of the operator-issued certificates: each CA, the earliest leaf per Secret", [*c, "secret", "kind"], registry=r)
         self.duration = Histogram("etcd_operator_reconcile_duration_seconds", "Time of one reconcile pass", c, buckets=PASS_BUCKETS, registry=r)
         self.errors = Counter("etcd_operator_reconcile_errors", "Passes that failed before writing status", c, registry=r)
+        self.full = Gauge("etcd_operator_cluster_database_full", "1 while etcd's NOSPACE alarm is raised (writes refused)", c, registry=r)
+        self.upkeep = Counter("etcd_operator_maintenance_steps", "Maintenance steps carried out (Compact, Defragment, Disarm)", [*c, "step"], registry=r)
+        self.last_backup = Gauge("etcd_operator_backup_last_success_timestamp_seconds", "Completion time of the newest Completed scheduled backup", c, registry=r)
         self.totals = _Totals()
         r.register(self.totals)
         self._lock = threading.Lock()  # record (event loop) against forget; scrapes read prometheus_client's own locks
@@ -271,9 +288,14 @@ class Recorder:
             self._refused[key] = s.refused
             for cert in s.certificates:
                 t(self.not_after, *key, cert.secret, cert.kind).set(cert.not_after)
+            t(self.full, *key).set(int(s.database_full))
+            if s.maintained:
+                t(self.upkeep, *key, s.maintained).inc()
+            if s.last_backup is not None:
+                t(self.last_backup, *key).set(s.last_backup)
             # Counters and the histogram keep their series for the cluster's life; gauges of members,
             # refusals and Secrets that are gone are dropped.
-            keep = (self.steps, self.refusals, self.duration, self.errors, self.leader_changes)
+            keep = (self.steps, self.refusals, self.duration, self.errors, self.leader_changes, self.upkeep)
             for metric, labels in before - self._series[key]:
                 if metric in keep:
                     self._series[key].add((metric, labels))

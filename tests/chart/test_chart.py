@@ -299,7 +299,8 @@ ETCD_ALERTS = {
     "etcdMembersDown", "etcdInsufficientMembers", "etcdNoLeader", "etcdHighNumberOfLeaderChanges",
     "etcdDatabaseQuotaLowSpace", "etcdExcessiveDatabaseGrowth", "etcdDatabaseHighFragmentationRatio",
 }  # fmt: skip
-OPERATOR_ALERTS = {"EtcdCertificateExpiresSoon", "EtcdMembershipStepRefused", "EtcdOperatorReconcileErrors"}
+OPERATOR_ALERTS = {"EtcdCertificateExpiresSoon", "EtcdMembershipStepRefused", "EtcdOperatorReconcileErrors",
+                   "EtcdDatabaseFull", "EtcdBackupTooOld"}
 # What the member alerts read, each in etcd's /metrics (checked against the real etcd below).
 ETCD_METRICS = {
     "up", "etcd_server_has_leader", "etcd_server_leader_changes_seen_total", "etcd_mvcc_db_total_size_in_bytes",
@@ -468,7 +469,8 @@ def test_operator_alerts_read_series_the_operator_exports(helm: Path) -> None:
 
     recorder = metrics.Recorder()
     sample = metrics.ClusterSample("db", "main", "Running", 3, 3, 0, 3, 1, 2**31, refused="QuorumAtRisk",
-                                   certificates=(metrics.CertificateSample("main-peer-ca", "ca", 2e9),))  # fmt: skip
+                                   certificates=(metrics.CertificateSample("main-peer-ca", "ca", 2e9),),
+                                   database_full=True, maintained="Compact", last_backup=1.8e9)  # fmt: skip
     recorder.record(sample)
     recorder.observe_pass("db", "main", 0.1, failed=True)
     from prometheus_client import generate_latest

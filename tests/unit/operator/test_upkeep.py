@@ -85,3 +85,22 @@ def test_routine_defragmentation_only_when_configured_and_fragmented():
     cluster.etcd.statuses = {i: replace(s, db_size=110 * MiB) for i, s in cluster.etcd.statuses.items()}
     cluster.converge()
     assert len(cluster.etcd.maintenance) == 3
+
+
+def test_the_metrics_show_the_full_database_and_the_step_taken():
+    from etcd_operator import metrics
+    from etcd_operator.reconcile.plan import ClusterContext
+
+    from .test_pass import IDENTITY
+
+    cluster = Cluster({"replicas": 3, "etcd": {"quotaBackendBytes": 8 * MiB}})
+    cluster.converge()
+    full(cluster)
+    ctx = ClusterContext(IDENTITY, cluster.spec, cluster.status, 1, "etcd-node", {})
+    sample = metrics.sample(ctx, cluster.once())
+    assert sample.database_full and sample.maintained == "Compact"
+    recorder = metrics.Recorder()
+    recorder.record(sample)
+    assert recorder.registry.get_sample_value("etcd_operator_cluster_database_full", {"namespace": "db", "cluster": "main"}) == 1
+    assert recorder.registry.get_sample_value(
+        "etcd_operator_maintenance_steps_total", {"namespace": "db", "cluster": "main", "step": "Compact"}) == 1
