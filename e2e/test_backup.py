@@ -282,4 +282,4 @@ def test_a_new_cluster_starts_from_a_backup(kube: Kube, namespace: str, store: s
     assert status["clusterID"] != source_id  # a new cluster, not a member of the old one
     assert sorted(m["name"] for m in status["members"]) == ["copy-0", "copy-1", "copy-2"]
     etcdctl(kube, namespace, "copy", "put", "after", "restore", tls="none")
-    assert_stays_settled(kube, namespace, "copy", replicas=3, seconds=15)
+    assert_stays_settled(kube, namespace, "copy", replicas=3, seconds=15, tls="none")
