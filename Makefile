@@ -83,3 +83,5 @@ e2e:
 bench: setup
 	.venv/bin/python benchmarks/node_bootstrap.py
 	.venv/bin/python benchmarks/membership.py
+	.venv/bin/python benchmarks/operator_idle.py
+	.venv/bin/python benchmarks/backup_throughput.py
