@@ -35,6 +35,7 @@ from .reconcile.plan import ClusterContext, Plan, plan
 from .reconcile.pods import pod_view, statefulset_view
 from .reconcile.problems import Problem
 from .reconcile.schedule import SCHEDULE_LABEL, backup_view, schedule_status
+from .reconcile.secrets import provided_tls_secrets
 from .reconcile.status import Outcome, compute_status, maintenance_record
 from .resources.meta import selector
 from .resources.naming import ClusterNames
@@ -159,9 +160,11 @@ async def observe(kube: KubeAPI, ctx: ClusterContext, clients: EtcdClients) -> t
         discovery = _discovery(kube, ctx, sts is not None)
         # Only a cluster with a schedule pays for this read; its backups are labelled with the cluster's name.
         backups = kube.list(f"{GROUP}/{VERSION}", BACKUP_KIND, ns, {SCHEDULE_LABEL: names.name}) if ctx.spec.backup else []
-        return sts, pods, services, pdb, secrets, discovery, backups, _restore_sources(kube, ctx)
+        provided_tls = {name: secret_bytes(found) if (found := kube.get("v1", "Secret", name, ns)) is not None else None
+                        for name in provided_tls_secrets(ctx.spec)}  # fmt: skip
+        return sts, pods, services, pdb, secrets, discovery, backups, _restore_sources(kube, ctx), provided_tls
 
-    sts, pods, services, pdb, secrets, discovery, backups, restore = await asyncio.to_thread(kube_reads)
+    sts, pods, services, pdb, secrets, discovery, backups, restore, provided_tls = await asyncio.to_thread(kube_reads)
     uid = ctx.identity.owner.uid
     objects = {f"Service/{s['metadata']['name']}": s for s in services if _owned(s, uid)}
     if pdb is not None:
@@ -193,6 +196,7 @@ async def observe(kube: KubeAPI, ctx: ClusterContext, clients: EtcdClients) -> t
         ever_available=ctx.status.phase in EVER_AVAILABLE_PHASES,
         backups=tuple(backup_view(b) for b in backups if _owned(b, uid)),
         restore=restore,
+        provided_tls=provided_tls,
     )
     return observed, client
 

@@ -130,6 +130,8 @@ class Observed:
     ever_available: bool = False
     backups: tuple[BackupView, ...] = ()  # scheduled EtcdBackups owned by the cluster (read only with spec.backup)
     restore: RestoreSources = field(default_factory=RestoreSources)  # read only while a restore is pending
+    # tls mode secret: the user's Secrets the members mount, by name (None: it does not exist)
+    provided_tls: Mapping[str, Mapping[str, bytes] | None] = field(default_factory=dict)
 
     @property
     def sts_replicas(self) -> int:

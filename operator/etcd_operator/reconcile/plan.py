@@ -31,7 +31,7 @@ from .problems import Problem
 from .restore import RestorePlan, plan_restore
 from .rollout import ROLLOUT_REASONS, path_refusal, plan_rollout, running_version
 from .schedule import SchedulePlan, plan_schedule
-from .secrets import REISSUE_CA, tls_secrets
+from .secrets import REISSUE_CA, provided_tls_problem, tls_secrets
 from .versions import Version
 
 
@@ -196,7 +196,13 @@ def plan(ctx: ClusterContext, observed: Observed, now: datetime) -> Plan:
         return Plan(step=mp.Wait("WaitingForBackup", restore.waiting), initial_members=spec.replicas if first else None,
                     restore=restore)  # fmt: skip
 
-    problems: list[Problem] = []
+    tls_problem = provided_tls_problem(spec, observed.provided_tls)
+    if tls_problem is not None and sts is None:
+        # Pods would hang in ContainerCreating on a volume that cannot be mounted: say why, start nothing.
+        return Plan(step=mp.Wait("WaitingForTLSSecret", tls_problem.message), problems=(tls_problem,),
+                    initial_members=spec.replicas if first else None, restore=restore)  # fmt: skip
+
+    problems: list[Problem] = [tls_problem] if tls_problem is not None else []
     refusal = path_refusal(observed.etcd, spec.version) if observed.etcd is not None else None
     if refusal is not None:
         # The template keeps the version it has (what members run or are being moved to): no pod, not even

@@ -118,3 +118,30 @@ def tls_secrets(
         if dict(existing.get(name) or {}) != data
     ]
     return TLSPlan(secrets, problems)
+
+
+# What a Secret given with tls mode secret must hold (cert-manager's layout): the members mount it as is.
+PROVIDED_TLS_KEYS = ("tls.crt", "tls.key", "ca.crt")
+
+
+def provided_tls_secrets(spec: EtcdClusterSpec) -> tuple[str, ...]:
+    """The user's Secrets the members mount (tls mode secret), peer then client, each once."""
+    names = [side.secret_name for side in (spec.tls.peer, spec.tls.client)
+             if side.mode is TLSMode.SECRET and side.secret_name]  # fmt: skip
+    return tuple(dict.fromkeys(names))
+
+
+def provided_tls_problem(spec: EtcdClusterSpec, found: Mapping[str, Mapping[str, bytes] | None]) -> Problem | None:
+    """Why the members cannot mount the user's TLS Secrets, or None; names the Secret, the keys and the fix."""
+    wrong = []
+    for name in provided_tls_secrets(spec):
+        data = found.get(name)
+        if data is None:
+            wrong.append(f"Secret {name} does not exist")
+        elif missing := [k for k in PROVIDED_TLS_KEYS if not data.get(k)]:
+            wrong.append(f"Secret {name} has no {', '.join(missing)}")
+    if not wrong:
+        return None
+    return Problem("TLSSecretInvalid", "; ".join(wrong) + ": tls mode secret needs a Secret with tls.crt, tls.key "
+                   "and ca.crt (as cert-manager writes them) in the cluster's namespace; members cannot start "
+                   "without it")  # fmt: skip

@@ -349,13 +349,22 @@ def test_secret_mode_scales_with_the_operators_own_client_certificate_and_follow
     cluster = Cluster(spec)
     built = []
     cluster.clients = EtcdClients(lambda access, secret: built.append(dict(secret)) or cluster.etcd)
+    def provide(serial: str, name: str = "byo-operator", keys=("tls.crt", "tls.key", "ca.crt")) -> None:
+        data = {k: base64.b64encode(f"{k}-{serial}".encode()).decode() for k in keys}
+        cluster.kube.objects[("Secret", "db", name)] = {"metadata": {"name": name}, "data": data}
+
+    # The members' Secrets are missing or lack a key: nothing starts, and status says which and what to do.
+    provide("1", "byo-peer", keys=("tls.crt", "tls.key"))
+    cluster.once()
+    assert ("StatefulSet", "db", "main") not in cluster.kube.objects and cluster.conditions()["Progressing"] == (
+        "True", "WaitingForTLSSecret")  # fmt: skip
+    degraded = next(c for c in cluster.status.conditions if c.type == "Degraded")
+    assert degraded.reason == "TLSSecretInvalid" and "Secret byo-peer has no ca.crt" in degraded.message
+    assert "Secret byo-server does not exist" in degraded.message
+    provide("1", "byo-peer")
+    provide("1", "byo-server")
     cluster.once()
     assert "Secret byo-operator not created yet" in cluster.status.conditions[0].message  # says what it lacks
-
-    def provide(serial: str) -> None:
-        data = {k: base64.b64encode(f"{k}-{serial}".encode()).decode() for k in ("tls.crt", "tls.key", "ca.crt")}
-        cluster.kube.objects[("Secret", "db", "byo-operator")] = {"metadata": {"name": "byo-operator"}, "data": data}
-
     provide("1")
     cluster.converge()
     cluster.assert_settled(3)
