@@ -113,7 +113,14 @@ class EtcdClients:
             return cached[1]
         if cached:
             await cached[1].close()
-        client = self._factory(access, secret)
+            del self._clients[key]
+        if access.secret and (missing := [k for k in ("tls.crt", "tls.key", "ca.crt") if not secret.get(k)]):
+            return f"client certificate Secret {access.secret} has no {', '.join(missing)}"
+        try:
+            client = self._factory(access, secret)
+        except (ssl.SSLError, ValueError, OSError) as exc:
+            # A Secret that holds no usable certificate is the user's to fix: say so, do not fail the pass.
+            return f"client certificate Secret {access.secret}: cannot load tls.crt, tls.key and ca.crt ({exc})"
         self._clients[key] = (digest, client)
         return client
 

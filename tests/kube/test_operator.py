@@ -7,6 +7,7 @@ operator writes and reports; etcd itself is exercised by the `etcd` and `e2e` ti
 import base64
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -28,7 +29,7 @@ def free_port() -> int:
 
 
 class Operator:
-    """The operator as a subprocess, like it runs in its pod (but with the admin kubeconfig)."""
+    """The operator as a subprocess, like it runs in its pod, with the kubeconfig it is given."""
 
     def __init__(self, kubeconfig: Path, log_dir: Path):
         self.kubeconfig, self.log_dir, self.proc, self.runs = kubeconfig, log_dir, None, 0
@@ -54,12 +55,53 @@ class Operator:
                 self.proc.wait()
 
 
+CHART_NAMESPACE = "etcd-operator-rbac"
+
+
+def chart_service_account_kubeconfig(kubectl, admin: Path, directory: Path) -> Path:
+    """A kubeconfig holding only a token of the chart's ServiceAccount, bound to the chart's own RBAC."""
+    from tests.support.binaries import bin_dir
+
+    helm = bin_dir() / "helm"
+    if not helm.exists():
+        reason = f"helm not built at {helm}: run `bash hack/build-helm.sh` (or set ETCD_BIN)"
+        if os.environ.get("HELM_REQUIRED") == "1":
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    rendered = subprocess.run([str(helm), "template", "etcd-operator", str(ROOT / "charts" / "etcd-operator"),
+                               "--namespace", CHART_NAMESPACE], capture_output=True, text=True, check=True).stdout  # fmt: skip
+    rbac = [d for d in yaml.safe_load_all(rendered) if d and d["kind"] in
+            ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")]  # fmt: skip
+    kubectl("create", "namespace", CHART_NAMESPACE, check=False)
+    kubectl("apply", "-n", CHART_NAMESPACE, "-f", "-", input=yaml.safe_dump_all(rbac))
+    account = next(d["metadata"]["name"] for d in rbac if d["kind"] == "ServiceAccount")
+    token = kubectl("create", "token", account, "-n", CHART_NAMESPACE, "--duration=2h").stdout.strip()
+    config = yaml.safe_load(admin.read_text())
+    cluster = config["clusters"][0]
+    path = directory / "service-account.kubeconfig"
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "clusters": [cluster],
+        "users": [{"name": account, "user": {"token": token}}],
+        "contexts": [{"name": account, "context": {"cluster": cluster["name"], "user": account}}],
+        "current-context": account,
+    }))  # fmt: skip
+    return path
+
+
 @pytest.fixture(scope="module")
-def operator(kubeconfig, crd_installed, tmp_path_factory):
-    op = Operator(kubeconfig, tmp_path_factory.mktemp("operator"))
+def operator(kubectl, kubeconfig, crd_installed, tmp_path_factory):
+    """The operator with nothing but the chart's ServiceAccount token: every test below checks its RBAC too."""
+    directory = tmp_path_factory.mktemp("operator")
+    op = Operator(chart_service_account_kubeconfig(kubectl, kubeconfig, directory), directory)
     op.start()
     yield op
     op.stop()
+    # Anything the chart's RBAC does not allow shows as a 403 naming the ServiceAccount in the operator's log
+    # (a namespace being deleted also answers 403, but names no user).
+    denied = re.compile(r'forbidden: User \\?"system:serviceaccount:[^"\\]+\\?" cannot')
+    for run in range(1, op.runs + 1):
+        text = (directory / f"operator-{run}.log").read_text()
+        assert not denied.search(text), [line for line in text.splitlines() if denied.search(line)][:5]
 
 
 @pytest.fixture(autouse=True)
@@ -104,13 +146,18 @@ MODES = {
         {"ETCD_NODE_BOOTSTRAP": "discovery", "ETCD_NODE_PEER_SCHEME": "http",
          "ETCD_DISCOVERY": "http://discovery.example.svc:2379/v2/keys/discovery/6c007a14875d53d9bf0ef5a6fc0257c817f0fb83"},
     ),
-    "secret-tls.yaml": (set(), ["etcd-server-ssl", "etcd-client-ssl"], {"ETCD_PEER_CERT_FILE": "/etc/etcd/peer-tls/tls.crt"}),
+    "secret-tls.yaml": ({"byo-peer", "byo-server"}, ["etcd-server-ssl", "etcd-client-ssl"], {"ETCD_PEER_CERT_FILE": "/etc/etcd/peer-tls/tls.crt"}),
 }
 
 
 @pytest.mark.parametrize("example", sorted(MODES))
 def test_objects_for_each_bootstrap_and_tls_mode(kubectl, namespace, example):
     secrets, ports, env = MODES[example]
+    if example == "secret-tls.yaml":  # the user's Secrets must exist before members are started
+        for provided in ("byo-peer", "byo-server"):
+            data = {k: base64.b64encode(b"pem").decode() for k in ("tls.crt", "tls.key", "ca.crt")}
+            kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(
+                {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": provided}, "data": data}))  # fmt: skip
     name = apply_example(kubectl, namespace, example)
     sts = wait_for(kubectl, namespace, "statefulset", name)
     uid = get(kubectl, namespace, "etcdcluster", name)["metadata"]["uid"]

@@ -414,3 +414,20 @@ def test_no_scheduled_backup_while_hibernated():
         cluster.now = T0 + timedelta(minutes=minute)
         cluster.once()
     assert not [k for k in cluster.kube.objects if k[0] == "EtcdBackup"]
+
+
+def test_an_operator_client_secret_without_a_usable_certificate_is_reported_not_fatal():
+    import base64
+
+    from etcd_operator.controller import connect
+
+    spec = {"replicas": 3, "tls": {"client": {"mode": "secret", "secretName": "byo-server"},
+                                   "operatorClientSecretName": "byo-operator"}}  # fmt: skip
+    cluster = Cluster(spec)
+    cluster.clients = EtcdClients(connect)  # the real one: it loads the certificate
+    for name in ("byo-server", "byo-operator"):
+        data = {k: base64.b64encode(b"not a certificate").decode() for k in ("tls.crt", "tls.key", "ca.crt")}
+        cluster.kube.objects[("Secret", "db", name)] = {"metadata": {"name": name}, "data": data}
+    result = cluster.once()  # no exception: the pass completes and says why it cannot reach etcd
+    assert "client certificate Secret byo-operator: cannot load" in result.observed.etcd_error
+    assert ("StatefulSet", "db", "main") in cluster.kube.objects  # members are not held back by the operator's own
