@@ -12,7 +12,7 @@ from enum import StrEnum
 from pydantic import ConfigDict, Field
 from pydantic.json_schema import JsonDict
 
-from .cluster import ApiModel, BackupDestination, ClusterRef, Condition, S3Destination, VolumeDestination
+from .cluster import ApiModel, BackupDestination, ClusterRef, Condition, S3Destination, VolumeDestination, _cel
 
 # The destinations are shared with EtcdCluster.spec.backup, so they live with the cluster's models.
 __all__ = ["BackupDestination", "S3Destination", "VolumeDestination"]
@@ -23,10 +23,6 @@ BACKUP_PLURAL = "etcdbackups"
 # at most.
 MAX_BACKUP_NAME = 63 - len("-backup")
 
-
-
-def _cel(rule: str, message: str) -> JsonDict:
-    return {"rule": rule, "message": message}
 
 
 class DeletionPolicy(StrEnum):
