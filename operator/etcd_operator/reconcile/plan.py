@@ -164,7 +164,8 @@ def _upkeep(ctx: ClusterContext, observed: Observed, step: mp.Step | None, follo
     if observed.etcd is None or (not settings.nospace_recovery and settings.defrag is None):
         return maint.Idle("Off")
     changing = (step is not None and not isinstance(step, (mp.Noop, mp.Wait, mp.Refuse))) or follow_up is not None
-    settling = isinstance(step, mp.Wait) or (ctx.status.phase not in ("Running", "Degraded"))
+    backing_up = any(b.phase in ("", "Pending", "Running") and not b.deleting for b in observed.backups)
+    settling = isinstance(step, mp.Wait) or ctx.status.phase not in ("Running", "Degraded") or backing_up
     alarmed = any(maint.nospace(s) for s in observed.etcd.status.values())
     if alarmed and not settings.nospace_recovery:
         return maint.Idle("NospaceRecoveryOff")

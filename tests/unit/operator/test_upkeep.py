@@ -104,3 +104,24 @@ def test_the_metrics_show_the_full_database_and_the_step_taken():
     assert recorder.registry.get_sample_value("etcd_operator_cluster_database_full", {"namespace": "db", "cluster": "main"}) == 1
     assert recorder.registry.get_sample_value(
         "etcd_operator_maintenance_steps_total", {"namespace": "db", "cluster": "main", "step": "Compact"}) == 1
+
+
+def test_routine_defragmentation_waits_for_a_scheduled_backup_that_runs():
+    from datetime import UTC, datetime
+
+    from etcd_operator.reconcile.observed import BackupView
+    from etcd_operator.reconcile.plan import ClusterContext, plan
+
+    from .test_pass import IDENTITY
+
+    cluster = Cluster({"replicas": 3, "maintenance": {"defrag": {"minSizeBytes": 0}}})
+    cluster.converge()
+    leader = cluster.etcd.leader
+    cluster.etcd.statuses = {m.id: MaintenanceStatus(m.id, leader, db_size=400 * MiB, db_size_in_use=100 * MiB)
+                             for m in cluster.etcd.members.values()}  # fmt: skip
+    observed = cluster.once().observed
+    ctx = ClusterContext(IDENTITY, cluster.spec, cluster.status, 1, "etcd-node", {})
+    running = BackupView("main-202612020300", "u1", datetime(2026, 12, 2, 3, tzinfo=UTC), phase="Running")
+    assert plan(ctx, replace(observed, backups=(running,)), datetime.now(UTC)).upkeep.reason == "ChangeUnderWay"
+    done = replace(running, phase="Completed")
+    assert type(plan(ctx, replace(observed, backups=(done,)), datetime.now(UTC)).upkeep).__name__ == "Defragment"
