@@ -51,17 +51,33 @@ kubectl -n "$ns" get etcdcluster "$name"
 kubectl -n "$ns" get pods,svc,pvc -l "app.kubernetes.io/instance=$name"
 
 step "etcd's own view, through the client Service with the user client certificate"
+# A client pod with etcdctl (the node image) and the $name-client-tls Secret mounted: the members'
+# root filesystems are read-only, and the user's certificate does not belong in them anyway.
+version=$(kubectl -n "$ns" get etcdcluster "$name" -o jsonpath='{.spec.version}')
+kubectl -n "$ns" apply -f - >/dev/null <<POD
+apiVersion: v1
+kind: Pod
+metadata: {name: etcd-client}
+spec:
+  terminationGracePeriodSeconds: 1
+  automountServiceAccountToken: false
+  securityContext: {runAsNonRoot: true, runAsUser: 65532, seccompProfile: {type: RuntimeDefault}}
+  containers:
+    - name: client
+      image: etcd-node:$version
+      imagePullPolicy: IfNotPresent
+      command: [sleep, infinity]
+      securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}
+      volumeMounts: [{name: tls, mountPath: /tls, readOnly: true}]
+  volumes: [{name: tls, secret: {secretName: $name-client-tls}}]
+POD
+kubectl -n "$ns" wait --for=condition=Ready pod/etcd-client --timeout=120s >/dev/null
 client=(etcdctl --endpoints "https://$name-client.$ns.svc.cluster.local:2379"
-  --cacert /etc/etcd/server-tls/ca.crt --cert /tmp/client/tls.crt --key /tmp/client/tls.key)
-# The member image has etcdctl; the user certificate comes from the $name-client-tls Secret.
-for f in tls.crt tls.key; do
-  kubectl -n "$ns" get secret "$name-client-tls" -o jsonpath="{.data.${f/./\\.}}" | base64 -d \
-    | kubectl -n "$ns" exec -i "$name-0" -- sh -c "mkdir -p /tmp/client && umask 077 && cat >/tmp/client/$f"
-done
-kubectl -n "$ns" exec "$name-0" -- "${client[@]}" member list -w table
-kubectl -n "$ns" exec "$name-0" -- "${client[@]}" endpoint status --cluster -w table
-kubectl -n "$ns" exec "$name-0" -- "${client[@]}" put demo "written at $(date -u +%FT%TZ)" >/dev/null
-kubectl -n "$ns" exec "$name-0" -- "${client[@]}" get demo
+  --cacert /tls/ca.crt --cert /tls/tls.crt --key /tls/tls.key)
+kubectl -n "$ns" exec etcd-client -- "${client[@]}" member list -w table
+kubectl -n "$ns" exec etcd-client -- "${client[@]}" endpoint status --cluster -w table
+kubectl -n "$ns" exec etcd-client -- "${client[@]}" put demo "written at $(date -u +%FT%TZ)" >/dev/null
+kubectl -n "$ns" exec etcd-client -- "${client[@]}" get demo
 
 cat <<EOF
 
@@ -70,6 +86,7 @@ cat <<EOF
   kubectl -n $ns get etcdcluster $name -o yaml                      # status: members, leader, conditions
   kubectl -n $ns patch etcdcluster $name --type=merge -p '{"spec":{"replicas":5}}'   # scale through the runtime API
   kubectl -n $ns get events --sort-by=.lastTimestamp               # what the operator did, step by step
+  kubectl -n $ns exec etcd-client -- ${client[*]} get demo   # etcdctl with the user certificate
   kubectl -n $ns patch etcdcluster $name --type=merge -p '{"spec":{"hibernate":true}}'  # stop every member, keep the data
 Client certificate: Secret $ns/$name-client-tls; endpoint https://$name-client.$ns.svc.cluster.local:2379
 Tear down: $teardown
