@@ -34,6 +34,7 @@ from .reconcile.observed import REPLICAS_MANAGER, DiscoveryService, EtcdView, Ob
 from .reconcile.plan import ClusterContext, Plan, plan
 from .reconcile.pods import pod_view, statefulset_view
 from .reconcile.problems import Problem
+from .reconcile.restore import backup_store
 from .reconcile.schedule import SCHEDULE_LABEL, backup_view, schedule_status
 from .reconcile.secrets import provided_tls_secrets
 from .reconcile.status import Outcome, compute_status, maintenance_record
@@ -217,8 +218,7 @@ def _restore_sources(kube: KubeAPI, ctx: ClusterContext) -> RestoreSources:
     store: S3Store | None = restore.s3
     if restore.backup_ref is not None:
         backup = kube.get(f"{GROUP}/{VERSION}", BACKUP_KIND, restore.backup_ref.name, ns)
-        s3 = ((backup or {}).get("spec") or {}).get("destination", {}).get("s3")
-        store = S3Store.model_validate({k: v for k, v in s3.items() if k != "prefix"}) if s3 else None
+        store = backup_store(backup)
 
     def data(name: str | None) -> dict[str, bytes] | None:
         found = kube.get("v1", "Secret", name, ns) if name else None

@@ -18,6 +18,7 @@ its Secrets go away later.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +43,12 @@ class RestorePlan:
     retire_request: bool = False  # delete the request Secret
 
 
+def backup_store(backup: Mapping[str, Any] | None) -> S3Store | None:
+    """The S3 store an EtcdBackup wrote to (its destination without the key prefix); None for a volume."""
+    s3 = (((backup or {}).get("spec") or {}).get("destination") or {}).get("s3")
+    return S3Store.model_validate({k: v for k, v in s3.items() if k != "prefix"}) if s3 else None
+
+
 def _source(restore: BootstrapRestore, sources: RestoreSources) -> tuple[S3Store, str, str] | str:
     """(store, key, what to call it) or why not yet."""
     if restore.s3 is not None:
@@ -54,12 +61,11 @@ def _source(restore: BootstrapRestore, sources: RestoreSources) -> tuple[S3Store
     status = backup.get("status") or {}
     if status.get("phase") != "Completed":
         return f"EtcdBackup {name} is {status.get('phase') or 'Pending'}; the cluster starts from it once it has Completed"
-    s3 = ((backup.get("spec") or {}).get("destination") or {}).get("s3")
+    store = backup_store(backup)
     location = str(status.get("location") or "")
-    if not s3 or not location.startswith("s3://"):
+    if store is None or not location.startswith("s3://"):
         return (f"EtcdBackup {name} was stored on a volume; a new cluster can only start from an s3 backup "
                 "(copy the snapshot to a bucket and name it in bootstrap.restore.s3)")  # fmt: skip
-    store = S3Store.model_validate({k: v for k, v in s3.items() if k != "prefix"})
     key = location.removeprefix("s3://").split("/", 1)[1]
     return store, key, f"EtcdBackup {name} ({location}, revision {status.get('revision')})"
 
