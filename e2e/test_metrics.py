@@ -12,7 +12,7 @@ import time
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from e2e.support import Kube, etcd_cluster, wait_settled
+from e2e.support import Kube, etcd_cluster, wait_settled, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -34,7 +34,10 @@ def test_metrics_describe_a_running_cluster_and_an_idle_one_costs_little(kube: K
     kube.apply(namespace, etcd_cluster("watched", replicas=3))
     status = wait_settled(kube, namespace, "watched", replicas=3)
     who = {"namespace": namespace, "cluster": "watched"}
-    time.sleep(12)  # at least one idle pass after settling, so the series are the settled ones
+    # At least one whole pass after settling, so the series are the settled ones.
+    settled = value(scrape(kube), "etcd_operator_reconcile_duration_seconds_count", **who) or 0
+    wait_until("an idle pass after settling", lambda: (value(scrape(kube), "etcd_operator_reconcile_duration_seconds_count",
+                                                              **who) or 0) >= settled + 2, timeout=60)  # fmt: skip
     first, started = scrape(kube), time.monotonic()
     assert value(first, "etcd_operator_cluster_members", **who, role="voting") == 3
     assert value(first, "etcd_operator_cluster_members", **who, role="learner") == 0
@@ -50,7 +53,7 @@ def test_metrics_describe_a_running_cluster_and_an_idle_one_costs_little(kube: K
         assert (value(first, "etcd_operator_member_db_size_bytes", **pod) or 0) > 0
     assert value(first, "etcd_operator_certificate_not_after_timestamp_seconds", **who, secret="watched-peer-ca",
                  kind="ca") > time.time()  # fmt: skip
-    time.sleep(48)
+    time.sleep(48)  # the measurement window itself, not a wait for a state
     second, elapsed = scrape(kube), time.monotonic() - started
     per_minute = 60 / elapsed
     kube_rate = (value(second, "etcd_operator_kube_requests_total") - value(first, "etcd_operator_kube_requests_total")) * per_minute
