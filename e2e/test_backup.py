@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -94,17 +95,30 @@ def store(kube: Kube, namespace: str) -> Iterator[str]:
     })  # fmt: skip
     for pod in ("s3", STORE_CLIENT):
         kube.run("-n", namespace, "wait", "--for=condition=Ready", f"pod/{pod}", "--timeout=120s", timeout=150)
-    s3_python(kube, namespace, "s3.create_bucket(Bucket='backups')")
+    # A Ready pod is not yet a reachable Service: until kube-proxy programs the new endpoint, the
+    # ClusterIP refuses connections. Wait for the Service itself, failing at once on any other error.
+    def bucket_created() -> bool:
+        proc = s3_run(kube, namespace, "s3.create_bucket(Bucket='backups')")
+        if proc.returncode != 0 and "Could not connect to the endpoint URL" not in proc.stderr:
+            pytest.fail(f"creating the bucket failed:\n{proc.stderr}", pytrace=False)
+        return proc.returncode == 0
+
+    wait_until("the store's Service to accept connections", bucket_created, timeout=60, interval=1)
     yield f"https://s3.{namespace}.svc:7070"
 
 
-def s3_python(kube: Kube, namespace: str, body: str) -> str:
+def s3_run(kube: Kube, namespace: str, body: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run `body` in the client pod with `s3`, a boto3 client of the store, in scope."""
     code = (
         "import boto3, hashlib, json\n"
         f"s3 = boto3.client('s3', endpoint_url='https://s3.{namespace}.svc:7070', region_name='us-east-1', "
         "verify='/ca/ca.crt', config=boto3.session.Config(s3={'addressing_style': 'path'}))\n" + body
     )
-    return kube.run("-n", namespace, "exec", STORE_CLIENT, "--", "python3", "-c", code, timeout=120).stdout
+    return kube.run("-n", namespace, "exec", STORE_CLIENT, "--", "python3", "-c", code, check=check, timeout=120)
+
+
+def s3_python(kube: Kube, namespace: str, body: str) -> str:
+    return s3_run(kube, namespace, body, check=True).stdout
 
 
 def backup(name: str, cluster: str, endpoint: str, credentials: str = "s3-creds") -> dict:
