@@ -240,6 +240,30 @@ def start_client_pod(kube: Kube, namespace: str, cluster: str, client_tls: bool 
     kube.run("-n", namespace, "wait", "--for=condition=Ready", f"pod/{CLIENT_POD}", "--timeout=120s", timeout=150)
 
 
+def served_serials(kube: Kube, namespace: str, cluster: str, replicas: int) -> list[int]:
+    """The serial each member's client port presents on a new connection (member 0 first), read from the client pod."""
+    code = (
+        "import socket, ssl, json\n"
+        "ctx = ssl.create_default_context(cafile='/tls/ca.crt'); ctx.load_cert_chain('/tls/tls.crt', '/tls/tls.key')\n"
+        "from cryptography import x509\n"
+        f"hosts = ['{cluster}-%d.{cluster}.{namespace}.svc.cluster.local' % i for i in range({replicas})]\n"
+        "out = []\n"
+        "for h in hosts:\n"
+        "    with socket.create_connection((h, 2379), timeout=5) as raw, ctx.wrap_socket(raw, server_hostname=h) as s:\n"
+        "        out.append(x509.load_der_x509_certificate(s.getpeercert(True)).serial_number)\n"
+        "print(json.dumps(out))\n"
+    )
+    out = kube.run("-n", namespace, "exec", CLIENT_POD, "--", "python3", "-c", code, timeout=60).stdout
+    return [int(x) for x in json.loads(out)]
+
+
+def containers(kube: Kube, namespace: str, cluster: str) -> dict[str, tuple[str, int]]:
+    """pod -> (container ID, restart count) of each member."""
+    pods = kube.items(namespace, "pods", f"app.kubernetes.io/instance={cluster},app.kubernetes.io/component=member")
+    return {p["metadata"]["name"]: (p["status"]["containerStatuses"][0]["containerID"],
+                                    p["status"]["containerStatuses"][0]["restartCount"]) for p in pods}  # fmt: skip
+
+
 def etcdctl(
     kube: Kube, namespace: str, cluster: str, *args: str, tls: str = "cert", check: bool = True, timeout: float = 30
 ) -> subprocess.CompletedProcess[str]:

@@ -10,7 +10,6 @@ renewal of the Secrets by their owner must reach the members without a restart.
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -18,15 +17,16 @@ import pytest
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from e2e.support import (
-    CLIENT_POD,
     IDLE_INTERVAL,
     Kube,
     assert_stays_settled,
     available_status,
+    containers,
     create_namespace,
     etcd_cluster,
     member_ids,
     patch_spec,
+    served_serials,
     start_client_pod,
     wait_settled,
     wait_until,
@@ -66,30 +66,6 @@ class Certificates:
         return leaf
 
 
-def served_serials(kube: Kube, namespace: str, replicas: int) -> set[int]:
-    """The serial each member's client port presents on a new connection, read from inside the cluster."""
-    code = (
-        "import socket, ssl, json\n"
-        "ctx = ssl.create_default_context(cafile='/tls/ca.crt'); ctx.load_cert_chain('/tls/tls.crt', '/tls/tls.key')\n"
-        "from cryptography import x509\n"
-        f"hosts = ['{NAME}-%d.{NAME}.{namespace}.svc.cluster.local' % i for i in range({replicas})]\n"
-        "out = []\n"
-        "for h in hosts:\n"
-        "    with socket.create_connection((h, 2379), timeout=5) as raw, ctx.wrap_socket(raw, server_hostname=h) as s:\n"
-        "        out.append(x509.load_der_x509_certificate(s.getpeercert(True)).serial_number)\n"
-        "print(json.dumps(out))\n"
-    )
-    out = kube.run("-n", namespace, "exec", CLIENT_POD, "--", "python3", "-c", code, timeout=60).stdout
-    return set(json.loads(out))
-
-
-def containers(kube: Kube, namespace: str) -> dict[str, tuple[str, int]]:
-    """pod -> (container ID, restart count) of each member."""
-    pods = kube.items(namespace, "pods", f"app.kubernetes.io/instance={NAME},app.kubernetes.io/component=member")
-    return {p["metadata"]["name"]: (p["status"]["containerStatuses"][0]["containerID"],
-                                    p["status"]["containerStatuses"][0]["restartCount"]) for p in pods}  # fmt: skip
-
-
 @pytest.fixture
 def byo(request, kube: Kube, operator: str) -> Iterator[tuple[str, Certificates]]:
     namespace = f"e2e-byo-{request.param}"
@@ -116,13 +92,13 @@ def renew_and_check(kube: Kube, namespace: str, certs: Certificates, fresh: bool
 
     fresh: no member has ever restarted (a member replaced by a heal restarts while it joins).
     """
-    before = containers(kube, namespace)
+    before = containers(kube, namespace, NAME)
     assert not fresh or all(restarts == 0 for _, restarts in before.values()), before
     renewed = certs.issue(f"{NAME}-server", f"{NAME}-server", member_names(namespace))
     serial = renewed.cert.serial_number
-    wait_until("every member serving the renewed certificate", lambda: served_serials(kube, namespace, 3) == {serial},
+    wait_until("every member serving the renewed certificate", lambda: set(served_serials(kube, namespace, NAME, 3)) == {serial},
                timeout=240, interval=5)  # fmt: skip
-    assert containers(kube, namespace) == before  # same containers, no restart
+    assert containers(kube, namespace, NAME) == before  # same containers, no restart
 
 
 @pytest.mark.parametrize("byo", ["ecdsa"], indirect=True)  # RSA: renewed in the scaling scenario below

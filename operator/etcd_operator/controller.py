@@ -36,7 +36,7 @@ from .reconcile.pods import pod_view, statefulset_view
 from .reconcile.problems import Problem
 from .reconcile.restore import backup_store
 from .reconcile.schedule import SCHEDULE_LABEL, backup_view, schedule_status
-from .reconcile.secrets import provided_tls_secrets
+from .reconcile.secrets import issued_certificates, provided_tls_secrets
 from .reconcile.status import Outcome, compute_status, maintenance_record
 from .resources.meta import selector
 from .resources.naming import ClusterNames
@@ -396,6 +396,7 @@ async def reconcile_once(
         backup=schedule_status(ctx.spec.backup, observed.backups, ctx.status.backup, now, outcome.scheduled),
         restored_from=planned.restore.restored_from,
         maintenance=maintenance_record(ctx.status.maintenance, planned.upkeep, outcome.maintained, now),
+        certificates=issued_certificates(ctx.identity.names, observed.secrets),
     )
     return PassResult(status, planned, outcome, observed, busy(planned, outcome, status, now))
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -30,10 +30,10 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from .controller import PassResult
-from .pki import certs
 from .reconcile import maintenance as maint
 from .reconcile import membership as mp
 from .reconcile.plan import ClusterContext
+from .reconcile.secrets import IssuedCertificate, issued_certificates
 from .resources.naming import ClusterNames
 
 PHASES = ("Bootstrapping", "Running", "Degraded", "Unavailable", "Failed", "Hibernated")
@@ -54,13 +54,6 @@ class MemberSample:
 
 
 @dataclass(frozen=True)
-class CertificateSample:
-    secret: str
-    kind: str  # "ca" or "leaf" (the earliest notAfter of the Secret's leaves)
-    not_after: float  # seconds since the epoch
-
-
-@dataclass(frozen=True)
 class ClusterSample:
     namespace: str
     cluster: str
@@ -74,7 +67,7 @@ class ClusterSample:
     members: tuple[MemberSample, ...] = ()
     steps: tuple[tuple[str, str], ...] = ()  # (step kind, "done" | "retry") taken this pass
     refused: str = ""  # the reason a membership step is refused now, "" when none is
-    certificates: tuple[CertificateSample, ...] = ()
+    certificates: tuple[IssuedCertificate, ...] = ()
     database_full: bool = False  # etcd's NOSPACE alarm is raised
     maintained: str = ""  # the maintenance step this pass took: Compact, Defragment or Disarm ("" for none)
     last_backup: float | None = None  # completion of the newest Completed scheduled backup, seconds since the epoch
@@ -125,25 +118,6 @@ def _members(names: ClusterNames, result: PassResult) -> tuple[tuple[MemberSampl
     return tuple(samples_list), leader_id, max((r.db_size_quota for r in reports.values()), default=0)
 
 
-@functools.lru_cache(maxsize=512)
-def _not_after(pem: bytes) -> float:
-    return certs.load_cert(pem).not_valid_after_utc.timestamp()
-
-
-def certificate_samples(names: ClusterNames, secrets: Mapping[str, Mapping[str, bytes]]) -> tuple[CertificateSample, ...]:
-    """The notAfter of each CA the operator issued, and the earliest of each Secret's leaf certificates."""
-    found = []
-    for secret in (names.peer_ca_secret, names.client_ca_secret):
-        if pem := (secrets.get(secret) or {}).get("tls.crt"):
-            found.append(CertificateSample(secret, "ca", _not_after(pem)))
-    for secret in (names.peer_tls_secret, names.server_tls_secret, names.client_tls_secret):
-        data = secrets.get(secret) or {}
-        leaves = [_not_after(pem) for key, pem in data.items() if key.endswith(".crt") and key != "ca.crt"]
-        if leaves:
-            found.append(CertificateSample(secret, "leaf", min(leaves)))
-    return tuple(found)
-
-
 def _steps(result: PassResult) -> tuple[tuple[str, str], ...]:
     """Steps carried out this pass. When etcd refused, the first step is the one that failed (it runs first)."""
     outcome, follow_up = result.outcome, result.plan.follow_up
@@ -176,7 +150,7 @@ def sample(ctx: ClusterContext, result: PassResult) -> ClusterSample:
         members=members,
         steps=_steps(result),
         refused=step.reason if isinstance(step, mp.Refuse) else "",
-        certificates=certificate_samples(names, result.observed.secrets),
+        certificates=issued_certificates(names, result.observed.secrets),
         database_full=any(maint.nospace(st) for st in result.observed.etcd.status.values()) if result.observed.etcd else False,
         maintained=result.outcome.maintained.split(" ", 1)[0],
         last_backup=_epoch(result.status.backup.last_successful_time) if result.status.backup else None,

@@ -469,7 +469,7 @@ def test_operator_alerts_read_series_the_operator_exports(helm: Path) -> None:
 
     recorder = metrics.Recorder()
     sample = metrics.ClusterSample("db", "main", "Running", 3, 3, 0, 3, 1, 2**31, refused="QuorumAtRisk",
-                                   certificates=(metrics.CertificateSample("main-peer-ca", "ca", 2e9),),
+                                   certificates=(metrics.IssuedCertificate("main-peer-ca", "ca", 2e9),),
                                    database_full=True, maintained="Compact", last_backup=1.8e9)  # fmt: skip
     recorder.record(sample)
     recorder.observe_pass("db", "main", 0.1, failed=True)

@@ -30,7 +30,8 @@ def test_defaults_are_applied_by_the_server(kubectl, namespace):
     stored = json.loads(kubectl("get", "-n", namespace, "etcdcluster", "c", "-o", "json").stdout)["spec"]
     assert stored["replicas"] == 3 and stored["version"] == "3.6.16"
     assert stored["bootstrap"] == {"mode": "static"}
-    assert stored["tls"] == {"peer": {"mode": "selfSigned"}, "client": {"mode": "selfSigned"}}
+    assert stored["tls"] == {"peer": {"mode": "selfSigned"}, "client": {"mode": "selfSigned"},
+                             "certificates": {"validity": "8760h", "renewBefore": "720h"}}
     assert stored["storage"]["whenDeleted"] == "Retain" and stored["storage"]["whenScaled"] == "Retain"
     assert stored["hibernate"] is False
 
@@ -109,6 +110,16 @@ INVALID = [
      "--log-format needs etcd 3.6 or later (spec.version is 3.5.35)"),
     ({"etcd": {"extraArgs": {"compaction-batch-limit": "10", "experimental-compaction-batch-limit": "10"}}},
      "sets a flag under both its experimental- name and its etcd 3.6 name"),
+    # Certificate lifetimes: durations CEL parses, bounded, renewal leaving the leaf some life.
+    ({"tls": {"certificates": {"validity": "1d"}}}, "spec.tls.certificates.validity in body should match"),
+    ({"tls": {"certificates": {"validity": "4m", "renewBefore": "1m"}}},
+     "tls.certificates.validity must be between 5m and 87600h"),
+    ({"tls": {"certificates": {"validity": "100000h"}}}, "tls.certificates.validity must be between 5m and 87600h"),
+    ({"tls": {"certificates": {"validity": "10m", "renewBefore": "30s"}}},
+     "tls.certificates.renewBefore must be at least 2m"),
+    ({"tls": {"certificates": {"validity": "10m", "renewBefore": "9m30s"}}},
+     "tls.certificates.renewBefore must be at least 1m shorter than validity"),
+    ({"tls": {"certificates": {"validity": "720h"}}}, "tls.certificates.renewBefore must be at least 1m shorter"),
     # discoveryURL: http(s) only, never a link-local or metadata address.
     ({"bootstrap": {"mode": "discovery", "discoveryURL": "ftp://disco.example/x"}}, "must be an http:// or https:// URL"),
     *[({"bootstrap": {"mode": "discovery", "discoveryURL": url}}, "may not point at a link-local or cloud metadata")
@@ -130,6 +141,8 @@ def test_invalid_specs_are_rejected_with_the_field_and_fix(kubectl, namespace, s
 VALID = [
     {"storage": {"size": "512Mi", "storageClassName": "fast.ssd-1"}},
     {"storage": {"size": "10G"}},
+    {"tls": {"certificates": {"validity": "5m", "renewBefore": "2m"}}},
+    {"tls": {"certificates": {"validity": "2160h", "renewBefore": "1h30m"}}},
     {"storage": {"size": "1.5Gi"}},
     {"resources": {"requests": {"cpu": "500m", "memory": "1Gi"},
                    "limits": {"memory": "1024Mi", "ephemeral-storage": "1Gi", "example.com/widget": "1"}}},

@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from croniter import croniter
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 from pydantic.json_schema import JsonDict, JsonValue
 
@@ -40,6 +40,15 @@ DNS_SUBDOMAIN = rf"{DNS_LABEL}(\.{DNS_LABEL})*"
 QUALIFIED_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?"
 LABEL_KEY = rf"^({DNS_SUBDOMAIN}/)?{QUALIFIED_NAME}$"
 LABEL_VALUE = rf"^({QUALIFIED_NAME})?$"
+
+# A Go-style duration of hours, minutes and seconds, which CEL's duration() also parses.
+DURATION = r"^([0-9]{1,6}(h|m|s))+$"
+
+
+def parse_duration(text: str) -> timedelta:
+    """A Go-style duration of hours, minutes and seconds (168h, 90m, 1h30m)."""
+    units = {"h": 3600, "m": 60, "s": 1}
+    return timedelta(seconds=sum(int(n) * units[u] for n, u in re.findall(r"([0-9]+)([hms])", text)))
 
 
 def _label_key_ok(key: str) -> str:
@@ -258,6 +267,65 @@ class TLSSide(ApiModel):
     )
 
 
+# Bounds of spec.tls.certificates. Five minutes is short enough for tests that watch renewals happen. A
+# renewed Secret reaches the members' files at the kubelet's next sync of the pod, up to 90 s later by
+# default (syncFrequency 1m plus jitter), so renewal starts at least 2m before the end; and a leaf must
+# live a while between renewals, or every pass would issue a new one.
+MIN_VALIDITY, MAX_VALIDITY = "5m", "87600h"
+MIN_RENEW_BEFORE, MIN_RENEWAL_GAP = "2m", "1m"
+
+
+class CertificateLifetime(ApiModel):
+    """How long operator-issued leaf certificates live (selfSigned sides; CAs live ten years)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    f"duration(self.validity) >= duration('{MIN_VALIDITY}') && "
+                    f"duration(self.validity) <= duration('{MAX_VALIDITY}')",
+                    f"tls.certificates.validity must be between {MIN_VALIDITY} and {MAX_VALIDITY} (ten years, the "
+                    "CA's own lifetime), e.g. 8760h",
+                    ".validity",
+                ),
+                _cel(
+                    f"duration(self.renewBefore) >= duration('{MIN_RENEW_BEFORE}')",
+                    f"tls.certificates.renewBefore must be at least {MIN_RENEW_BEFORE}: members need the new files "
+                    "(the kubelet delivers a renewed Secret up to 90 s later) before the old certificate ends",
+                    ".renewBefore",
+                ),
+                _cel(
+                    f"duration(self.validity) - duration(self.renewBefore) >= duration('{MIN_RENEWAL_GAP}')",
+                    f"tls.certificates.renewBefore must be at least {MIN_RENEWAL_GAP} shorter than validity, or "
+                    "every certificate would be renewed as soon as it is issued; e.g. validity 8760h, renewBefore 720h",
+                    ".renewBefore",
+                ),
+            ]
+        }
+    )
+
+    validity: Annotated[str, Field(pattern=DURATION, max_length=32)] = Field(
+        "8760h", description="How long each member and client certificate is valid, as a duration of h, m and s "
+        f"(default 8760h, one year; {MIN_VALIDITY} to {MAX_VALIDITY}). A leaf never outlives its CA. Shortening it "
+        "reissues certificates that would live longer."
+    )  # fmt: skip
+    renew_before: Annotated[str, Field(pattern=DURATION, max_length=32)] = Field(
+        "720h", description="Replace a certificate this long before it ends (default 720h, 30 days; at least "
+        f"{MIN_RENEW_BEFORE}, and at least {MIN_RENEWAL_GAP} shorter than validity). Members keep running: etcd reads "
+        "its certificate files on every new connection, and the kubelet updates them in place."
+    )  # fmt: skip
+
+    @model_validator(mode="after")
+    def _in_bounds(self) -> CertificateLifetime:
+        validity, renew = parse_duration(self.validity), parse_duration(self.renew_before)
+        if not parse_duration(MIN_VALIDITY) <= validity <= parse_duration(MAX_VALIDITY):
+            raise ValueError(f"validity {self.validity} is not between {MIN_VALIDITY} and {MAX_VALIDITY}")
+        if renew < parse_duration(MIN_RENEW_BEFORE) or validity - renew < parse_duration(MIN_RENEWAL_GAP):
+            raise ValueError(f"renewBefore {self.renew_before} must be at least {MIN_RENEW_BEFORE} and at least "
+                             f"{MIN_RENEWAL_GAP} shorter than validity {self.validity}")  # fmt: skip
+        return self
+
+
 class TLS(ApiModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -287,6 +355,12 @@ class TLS(ApiModel):
         "client certificate the operator presents to etcd, issued by a CA the members trust. Without it the "
         "operator cannot read health or change membership of such a cluster. A renewed Secret is picked up "
         "without a restart.",
+    )
+    certificates: CertificateLifetime = Field(
+        default_factory=CertificateLifetime,
+        description="Lifetime and renewal of the certificates the operator issues (selfSigned sides); with mode "
+        "secret the Secret's owner (e.g. cert-manager) decides. Default: one year, renewed 30 days before the end.",
+        json_schema_extra=server_default(CertificateLifetime),
     )
 
 
@@ -672,13 +746,6 @@ CRON = (
     ])
     + r")\s*$"
 )
-DURATION = r"^([0-9]{1,6}(h|m|s))+$"
-
-
-def parse_duration(text: str) -> timedelta:
-    """A Go-style duration of hours, minutes and seconds (168h, 90m, 1h30m)."""
-    units = {"h": 3600, "m": 60, "s": 1}
-    return timedelta(seconds=sum(int(n) * units[u] for n, u in re.findall(r"([0-9]+)([hms])", text)))
 
 
 class BackupRetention(ApiModel):
@@ -887,6 +954,13 @@ class BackupScheduleStatus(ApiModel):
     next_schedule_time: str | None = Field(None, description="The next scheduled time (none while suspended).")
 
 
+class CertificateStatus(ApiModel):
+    secret: str = Field(description="The Secret holding the certificate(s).")
+    kind: str = Field(description="ca: the Secret's CA; leaf: the earliest-ending certificate in the Secret.")
+    not_after: str = Field(description="When it ends (RFC 3339); leaves are renewed tls.certificates.renewBefore "
+                           "earlier.")  # fmt: skip
+
+
 class EtcdClusterStatus(ApiModel):
     model_config = ConfigDict(extra="ignore")  # tolerate fields written by newer operator versions
 
@@ -909,6 +983,9 @@ class EtcdClusterStatus(ApiModel):
     conditions: list[Condition] | None = Field(None, description="Available, Progressing and Degraded.")
     backup: BackupScheduleStatus | None = Field(None, description="Scheduled backups (spec.backup).")
     maintenance: MaintenanceRecord | None = Field(None, description="Database upkeep the operator did.")
+    certificates: list[CertificateStatus] | None = Field(
+        None, description="The certificates the operator issued (selfSigned TLS) and when each ends."
+    )
     restored_from: str | None = Field(
         None, description="With bootstrap.restore: the snapshot the cluster started from, once every initial "
         "member has started from it."

@@ -44,6 +44,7 @@ def member_bundle(
     new_key: KeyFactory,
     new_serial: SerialFactory,
     existing: Mapping[str, bytes] | None = None,
+    lifetime: certs.Lifetime = certs.DEFAULT_LIFETIME,
 ) -> dict[str, bytes]:
     """`ca.crt` plus a pair per member; pairs that are still valid and cover their names are kept."""
     existing = existing or {}
@@ -56,19 +57,26 @@ def member_bundle(
             cert = certs.load_cert(kept[0])  # type: ignore[arg-type]
             # A pair due only by age that this CA cannot extend stays: reissuing
             # it would change the files on every pass and gain nothing.
-            if not certs.due_for_renewal(cert, now, hosts) or (
+            if not certs.due_for_renewal(cert, now, hosts, lifetime) or (
                 certs.covers(cert, hosts) and not certs.can_extend(ca.cert, cert)
             ):
                 data[f"{pod}.crt"], data[f"{pod}.key"] = kept  # type: ignore[assignment]
                 continue
         key = new_key()
-        cert = certs.issue(ca.cert, ca.key, key, f"{pod} {side}", hosts, now, new_serial())
+        cert = certs.issue(ca.cert, ca.key, key, f"{pod} {side}", hosts, now, new_serial(), validity=lifetime.validity)
         data[f"{pod}.crt"], data[f"{pod}.key"] = certs.cert_pem(cert), certs.key_pem(key)
     return data
 
 
 def client_bundle(
-    ca: Authority, common_name: str, now: datetime, key: certs.PrivateKey, serial: int
+    ca: Authority,
+    common_name: str,
+    now: datetime,
+    key: certs.PrivateKey,
+    serial: int,
+    lifetime: certs.Lifetime = certs.DEFAULT_LIFETIME,
 ) -> dict[str, bytes]:
-    cert = certs.issue(ca.cert, ca.key, key, common_name, [], now, serial, usages=certs.CLIENT_ONLY)
+    cert = certs.issue(
+        ca.cert, ca.key, key, common_name, [], now, serial, usages=certs.CLIENT_ONLY, validity=lifetime.validity
+    )
     return {"tls.crt": certs.cert_pem(cert), "tls.key": certs.key_pem(key), "ca.crt": certs.cert_pem(ca.cert)}

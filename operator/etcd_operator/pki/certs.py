@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cryptography import x509
@@ -18,9 +19,19 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 CA_VALIDITY = timedelta(days=3650)
-LEAF_VALIDITY = timedelta(days=365)
-RENEW_BEFORE = timedelta(days=30)
+CA_WARN_BEFORE = timedelta(days=30)  # CAExpiring is reported this long before a CA ends
 CLOCK_SKEW = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Lifetime:
+    """How long a leaf certificate lives and how long before its end it is replaced (spec.tls.certificates)."""
+
+    validity: timedelta = timedelta(days=365)
+    renew_before: timedelta = timedelta(days=30)
+
+
+DEFAULT_LIFETIME = Lifetime()
 
 SERVER_AND_CLIENT = (ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH)
 CLIENT_ONLY = (ExtendedKeyUsageOID.CLIENT_AUTH,)
@@ -82,8 +93,9 @@ def issue(
     now: datetime,
     serial: int,
     usages: tuple[x509.ObjectIdentifier, ...] = SERVER_AND_CLIENT,
+    validity: timedelta = DEFAULT_LIFETIME.validity,
 ) -> x509.Certificate:
-    """A leaf certificate; `hosts` become DNS or IP subject alternative names."""
+    """A leaf certificate, never outliving its CA; `hosts` become DNS or IP subject alternative names."""
     names: list[x509.GeneralName] = []
     for host in dict.fromkeys(hosts):
         try:
@@ -97,7 +109,7 @@ def issue(
         .public_key(key.public_key())
         .serial_number(serial)
         .not_valid_before(now - CLOCK_SKEW)
-        .not_valid_after(min(now + LEAF_VALIDITY, ca_cert.not_valid_after_utc))
+        .not_valid_after(min(now + validity, ca_cert.not_valid_after_utc))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(_key_usage(ca=False), critical=True)
         .add_extension(x509.ExtendedKeyUsage(list(usages)), critical=False)
@@ -130,8 +142,18 @@ def load_key(pem: bytes) -> PrivateKey:
     return key
 
 
-def expiring(cert: x509.Certificate, now: datetime) -> bool:
-    return now + RENEW_BEFORE >= cert.not_valid_after_utc
+def expiring(cert: x509.Certificate, now: datetime, before: timedelta = DEFAULT_LIFETIME.renew_before) -> bool:
+    return now + before >= cert.not_valid_after_utc
+
+
+def due_by_age(cert: x509.Certificate, now: datetime, lifetime: Lifetime = DEFAULT_LIFETIME) -> bool:
+    """Within renewBefore of its end, or living longer than the policy now allows (validity was shortened).
+
+    A certificate issued under `lifetime` ends at most `validity` after it was issued, so the second
+    test never holds for it: a pass that reissues stays quiet on the next one.
+    """
+    end = cert.not_valid_after_utc
+    return now + lifetime.renew_before >= end or end > now + lifetime.validity
 
 
 def covers(cert: x509.Certificate, hosts: Iterable[str]) -> bool:
@@ -148,6 +170,8 @@ def can_extend(ca_cert: x509.Certificate, cert: x509.Certificate) -> bool:
     return ca_cert.not_valid_after_utc > cert.not_valid_after_utc
 
 
-def due_for_renewal(cert: x509.Certificate, now: datetime, hosts: Iterable[str] = ()) -> bool:
-    """Renew when close to expiry or when the names it must cover changed (e.g. after a scale-out)."""
-    return expiring(cert, now) or not covers(cert, hosts)
+def due_for_renewal(
+    cert: x509.Certificate, now: datetime, hosts: Iterable[str] = (), lifetime: Lifetime = DEFAULT_LIFETIME
+) -> bool:
+    """Renew when due by age or when the names it must cover changed (e.g. after a scale-out)."""
+    return due_by_age(cert, now, lifetime) or not covers(cert, hosts)

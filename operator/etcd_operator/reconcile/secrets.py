@@ -14,14 +14,16 @@ restored, or until the user asks for a new CA with the REISSUE_CA annotation.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from .. import GROUP
-from ..models.cluster import EtcdClusterSpec, TLSMode
+from ..models.cluster import CertificateLifetime, EtcdClusterSpec, TLSMode, parse_duration
 from ..pki import bundles, certs
+from ..resources.naming import ClusterNames
 from ..resources.secrets import build_secret
 from .desired import ClusterIdentity
 from .problems import Problem
@@ -53,6 +55,7 @@ def tls_secrets(
     `bootstrapped`: members exist (or existed), so a missing CA is a loss, not a first start.
     """
     names, owner = identity.names, identity.owner
+    lifetime = leaf_lifetime(spec.tls.certificates)
     wanted: dict[str, tuple[dict[str, bytes], str]] = {}
     problems: list[Problem] = []
 
@@ -66,7 +69,7 @@ def tls_secrets(
                                         f"issued from it. Delete Secret {secret}, annotate the EtcdCluster with "
                                         f"{REISSUE_CA}=true and restart every member at once"))  # fmt: skip
                 return None
-            if certs.expiring(ca.cert, now):
+            if certs.expiring(ca.cert, now, certs.CA_WARN_BEFORE):
                 problems.append(Problem("CAExpiring", f"the {side} CA in Secret {secret} expires at "
                                         f"{ca.cert.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ}; certificates issued "
                                         "from it end then too. Plan a CA rollover before that date"))  # fmt: skip
@@ -87,14 +90,15 @@ def tls_secrets(
         peer_ca = authority(names.peer_ca_secret, f"{names.name}.{names.namespace} etcd peer CA", "peer")
         if peer_ca is not None:
             data = bundles.member_bundle(
-                peer_ca, names, ordinals, "peer", now, new_key, new_serial, existing.get(names.peer_tls_secret)
+                peer_ca, names, ordinals, "peer", now, new_key, new_serial, existing.get(names.peer_tls_secret), lifetime
             )
             wanted[names.peer_tls_secret] = (data, "peer-tls")
     if spec.tls.client.mode is TLSMode.SELF_SIGNED:
         client_ca = authority(names.client_ca_secret, f"{names.name}.{names.namespace} etcd client CA", "client")
         if client_ca is not None:
             data = bundles.member_bundle(
-                client_ca, names, ordinals, "server", now, new_key, new_serial, existing.get(names.server_tls_secret)
+                client_ca, names, ordinals, "server", now, new_key, new_serial, existing.get(names.server_tls_secret),
+                lifetime,
             )
             wanted[names.server_tls_secret] = (data, "server-tls")
             current = existing.get(names.client_tls_secret)
@@ -103,13 +107,13 @@ def tls_secrets(
                 and current.get("ca.crt") == certs.cert_pem(client_ca.cert)
                 and "tls.crt" in current
                 and not (
-                    certs.expiring(loaded := certs.load_cert(current["tls.crt"]), now)
+                    certs.due_by_age(loaded := certs.load_cert(current["tls.crt"]), now, lifetime)
                     and certs.can_extend(client_ca.cert, loaded)
                 )
             )
             if not valid:
                 wanted[names.client_tls_secret] = (
-                    bundles.client_bundle(client_ca, "etcd-operator", now, new_key(), new_serial()),
+                    bundles.client_bundle(client_ca, "etcd-operator", now, new_key(), new_serial(), lifetime),
                     "client-tls",
                 )
     secrets = [
@@ -118,6 +122,10 @@ def tls_secrets(
         if dict(existing.get(name) or {}) != data
     ]
     return TLSPlan(secrets, problems)
+
+
+def leaf_lifetime(policy: CertificateLifetime) -> certs.Lifetime:
+    return certs.Lifetime(parse_duration(policy.validity), parse_duration(policy.renew_before))
 
 
 # What a Secret given with tls mode secret must hold (cert-manager's layout): the members mount it as is.
@@ -145,3 +153,31 @@ def provided_tls_problem(spec: EtcdClusterSpec, found: Mapping[str, Mapping[str,
     return Problem("TLSSecretInvalid", "; ".join(wrong) + ": tls mode secret needs a Secret with tls.crt, tls.key "
                    "and ca.crt (as cert-manager writes them) in the cluster's namespace; members cannot start "
                    "without it")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class IssuedCertificate:
+    """When an operator-issued certificate ends: a CA, or the earliest leaf of a Secret (status and metrics)."""
+
+    secret: str
+    kind: str  # "ca" or "leaf"
+    not_after: float  # seconds since the epoch
+
+
+@functools.lru_cache(maxsize=512)
+def _not_after(pem: bytes) -> float:
+    return certs.load_cert(pem).not_valid_after_utc.timestamp()
+
+
+def issued_certificates(names: ClusterNames, secrets: Existing) -> tuple[IssuedCertificate, ...]:
+    """The notAfter of each CA the operator issued, and the earliest of each Secret's leaf certificates."""
+    found = []
+    for secret in (names.peer_ca_secret, names.client_ca_secret):
+        if pem := (secrets.get(secret) or {}).get("tls.crt"):
+            found.append(IssuedCertificate(secret, "ca", _not_after(pem)))
+    for secret in (names.peer_tls_secret, names.server_tls_secret, names.client_tls_secret):
+        data = secrets.get(secret) or {}
+        leaves = [_not_after(pem) for key, pem in data.items() if key.endswith(".crt") and key != "ca.crt"]
+        if leaves:
+            found.append(IssuedCertificate(secret, "leaf", min(leaves)))
+    return tuple(found)

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 from ..models.cluster import (
     BackupScheduleStatus,
+    CertificateStatus,
     Condition,
     ConditionStatus,
     EtcdClusterSpec,
@@ -29,6 +30,7 @@ from . import maintenance as maint
 from . import membership as mp
 from .observed import Member, Observed, quorum
 from .problems import Problem
+from .secrets import IssuedCertificate
 
 
 class Reason(StrEnum):
@@ -230,6 +232,7 @@ def compute_status(
     backup: BackupScheduleStatus | None = None,
     restored_from: str | None = None,
     maintenance: MaintenanceRecord | None = None,
+    certificates: Sequence[IssuedCertificate] = (),
 ) -> EtcdClusterStatus:
     """Status from the same observation the pass planned from, refined by what it did (`outcome`)."""
     previous = previous or EtcdClusterStatus()
@@ -265,6 +268,11 @@ def compute_status(
         backup=backup,
         restored_from=previous.restored_from or restored_from,
         maintenance=maintenance or previous.maintenance,
+        certificates=[
+            CertificateStatus(secret=c.secret, kind=c.kind,
+                              not_after=datetime.fromtimestamp(c.not_after, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+            for c in certificates
+        ] or None,
         # Written last, as the marker that this generation has been observed.
         observed_generation=observed.generation,
     )

@@ -208,7 +208,7 @@ def test_recorder_phase_is_one_hot():
 
 def test_forget_removes_every_series_of_the_cluster_and_only_those():
     recorder = metrics.Recorder()
-    cert = metrics.CertificateSample("main-peer-ca", "ca", 2e9)
+    cert = metrics.IssuedCertificate("main-peer-ca", "ca", 2e9)
     recorder.record(replace(BASE, members=(member("main-0"),), steps=(("Promote", "done"),), refused="ScaleToZero",
                             certificates=(cert,)))  # fmt: skip
     recorder.observe_pass("db", "main", 0.2, failed=True)

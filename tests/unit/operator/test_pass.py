@@ -431,3 +431,36 @@ def test_an_operator_client_secret_without_a_usable_certificate_is_reported_not_
     result = cluster.once()  # no exception: the pass completes and says why it cannot reach etcd
     assert "client certificate Secret byo-operator: cannot load" in result.observed.etcd_error
     assert ("StatefulSet", "db", "main") in cluster.kube.objects  # members are not held back by the operator's own
+
+
+def test_configured_short_lifetimes_renew_every_leaf_on_time_and_status_shows_when_each_ends():
+    lifetime = {"validity": "5m", "renewBefore": "2m"}
+    cluster = Cluster({"replicas": 3, "tls": {"certificates": lifetime}})
+    cluster.converge()
+    issued = {c.secret: c.not_after for c in cluster.status.certificates or []}
+    assert set(issued) == {"main-peer-ca", "main-client-ca", "main-peer-tls", "main-server-tls", "main-client-tls"}
+    for secret in ("main-peer-tls", "main-server-tls", "main-client-tls"):
+        assert issued[secret] == (cluster.now + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert issued["main-peer-ca"].startswith("2035-")  # CAs keep their ten years
+    start, peer = cluster.now, cluster.kube.secret("db", "main-peer-tls")
+    cluster.now = start + timedelta(minutes=2, seconds=59)
+    assert not cluster.once().plan.objects  # 2m01s left: not due
+    cluster.now = start + timedelta(minutes=3)
+    names = {o["metadata"]["name"] for o in cluster.once().plan.objects}
+    assert names == {"main-peer-tls", "main-server-tls", "main-client-tls"}
+    renewed = cluster.kube.secret("db", "main-peer-tls")
+    assert all(renewed[f"main-{o}.crt"] != peer[f"main-{o}.crt"] for o in range(3))
+    assert not cluster.once().plan.objects  # once, not on every pass
+    ends = {c.secret: c.not_after for c in cluster.status.certificates or []}
+    assert ends["main-peer-tls"] == (cluster.now + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    cluster.assert_settled(3)
+
+
+def test_shortening_validity_reissues_the_leaves_that_would_live_longer_once():
+    cluster = Cluster({"replicas": 1})
+    cluster.converge()
+    cluster.edit(tls={"certificates": {"validity": "168h", "renewBefore": "24h"}})
+    names = {o["metadata"]["name"] for o in cluster.once().plan.objects}
+    assert {"main-peer-tls", "main-server-tls", "main-client-tls"} <= names
+    assert not cluster.once().plan.objects
+    cluster.assert_settled(1)

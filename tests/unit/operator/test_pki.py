@@ -59,3 +59,34 @@ def test_due_for_renewal():
     assert not certs.due_for_renewal(leaf, NOW, ["a.example"])
     assert certs.due_for_renewal(leaf, NOW, ["b.example"])
     assert certs.due_for_renewal(leaf, NOW + timedelta(days=336))
+
+
+def test_a_lifetime_sets_the_validity_and_when_renewal_is_due():
+    ca = authority()
+    short = certs.Lifetime(validity=timedelta(minutes=2), renew_before=timedelta(minutes=1))
+    leaf = certs.issue(ca.cert, ca.key, certs.new_key(), "x", ["a.example"], NOW, 5, validity=short.validity)
+    assert leaf.not_valid_after_utc == NOW + timedelta(minutes=2)
+    assert not certs.due_for_renewal(leaf, NOW + timedelta(seconds=59), ["a.example"], short)
+    assert certs.due_for_renewal(leaf, NOW + timedelta(seconds=60), ["a.example"], short)
+
+
+def test_a_certificate_outliving_a_shortened_validity_is_due_but_a_fresh_one_never_is():
+    ca = authority()
+    year = certs.issue(ca.cert, ca.key, certs.new_key(), "x", [], NOW, 5)
+    week = certs.Lifetime(validity=timedelta(days=7), renew_before=timedelta(days=1))
+    assert certs.due_by_age(year, NOW, week)
+    fresh = certs.issue(ca.cert, ca.key, certs.new_key(), "x", [], NOW, 6, validity=week.validity)
+    for later in (NOW, NOW + timedelta(seconds=1), NOW + timedelta(days=5, hours=23)):
+        assert not certs.due_by_age(fresh, later, week)
+
+
+def test_a_leaf_never_outlives_its_ca_and_is_not_reissued_when_the_ca_cannot_extend_it():
+    ca = authority()
+    end = ca.cert.not_valid_after_utc
+    late = end - timedelta(days=10)
+    serials = count(2)
+    first = bundles.member_bundle(ca, NAMES, range(1), "peer", late, certs.new_key, lambda: next(serials))
+    assert certs.load_cert(first["main-0.crt"]).not_valid_after_utc == end
+    again = bundles.member_bundle(ca, NAMES, range(1), "peer", late + timedelta(days=1), certs.new_key,
+                                  lambda: next(serials), first)  # fmt: skip
+    assert again == first
