@@ -68,60 +68,60 @@ Refuse settings that cannot work, with the fix in the message.
 {{/*
 What the operator does to EtcdClusters and their objects, in the namespaces it
 watches. Shared by the ClusterRole (rbac.scope=cluster) and the per-namespace
-Roles (rbac.scope=namespaced).
+Roles (rbac.scope=namespaced). Exactly the verbs the code uses: every call goes
+through adapters/kube.py (apply is a server-side apply patch: create and patch)
+or kopf, which only ever lists, watches, patches and posts Events, never PUTs.
+tests/chart/test_chart.py holds the same table and fails on any verb added.
 */}}
 {{- define "etcd-operator.namespacedRules" -}}
-# EtcdClusters: kopf watches them and patches finalizers, annotations and status.
+# kopf watches EtcdClusters and patches its finalizer and annotations; the pass gets a discovery cluster, the backup pass a backup's cluster.
 - apiGroups: ["etcd.operator.dev"]
   resources: ["etcdclusters"]
-  verbs: ["get", "list", "watch", "patch", "update"]
+  verbs: ["get", "list", "watch", "patch"]
+# handlers/cluster.py run_pass: Kube.patch_status.
 - apiGroups: ["etcd.operator.dev"]
   resources: ["etcdclusters/status"]
-  verbs: ["get", "patch", "update"]
-# EtcdBackups: the same, for the backup pass; a cluster's schedule (spec.backup) creates them and
-# retention deletes them.
+  verbs: ["patch"]
+# kopf watches and patches EtcdBackups (handlers/backup.py); a cluster's pass lists its scheduled ones, gets a restore's backupRef, applies new ones and deletes those past retention.
 - apiGroups: ["etcd.operator.dev"]
   resources: ["etcdbackups"]
-  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# handlers/backup.py backup_pass: Kube.patch_status.
 - apiGroups: ["etcd.operator.dev"]
   resources: ["etcdbackups/status"]
-  verbs: ["get", "patch", "update"]
-# Owned objects carry blockOwnerDeletion, which the OwnerReferencesPermissionEnforcement
-# admission plugin allows only to those who may update the owner's finalizers.
+  verbs: ["patch"]
+# Owned objects set blockOwnerDeletion, which OwnerReferencesPermissionEnforcement allows only to those who may update the owner's finalizers.
 - apiGroups: ["etcd.operator.dev"]
   resources: ["etcdclusters/finalizers", "etcdbackups/finalizers"]
   verbs: ["update"]
-# The Job that takes a backup's snapshot (server-side apply: create and patch); its pods are read
-# for the agent's termination message.
+# handlers/backup.py: gets a backup's snapshot and delete Jobs, applies them.
 - apiGroups: ["batch"]
   resources: ["jobs"]
-  verbs: ["get", "list", "watch", "create", "patch"]
-# Events on EtcdClusters (condition changes, warnings).
+  verbs: ["get", "create", "patch"]
+# kopf.event and kopf's own warnings: a POST to core/v1 Events, never patched.
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create", "patch"]
-- apiGroups: ["events.k8s.io"]
-  resources: ["events"]
-  verbs: ["create", "patch"]
-# The cluster's Services and TLS Secrets (server-side apply).
+  verbs: ["create"]
+# controller.observe lists the cluster's Services; apply.
 - apiGroups: [""]
-  resources: ["services", "secrets"]
-  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
-# Members: observed; deleted one at a time to roll out a new template (the StatefulSet
-# uses OnDelete and recreates each pod).
+  resources: ["services"]
+  verbs: ["list", "create", "patch"]
+# controller: lists generated TLS Secrets, gets provided, restore and discovery ones, applies, deletes the spent restore request.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get", "list", "create", "patch", "delete"]
+# controller.observe and the backup pass list pods; a rollout deletes one member at a time (the StatefulSet uses OnDelete).
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get", "list", "watch", "delete"]
-# Claims of removed members.
-- apiGroups: [""]
-  resources: ["persistentvolumeclaims"]
-  verbs: ["get", "list", "watch", "delete"]
+  verbs: ["list", "delete"]
+# controller.observe gets it; apply, and the replicas patch of each scale step.
 - apiGroups: ["apps"]
   resources: ["statefulsets"]
-  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+  verbs: ["get", "create", "patch"]
+# controller.observe gets it; apply.
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
-  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+  verbs: ["get", "create", "patch"]
 {{- end }}
 
 {{/*
@@ -129,9 +129,11 @@ What kopf itself needs cluster-wide, whatever it watches: CRDs (to find its
 resources) and namespaces (to follow the watched ones).
 */}}
 {{- define "etcd-operator.clusterRules" -}}
+# kopf's resource observer: lists and watches CRDs to find EtcdClusters and EtcdBackups.
 - apiGroups: ["apiextensions.k8s.io"]
   resources: ["customresourcedefinitions"]
   verbs: ["list", "watch"]
+# kopf's namespace observer, with --namespace: lists and watches namespaces to follow the watched ones.
 - apiGroups: [""]
   resources: ["namespaces"]
   verbs: ["list", "watch"]
