@@ -956,9 +956,11 @@ class BackupScheduleStatus(ApiModel):
 
 class CertificateStatus(ApiModel):
     secret: str = Field(description="The Secret holding the certificate(s).")
-    kind: str = Field(description="ca: the Secret's CA; leaf: the earliest-ending certificate in the Secret.")
+    kind: str = Field(description="ca: the Secret's CA, the one that signs; next-ca and previous-ca: the other "
+                      "CA trusted during a rollover; leaf: the earliest-ending certificate in the Secret.")  # fmt: skip
     not_after: str = Field(description="When it ends (RFC 3339); leaves are renewed tls.certificates.renewBefore "
                            "earlier.")  # fmt: skip
+    generation: int | None = Field(None, description="A CA's generation: 1 for the first, +1 per rollover.")
 
 
 class EtcdClusterStatus(ApiModel):

@@ -15,23 +15,24 @@ never disagree.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from ..models.cluster import EtcdClusterSpec, EtcdClusterStatus, TLSMode
-from ..resources.statefulset import MemberTemplateInputs
+from ..resources.statefulset import TRUSTED_CA, MemberTemplateInputs
 from . import maintenance as maint
 from . import membership as mp
 from .desired import ClusterIdentity, default_token, desired_objects, needs_generated_tls
 from .drift import drift
-from .observed import Member, Observed, StatefulSetView, quorum
+from .observed import Member, Observed, PodView, StatefulSetView, quorum
 from .pods import lost_data
 from .problems import Problem
 from .restore import RestorePlan, plan_restore
 from .rollout import ROLLOUT_REASONS, path_refusal, plan_rollout, running_version
+from .rollover import CA_ROLLOVER, ROTATE_CA
 from .schedule import SchedulePlan, plan_schedule
-from .secrets import REISSUE_CA, provided_tls_problem, tls_secrets
+from .secrets import REISSUE_CA, TLSPlan, provided_tls_problem, tls_secrets
 from .versions import Version
 
 
@@ -133,6 +134,37 @@ def _template_version(sts: StatefulSetView | None) -> Version | None:
     return Version.parse(str(containers[0].get("image", "")).rpartition(":")[2])
 
 
+def _live_trusted_ca(sts: StatefulSetView | None) -> str | None:
+    """The TRUSTED_CA digest of the StatefulSet's current pod template ("" without one); None without a StatefulSet."""
+    if sts is None:
+        return None
+    meta = sts.live.get("spec", {}).get("template", {}).get("metadata", {})
+    return str((meta.get("annotations") or {}).get(TRUSTED_CA, ""))
+
+
+def _restarted(sts: StatefulSetView | None, pods: Sequence[PodView]) -> bool:
+    """Every member runs the current pod template and is ready: what the template says, the members do."""
+    if sts is None or not sts.template_observed or not sts.update_revision:
+        return False
+    members = [p for p in pods if p.ordinal is not None and p.ordinal < sts.replicas]
+    return len(members) == sts.replicas and all(
+        p.revision == sts.update_revision and p.ready and not p.deleting for p in members
+    )
+
+
+def _for_rollover(step: mp.Step | None, tls: TLSPlan) -> mp.Step | None:
+    """A CA rollover's restarts and waits, told as such: the rollout's steps for a change of trusted CAs."""
+    doing = tls.rollover
+    if not doing:
+        return step
+    match step:
+        case mp.RestartMember() | mp.Wait(reason="RollingUpdate"):
+            return replace(step, reason=CA_ROLLOVER, message=f"{doing}; {step.message}")
+        case mp.Noop():
+            return mp.Wait(CA_ROLLOVER, doing)
+    return step
+
+
 def _membership_counts(ctx: ClusterContext, observed: Observed, initial: int) -> tuple[int, int]:
     """(members, voting) for the PodDisruptionBudget: etcd's answer, else the last status, else the first start."""
     if observed.etcd is not None and observed.etcd.members:
@@ -217,16 +249,8 @@ def plan(ctx: ClusterContext, observed: Observed, now: datetime) -> Plan:
     claim = sts.replicas if sts is not None and not sts.replicas_owned and not isinstance(
         step, mp.ScaleStatefulSet) else None  # fmt: skip
 
-    inputs = MemberTemplateInputs(
-        replicas=None if sts is not None and sts.replicas_owned else (sts.replicas if sts else initial),
-        initial_members=initial,
-        cluster_token=token,
-        node_image=f"{ctx.node_repository}:{spec.version}",
-        discovery_url=spec.bootstrap.discovery_url or "",
-        discovery_endpoints=discovery.endpoints,
-        discovery_tls_secret=discovery.tls_secret,
-    )
     objects: list[dict[str, Any]] = []
+    tls = TLSPlan()
     if needs_generated_tls(spec):
         planned_size = max(
             spec.replicas,
@@ -237,9 +261,21 @@ def plan(ctx: ClusterContext, observed: Observed, now: datetime) -> Plan:
         bootstrapped = sts is not None or bool(ctx.status.members)
         reissue = ctx.annotations.get(REISSUE_CA, "").lower() == "true"
         tls = tls_secrets(identity, spec, planned_size, observed.secrets, now, bootstrapped=bootstrapped,
-                          reissue_ca=reissue)  # fmt: skip
+                          reissue_ca=reissue, rotate_ca=ctx.annotations.get(ROTATE_CA, ""),
+                          trusted_ca_live=_live_trusted_ca(sts) if _restarted(sts, observed.pods) else None)  # fmt: skip
         objects += tls.secrets
         problems += tls.problems
+        step = _for_rollover(step, tls)
+    inputs = MemberTemplateInputs(
+        replicas=None if sts is not None and sts.replicas_owned else (sts.replicas if sts else initial),
+        initial_members=initial,
+        cluster_token=token,
+        node_image=f"{ctx.node_repository}:{spec.version}",
+        discovery_url=spec.bootstrap.discovery_url or "",
+        discovery_endpoints=discovery.endpoints,
+        discovery_tls_secret=discovery.tls_secret,
+        trusted_ca=tls.trusted_ca,
+    )
     if restore.request is not None:
         objects.append(restore.request)  # before the StatefulSet: the first pods must find it
     drifted = {f"Secret/{o['metadata']['name']}": "data" for o in objects}

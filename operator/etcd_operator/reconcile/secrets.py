@@ -25,6 +25,7 @@ from ..models.cluster import CertificateLifetime, EtcdClusterSpec, TLSMode, pars
 from ..pki import bundles, certs
 from ..resources.naming import ClusterNames
 from ..resources.secrets import build_secret
+from . import rollover
 from .desired import ClusterIdentity
 from .problems import Problem
 
@@ -36,6 +37,8 @@ REISSUE_CA = f"{GROUP}/reissue-ca"  # annotation: "true" lets a pass create a CA
 class TLSPlan:
     secrets: list[dict[str, Any]] = field(default_factory=list)  # Secrets whose contents must change
     problems: list[Problem] = field(default_factory=list)
+    trusted_ca: str = ""  # the pod template's rollover.TRUSTED_CA digest
+    rollover: str = ""  # what a CA rollover is doing, "" when none is under way
 
 
 def tls_secrets(
@@ -47,81 +50,115 @@ def tls_secrets(
     *,
     bootstrapped: bool = False,
     reissue_ca: bool = False,
+    rotate_ca: str = "",
+    trusted_ca_live: str | None = None,
     new_key: Callable[[], certs.PrivateKey] = certs.new_key,
     new_serial: Callable[[], int] = certs.x509.random_serial_number,
 ) -> TLSPlan:
     """Secrets whose contents differ from `existing`, and what stops issuing them.
 
     `bootstrapped`: members exist (or existed), so a missing CA is a loss, not a first start.
+    `rotate_ca`: the rollover.ROTATE_CA annotation. `trusted_ca_live`: the TRUSTED_CA digest of the pod
+    template that every member runs and is ready with; None while a rollout or a start is under way.
     """
     names, owner = identity.names, identity.owner
     lifetime = leaf_lifetime(spec.tls.certificates)
-    wanted: dict[str, tuple[dict[str, bytes], str]] = {}
     problems: list[Problem] = []
 
-    def authority(secret: str, common_name: str, side: str) -> bundles.Authority | None:
+    def authority(secret: str, common_name: str, side: str) -> tuple[bundles.CASet | None, bool]:
+        """The side's CAs and whether they are new this pass (a new CA is never rolled over)."""
         data = existing.get(secret)
         if data and "tls.crt" in data and "tls.key" in data:
-            ca = bundles.Authority.from_secret_data(data)
-            if now >= ca.cert.not_valid_after_utc:
+            ca = bundles.CASet.from_secret_data(data)
+            end = ca.signer.cert.not_valid_after_utc
+            if now >= end:
                 problems.append(Problem("CAExpired", f"the {side} CA in Secret {secret} expired at "
-                                        f"{ca.cert.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ}; no certificate can be "
+                                        f"{end:%Y-%m-%dT%H:%M:%SZ}; no certificate can be "
                                         f"issued from it. Delete Secret {secret}, annotate the EtcdCluster with "
                                         f"{REISSUE_CA}=true and restart every member at once"))  # fmt: skip
-                return None
-            if certs.expiring(ca.cert, now, certs.CA_WARN_BEFORE):
+                return None, False
+            if certs.expiring(ca.signer.cert, now, certs.CA_WARN_BEFORE):
                 problems.append(Problem("CAExpiring", f"the {side} CA in Secret {secret} expires at "
-                                        f"{ca.cert.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ}; certificates issued "
-                                        "from it end then too. Plan a CA rollover before that date"))  # fmt: skip
-            return ca
+                                        f"{end:%Y-%m-%dT%H:%M:%SZ} and its rollover has not completed; "
+                                        "certificates issued from it end then too"))  # fmt: skip
+            return ca, False
         if bootstrapped and not reissue_ca:
             problems.append(Problem("CASecretMissing", f"Secret {secret} (the {side} CA) is missing but members "
                                     "exist and trust that CA; a new CA would cut them off from each other. Restore "
                                     f"the Secret from a backup, or annotate the EtcdCluster with {REISSUE_CA}=true to "
                                     "issue a new CA and new certificates, then restart every member at once "
                                     f"(kubectl delete pod -l app.kubernetes.io/instance={names.name})"))  # fmt: skip
-            return None
-        ca = bundles.new_authority(common_name, now, new_key(), new_serial())
-        wanted[secret] = (ca.secret_data(), "ca")
-        return ca
+            return None, False
+        # A rollover request already on the cluster is not one for this CA.
+        return bundles.CASet(new_authority(common_name), request=rotate_ca), True
 
-    ordinals = range(members)
-    if spec.tls.peer.mode is TLSMode.SELF_SIGNED:
-        peer_ca = authority(names.peer_ca_secret, f"{names.name}.{names.namespace} etcd peer CA", "peer")
-        if peer_ca is not None:
-            data = bundles.member_bundle(
-                peer_ca, names, ordinals, "peer", now, new_key, new_serial, existing.get(names.peer_tls_secret), lifetime
-            )
-            wanted[names.peer_tls_secret] = (data, "peer-tls")
-    if spec.tls.client.mode is TLSMode.SELF_SIGNED:
-        client_ca = authority(names.client_ca_secret, f"{names.name}.{names.namespace} etcd client CA", "client")
-        if client_ca is not None:
-            data = bundles.member_bundle(
-                client_ca, names, ordinals, "server", now, new_key, new_serial, existing.get(names.server_tls_secret),
-                lifetime,
-            )
-            wanted[names.server_tls_secret] = (data, "server-tls")
-            current = existing.get(names.client_tls_secret)
-            valid = (
-                current
-                and current.get("ca.crt") == certs.cert_pem(client_ca.cert)
-                and "tls.crt" in current
-                and not (
-                    certs.due_by_age(loaded := certs.load_cert(current["tls.crt"]), now, lifetime)
-                    and certs.can_extend(client_ca.cert, loaded)
-                )
-            )
-            if not valid:
-                wanted[names.client_tls_secret] = (
-                    bundles.client_bundle(client_ca, "etcd-operator", now, new_key(), new_serial(), lifetime),
-                    "client-tls",
-                )
+    def leaf_secrets(side: str) -> tuple[str, ...]:
+        return (names.peer_tls_secret,) if side == "peer" else (names.server_tls_secret, names.client_tls_secret)
+
+    def leaves_current(ca: bundles.CASet, side: str) -> bool:
+        """Every leaf of the side was issued by `ca.signer`."""
+        for secret in leaf_secrets(side):
+            pems = [pem for key, pem in (existing.get(secret) or {}).items() if key.endswith(".crt") and key != "ca.crt"]
+            if not pems or not all(certs.issued_by(certs.load_cert(pem), ca.signer.cert) for pem in pems):
+                return False
+        return True
+
+    def side_leaves(ca: bundles.CASet, side: str) -> dict[str, tuple[dict[str, bytes], str]]:
+        """This side's leaf Secrets as they should be with `ca`."""
+        ordinals = range(members)
+        if side == "peer":
+            data = bundles.member_bundle(ca, names, ordinals, "peer", now, new_key, new_serial,
+                                         existing.get(names.peer_tls_secret), lifetime)  # fmt: skip
+            return {names.peer_tls_secret: (data, "peer-tls")}
+        server = bundles.member_bundle(ca, names, ordinals, "server", now, new_key, new_serial,
+                                       existing.get(names.server_tls_secret), lifetime)  # fmt: skip
+        current = existing.get(names.client_tls_secret) or {}
+        loaded = certs.load_cert(current["tls.crt"]) if "tls.crt" in current and "tls.key" in current else None
+        if loaded is not None and certs.issued_by(loaded, ca.signer.cert) and not (
+            certs.due_by_age(loaded, now, lifetime) and certs.can_extend(ca.signer.cert, loaded)
+        ):
+            client = {"tls.crt": current["tls.crt"], "tls.key": current["tls.key"], "ca.crt": ca.bundle()}
+        else:
+            client = bundles.client_bundle(ca, "etcd-operator", now, new_key(), new_serial(), lifetime)
+        return {names.server_tls_secret: (server, "server-tls"), names.client_tls_secret: (client, "client-tls")}
+
+    def new_authority(common_name: str) -> bundles.Authority:
+        return bundles.new_authority(common_name, now, new_key(), new_serial())
+
+    found: list[tuple[str, str, str, bundles.CASet, bool]] = []
+    for side, mode, secret, common_name in (
+        ("peer", spec.tls.peer.mode, names.peer_ca_secret, f"{names.name}.{names.namespace} etcd peer CA"),
+        ("client", spec.tls.client.mode, names.client_ca_secret, f"{names.name}.{names.namespace} etcd client CA"),
+    ):
+        if mode is TLSMode.SELF_SIGNED:
+            ca, created = authority(secret, common_name, side)
+            if ca is not None:
+                found.append((side, secret, common_name, ca, created))
+    # The members were started for the CAs as they are: every side shares the one pod template.
+    restarted = trusted_ca_live is not None and trusted_ca_live == rollover.trust_digest([f[3] for f in found])
+    wanted: dict[str, tuple[dict[str, bytes], str]] = {}
+    authorities: dict[str, tuple[dict[str, bytes], str]] = {}
+    final: list[bundles.CASet] = []
+    doing: list[str] = []
+    for side, secret, common_name, ca, created in found:
+        stage = rollover.Stage(ca) if created else rollover.advance(
+            ca, now, side=side, requested=rotate_ca, restarted=restarted,
+            leaves_current=functools.partial(leaves_current, side=side), lifetime=lifetime,
+            new_authority=functools.partial(new_authority, common_name),
+        )  # fmt: skip
+        final.append(stage.ca)
+        doing += [stage.doing] if stage.doing else []
+        authorities[secret] = (stage.ca.secret_data(), "ca")
+        wanted.update(side_leaves(stage.ca, side))
+    # Leaves first: a CA Secret that moved on while its leaves failed to be written would time the
+    # delivery of certificates that were never delivered.
+    wanted.update(authorities)
     secrets = [
         build_secret(name, names.namespace, owner, data, component)
         for name, (data, component) in wanted.items()
         if dict(existing.get(name) or {}) != data
     ]
-    return TLSPlan(secrets, problems)
+    return TLSPlan(secrets, problems, rollover.trust_digest(final), "; ".join(doing))
 
 
 def leaf_lifetime(policy: CertificateLifetime) -> certs.Lifetime:
@@ -160,8 +197,9 @@ class IssuedCertificate:
     """When an operator-issued certificate ends: a CA, or the earliest leaf of a Secret (status and metrics)."""
 
     secret: str
-    kind: str  # "ca" or "leaf"
+    kind: str  # "ca", "next-ca" and "previous-ca" (during a rollover), or "leaf"
     not_after: float  # seconds since the epoch
+    generation: int | None = None  # a CA's: 1 for the first, +1 per rollover
 
 
 @functools.lru_cache(maxsize=512)
@@ -173,8 +211,11 @@ def issued_certificates(names: ClusterNames, secrets: Existing) -> tuple[IssuedC
     """The notAfter of each CA the operator issued, and the earliest of each Secret's leaf certificates."""
     found = []
     for secret in (names.peer_ca_secret, names.client_ca_secret):
-        if pem := (secrets.get(secret) or {}).get("tls.crt"):
-            found.append(IssuedCertificate(secret, "ca", _not_after(pem)))
+        data = secrets.get(secret) or {}
+        generation = int(data.get(bundles.GENERATION, b"1"))
+        for key, kind in (("tls.crt", "ca"), (bundles.NEXT_CERT, "next-ca"), (bundles.PREVIOUS_CERT, "previous-ca")):
+            if pem := data.get(key):
+                found.append(IssuedCertificate(secret, kind, _not_after(pem), generation))
     for secret in (names.peer_tls_secret, names.server_tls_secret, names.client_tls_secret):
         data = secrets.get(secret) or {}
         leaves = [_not_after(pem) for key, pem in data.items() if key.endswith(".crt") and key != "ca.crt"]

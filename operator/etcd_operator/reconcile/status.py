@@ -269,7 +269,7 @@ def compute_status(
         restored_from=previous.restored_from or restored_from,
         maintenance=maintenance or previous.maintenance,
         certificates=[
-            CertificateStatus(secret=c.secret, kind=c.kind,
+            CertificateStatus(secret=c.secret, kind=c.kind, generation=c.generation,
                               not_after=datetime.fromtimestamp(c.not_after, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
             for c in certificates
         ] or None,

@@ -12,6 +12,7 @@ from typing import Any
 
 from etcd_node.contract import RESTORE_FILE
 
+from .. import GROUP
 from ..models.cluster import BootstrapMode, EtcdClusterSpec, RetentionPolicy, TLSMode, TLSSide
 from .meta import Owner, labels, metadata, selector
 from .naming import CLIENT_PORT, METRICS_PORT, PEER_PORT, ClusterNames
@@ -22,6 +23,11 @@ SERVER_TLS_MOUNT = "/etc/etcd/server-tls"
 DISCOVERY_TLS_MOUNT = "/etc/etcd/discovery-tls"
 RESTORE_MOUNT = RESTORE_FILE.rsplit("/", 1)[0]  # where etcd-node looks for a restore request
 NODE_UID = 65532  # the etcd user of node_image/Dockerfile
+
+
+# Pod template annotation: which CAs the members were started to trust. etcd reads its trusted CAs only at
+# start, so a change of them (a CA rollover) is a change of the template, rolled out one member at a time.
+TRUSTED_CA = f"{GROUP}/trusted-ca"
 
 
 @dataclass(frozen=True)
@@ -35,6 +41,7 @@ class MemberTemplateInputs:
     discovery_url: str = ""  # bootstrap mode discovery with a v2 URL
     discovery_endpoints: str = ""  # ... or the client URLs of another EtcdCluster (v3 discovery)
     discovery_tls_secret: str = ""  # that cluster's client certificate Secret, when it uses selfSigned TLS
+    trusted_ca: str = ""  # TRUSTED_CA: a digest of the CAs members trust, set once a CA has been rolled over
 
 
 def _uses_files(side: TLSSide) -> bool:
@@ -208,8 +215,10 @@ def build_statefulset(
     template_meta: dict[str, Any] = {
         "labels": labels(owner.name, "member", pod.labels if pod else None),
     }
-    if pod and pod.annotations:
-        template_meta["annotations"] = dict(pod.annotations)
+    annotations = {**(pod.annotations if pod and pod.annotations else {}),
+                   **({TRUSTED_CA: inputs.trusted_ca} if inputs.trusted_ca else {})}  # fmt: skip
+    if annotations:
+        template_meta["annotations"] = annotations
     pod_spec: dict[str, Any] = {
         "containers": [container],
         "volumes": volumes,

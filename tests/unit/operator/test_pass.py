@@ -464,3 +464,85 @@ def test_shortening_validity_reissues_the_leaves_that_would_live_longer_once():
     assert {"main-peer-tls", "main-server-tls", "main-client-tls"} <= names
     assert not cluster.once().plan.objects
     cluster.assert_settled(1)
+
+
+def _ca_stage(data: dict[str, bytes]) -> str:
+    if "next.crt" in data:
+        return "trusting"
+    if "previous.crt" in data:
+        return "signing"
+    return "dropping" if "restarting" in data else "stable"
+
+
+def _pems(bundle: bytes) -> list[bytes]:
+    return [b"-----BEGIN CERTIFICATE-----" + p for p in bundle.split(b"-----BEGIN CERTIFICATE-----")[1:]]
+
+
+def test_a_ca_rollover_on_request_trusts_both_then_signs_with_the_new_then_drops_the_old():
+    from etcd_operator.pki import certs
+    from etcd_operator.reconcile.rollover import DELIVERY, ROTATE_CA
+
+    cluster = Cluster({"replicas": 3})
+    cluster.converge()
+    old = {side: cluster.kube.secret("db", f"main-{side}-ca")["tls.crt"] for side in ("peer", "client")}
+    cluster.annotations[ROTATE_CA] = "2026-01-01"
+    seen: list[str] = []
+    restarts: dict[str, list[str]] = {"trusting": [], "signing": [], "dropping": []}
+    signing_from = None
+    for _ in range(120):
+        stage = _ca_stage(cluster.kube.secret("db", "main-peer-ca"))
+        assert _ca_stage(cluster.kube.secret("db", "main-client-ca")) == stage  # both sides in step
+        result = cluster.once()
+        if isinstance(result.outcome.step, mp.RestartMember):
+            restarts[stage].append(result.outcome.step.pod)
+            assert result.outcome.step.reason == "CARollover"
+        if not seen or seen[-1] != stage:
+            seen.append(stage)
+        stage = _ca_stage(cluster.kube.secret("db", "main-peer-ca"))  # what this pass left
+        peer = cluster.kube.secret("db", "main-peer-tls")
+        trusted = _pems(peer["ca.crt"])
+        if stage == "trusting":  # both CAs trusted, the old one still signs
+            assert len(trusted) == 2 and old["peer"] in trusted
+            assert all(certs.issued_by(certs.load_cert(peer[f"main-{o}.crt"]), certs.load_cert(old["peer"]))
+                       for o in range(3))  # fmt: skip
+        if stage == "signing":
+            signing_from = signing_from or cluster.now
+            assert len(trusted) == 2
+        if stage == "stable" and len(seen) > 1 and not result.busy and cluster.conditions()["Progressing"][0] == "False":
+            break
+        cluster.now += timedelta(seconds=5)
+    assert seen == ["stable", "trusting", "signing", "dropping", "stable"], seen
+    # Two rolling restarts, each member once, none while the new certificates are delivered.
+    assert sorted(restarts["trusting"]) == sorted(restarts["dropping"]) == ["main-0", "main-1", "main-2"], restarts
+    assert restarts["signing"] == []
+    assert signing_from is not None and cluster.now - signing_from >= DELIVERY
+    reasons = {c.type: c.reason for r in cluster.results for c in r.status.conditions or [] if c.reason == "CARollover"}
+    assert reasons == {"Progressing": "CARollover"}
+    cluster.assert_settled(3)
+    # Only the new CA is trusted, and it signed every leaf.
+    for side, leaf_secrets in (("peer", ["main-peer-tls"]), ("client", ["main-server-tls", "main-client-tls"])):
+        new = cluster.kube.secret("db", f"main-{side}-ca")
+        assert new["tls.crt"] != old[side] and new["generation"] == b"2"
+        for name in leaf_secrets:
+            data = cluster.kube.secret("db", name)
+            assert _pems(data["ca.crt"]) == [new["tls.crt"]]
+            leaves = [v for k, v in data.items() if k.endswith(".crt") and k != "ca.crt"]
+            assert leaves and all(certs.issued_by(certs.load_cert(p), certs.load_cert(new["tls.crt"])) for p in leaves)
+    # The same request is carried out once.
+    for _ in range(3):
+        assert not cluster.once().plan.objects and not isinstance(cluster.results[-1].outcome.step, mp.RestartMember)
+
+
+def test_a_ca_is_rolled_over_by_itself_while_it_can_still_issue_a_full_leaf():
+    from etcd_operator.pki import certs
+
+    cluster = Cluster({"replicas": 1})
+    cluster.converge()
+    ca = certs.load_cert(cluster.kube.secret("db", "main-peer-ca")["tls.crt"])
+    cluster.now = ca.not_valid_after_utc - timedelta(days=396)  # 365-day leaves + 30 days to spare, and a day
+    cluster.once()  # the leaves, long expired, are renewed; the CA is not due yet
+    assert _ca_stage(cluster.kube.secret("db", "main-peer-ca")) == "stable"
+    cluster.now += timedelta(days=2)
+    cluster.once()
+    assert _ca_stage(cluster.kube.secret("db", "main-peer-ca")) == "trusting"
+    assert cluster.conditions()["Progressing"] == ("True", "CARollover")

@@ -15,8 +15,12 @@ def authority():
     return bundles.new_authority("main peer CA", NOW, certs.new_key(), 1)
 
 
+def cas():
+    return bundles.CASet(authority())
+
+
 def test_member_certificates_cover_every_name_and_verify_with_the_node_agent(tmp_path):
-    ca = authority()
+    ca = cas()
     serials = count(2)
     data = bundles.member_bundle(ca, NAMES, range(3), "peer", NOW, certs.new_key, lambda: next(serials))
     assert sorted(data) == ["ca.crt", "main-0.crt", "main-0.key", "main-1.crt", "main-1.key", "main-2.crt", "main-2.key"]
@@ -30,7 +34,7 @@ def test_member_certificates_cover_every_name_and_verify_with_the_node_agent(tmp
 
 
 def test_valid_pairs_are_kept_and_stale_ones_reissued():
-    ca = authority()
+    ca = cas()
     serials = count(2)
     first = bundles.member_bundle(ca, NAMES, range(3), "peer", NOW, certs.new_key, lambda: next(serials))
     again = bundles.member_bundle(ca, NAMES, range(3), "peer", NOW, certs.new_key, lambda: next(serials), first)
@@ -44,7 +48,7 @@ def test_valid_pairs_are_kept_and_stale_ones_reissued():
 
 def test_client_certificate_is_client_only_and_ca_round_trips():
     ca = authority()
-    data = bundles.client_bundle(ca, "etcd-operator", NOW, certs.new_key(), 9)
+    data = bundles.client_bundle(bundles.CASet(ca), "etcd-operator", NOW, certs.new_key(), 9)
     cert = certs.load_cert(data["tls.crt"])
     usages = list(cert.extensions.get_extension_for_class(certs.x509.ExtendedKeyUsage).value)
     assert usages == [ExtendedKeyUsageOID.CLIENT_AUTH]
@@ -81,8 +85,8 @@ def test_a_certificate_outliving_a_shortened_validity_is_due_but_a_fresh_one_nev
 
 
 def test_a_leaf_never_outlives_its_ca_and_is_not_reissued_when_the_ca_cannot_extend_it():
-    ca = authority()
-    end = ca.cert.not_valid_after_utc
+    ca = cas()
+    end = ca.signer.cert.not_valid_after_utc
     late = end - timedelta(days=10)
     serials = count(2)
     first = bundles.member_bundle(ca, NAMES, range(1), "peer", late, certs.new_key, lambda: next(serials))
