@@ -70,8 +70,6 @@ def configured_sides(options: Mapping[str, str]) -> list[CertFiles]:
 def load(files: CertFiles) -> LoadedCert:
     """Read and parse the files (I/O); every failure becomes a finding."""
     problems: list[Finding] = []
-    cert = key = None
-    cas: list[x509.Certificate] = []
 
     def read(flag: str, path: str) -> bytes | None:
         try:
@@ -86,9 +84,20 @@ def load(files: CertFiles) -> LoadedCert:
             )
             return None
 
-    if (data := read("cert-file", files.cert_file)) is not None:
+    cert, key = read("cert-file", files.cert_file), read("key-file", files.key_file)
+    ca = read("trusted-ca-file", files.ca_file) if files.ca_file else None
+    parsed = parse(files, cert, key, ca)
+    return LoadedCert(files, parsed.cert, parsed.key, parsed.cas, (*problems, *parsed.problems))
+
+
+def parse(files: CertFiles, cert_pem: bytes | None, key_pem: bytes | None, ca_pem: bytes | None) -> LoadedCert:
+    """Parse a side's material (pure: the operator checks Secrets with it as the agent checks files)."""
+    problems: list[Finding] = []
+    cert = key = None
+    cas: list[x509.Certificate] = []
+    if cert_pem is not None:
         try:
-            cert = x509.load_pem_x509_certificate(data)
+            cert = x509.load_pem_x509_certificate(cert_pem)
         except ValueError:
             problems.append(
                 error(
@@ -97,9 +106,9 @@ def load(files: CertFiles) -> LoadedCert:
                     "give the PEM-encoded certificate (-----BEGIN CERTIFICATE-----)",
                 )
             )
-    if (data := read("key-file", files.key_file)) is not None:
+    if key_pem is not None:
         try:
-            key = serialization.load_pem_private_key(data, password=None)
+            key = serialization.load_pem_private_key(key_pem, password=None)
         except (ValueError, TypeError):
             problems.append(
                 error(
@@ -108,9 +117,9 @@ def load(files: CertFiles) -> LoadedCert:
                     "give the PEM-encoded private key without a passphrase",
                 )
             )
-    if files.ca_file and (data := read("trusted-ca-file", files.ca_file)) is not None:
+    if files.ca_file and ca_pem is not None:
         try:
-            cas = x509.load_pem_x509_certificates(data)
+            cas = x509.load_pem_x509_certificates(ca_pem)
         except ValueError:
             problems.append(
                 error(

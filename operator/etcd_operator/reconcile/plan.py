@@ -229,7 +229,8 @@ def plan(ctx: ClusterContext, observed: Observed, now: datetime) -> Plan:
         return Plan(step=mp.Wait("WaitingForBackup", restore.waiting), initial_members=spec.replicas if first else None,
                     restore=restore)  # fmt: skip
 
-    tls_problem = provided_tls_problem(spec, observed.provided_tls)
+    hosts_for = max(spec.replicas, observed.sts_replicas, len(observed.members or ()))
+    tls_problem = provided_tls_problem(spec, observed.provided_tls, identity.names, hosts_for, now)
     if tls_problem is not None and sts is None:
         # Pods would hang in ContainerCreating on a volume that cannot be mounted: say why, start nothing.
         return Plan(step=mp.Wait("WaitingForTLSSecret", tls_problem.message), problems=(tls_problem,),
@@ -245,6 +246,9 @@ def plan(ctx: ClusterContext, observed: Observed, now: datetime) -> Plan:
         if kept is not None:
             spec = spec.model_copy(update={"version": str(kept)})
     step = size_step(ctx, observed, initial, refused=refusal is not None)
+    if tls_problem is not None and isinstance(step, mp.AddLearner):
+        # The new member would refuse to start with these certificates: a learner that never starts.
+        step = mp.Refuse(tls_problem.reason, f"not adding member {step.ordinal}: {tls_problem.message}")
     follow_up = _follow_up(ctx, observed, step)
     claim = sts.replicas if sts is not None and not sts.replicas_owned and not isinstance(
         step, mp.ScaleStatefulSet) else None  # fmt: skip

@@ -20,8 +20,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from etcd_node import tls as node_tls
+from etcd_node.findings import errors as node_errors
+
 from .. import GROUP
-from ..models.cluster import CertificateLifetime, EtcdClusterSpec, TLSMode, parse_duration
+from ..models.cluster import BootstrapMode, CertificateLifetime, EtcdClusterSpec, TLSMode, parse_duration
 from ..pki import bundles, certs
 from ..resources.naming import ClusterNames
 from ..resources.secrets import build_secret
@@ -176,8 +179,19 @@ def provided_tls_secrets(spec: EtcdClusterSpec) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-def provided_tls_problem(spec: EtcdClusterSpec, found: Mapping[str, Mapping[str, bytes] | None]) -> Problem | None:
-    """Why the members cannot mount the user's TLS Secrets, or None; names the Secret, the keys and the fix."""
+def provided_tls_problem(
+    spec: EtcdClusterSpec,
+    found: Mapping[str, Mapping[str, bytes] | None],
+    names: ClusterNames,
+    members: int,
+    now: datetime,
+) -> Problem | None:
+    """Why the members cannot use the user's TLS Secrets, or None; names the Secret, what is wrong and the fix.
+
+    The contents are checked by the agent's own checker (etcd_node.tls), for every member of `members`
+    (its pod name is what etcd advertises), so a Secret the members would refuse is reported before
+    they restart or a new member is added, in the words and codes the agent would use.
+    """
     wrong = []
     for name in provided_tls_secrets(spec):
         data = found.get(name)
@@ -185,11 +199,24 @@ def provided_tls_problem(spec: EtcdClusterSpec, found: Mapping[str, Mapping[str,
             wrong.append(f"Secret {name} does not exist")
         elif missing := [k for k in PROVIDED_TLS_KEYS if not data.get(k)]:
             wrong.append(f"Secret {name} has no {', '.join(missing)}")
+    if wrong:
+        return Problem("TLSSecretInvalid", "; ".join(wrong) + ": tls mode secret needs a Secret with tls.crt, "
+                       "tls.key and ca.crt (as cert-manager writes them) in the cluster's namespace; members cannot "
+                       "start without it")  # fmt: skip
+    for side, prefix, tls in (("peer", "peer-", spec.tls.peer), ("client", "", spec.tls.client)):
+        if tls.mode is not TLSMode.SECRET or not tls.secret_name:
+            continue
+        data, name = found[tls.secret_name] or {}, tls.secret_name
+        files = node_tls.CertFiles(side, prefix, f"(Secret {name} tls.crt)", f"(Secret {name} tls.key)",
+                                   f"(Secret {name} ca.crt)", client_cert_auth=True)  # fmt: skip
+        loaded = node_tls.parse(files, data["tls.crt"], data["tls.key"], data["ca.crt"])
+        srv = names.domain if side == "peer" and spec.bootstrap.mode is BootstrapMode.DNS_SRV else None
+        hosts = [names.pod_fqdn(o) for o in range(members)] + ([srv] if srv else [])
+        wrong += [f"[{f.code}] {f.message}: {f.fix}" for f in node_errors(node_tls.check(loaded, hosts, now, srv))]
     if not wrong:
         return None
-    return Problem("TLSSecretInvalid", "; ".join(wrong) + ": tls mode secret needs a Secret with tls.crt, tls.key "
-                   "and ca.crt (as cert-manager writes them) in the cluster's namespace; members cannot start "
-                   "without it")  # fmt: skip
+    return Problem("TLSSecretInvalid", "; ".join(wrong) + " (members refuse to start with it; running members "
+                   "keep the certificate they loaded until they restart)")  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from etcd_operator.reconcile.desired import ClusterIdentity
 from etcd_operator.reconcile.observed import REPLICAS_MANAGER
 from etcd_operator.reconcile.plan import ClusterContext
 from etcd_operator.reconcile.secrets import REISSUE_CA
+from tests.support.pki import make_ca, make_cert
 
 from .fakes import FakeEtcd, FakeKube, World
 
@@ -340,6 +341,50 @@ def test_a_template_change_rolls_one_member_at_a_time():
                if isinstance(r.outcome.step, mp.RestartMember))  # fmt: skip
 
 
+def provide_data(cluster: Cluster, name: str, data: dict[str, bytes]) -> None:
+    """A user's Secret (not the operator's: no owner), as the API server stores it."""
+    import base64
+
+    encoded = {k: base64.b64encode(v).decode() for k, v in data.items()}
+    cluster.kube.objects[("Secret", "db", name)] = {"metadata": {"name": name}, "data": encoded}
+
+
+SECRET_MODE = {"peer": {"mode": "secret", "secretName": "byo-peer"},
+               "client": {"mode": "secret", "secretName": "byo-server"}, "operatorClientSecretName": "byo-operator"}
+
+
+def test_user_certificates_the_members_would_refuse_are_reported_in_the_agents_words_before_anything_starts():
+    ca, other = make_ca(T0, "byo CA"), make_ca(T0, "another CA")
+    cluster = Cluster({"replicas": 3, "tls": SECRET_MODE})
+    provide_data(cluster, "byo-peer", make_cert(ca, "peer", ["main-0.main.db.svc.cluster.local"], T0).cert_manager_secret(ca))
+    provide_data(cluster, "byo-server", make_cert(other, "srv", ["*.main.db.svc.cluster.local"], T0).cert_manager_secret(ca))
+    cluster.once()
+    assert ("StatefulSet", "db", "main") not in cluster.kube.objects
+    degraded = next(c for c in cluster.status.conditions if c.type == "Degraded")
+    assert degraded.reason == "TLSSecretInvalid"
+    assert "[CertificateSANMissing] --peer-cert-file (Secret byo-peer tls.crt) does not cover " \
+           "main-1.main.db.svc.cluster.local, main-2.main.db.svc.cluster.local" in degraded.message
+    assert "[CertificateNotSignedByCA] --cert-file (Secret byo-server tls.crt)" in degraded.message
+
+
+def test_a_scale_out_the_user_certificates_do_not_cover_is_refused_not_started():
+    ca = make_ca(T0, "byo CA")
+    cluster = Cluster({"replicas": 3, "tls": SECRET_MODE})
+    hosts = [f"main-{o}.main.db.svc.cluster.local" for o in range(3)]  # named, no wildcard
+    for name in ("byo-peer", "byo-server"):
+        provide_data(cluster, name, make_cert(ca, name, hosts, T0).cert_manager_secret(ca))
+    provide_data(cluster, "byo-operator", make_cert(ca, "etcd-operator", [], T0).cert_manager_secret(ca))
+    cluster.converge()
+    cluster.assert_settled(3)
+    cluster.edit(replicas=4)
+    cluster.once()
+    assert cluster.conditions()["Degraded"] == ("True", "TLSSecretInvalid")
+    degraded = next(c for c in cluster.status.conditions if c.type == "Degraded")
+    assert degraded.message.startswith("not adding member 3: [CertificateSANMissing]")
+    assert "main-3.main.db.svc.cluster.local" in degraded.message and len(cluster.etcd.members) == 3
+    assert cluster.world.replicas() == 3
+
+
 def test_secret_mode_scales_with_the_operators_own_client_certificate_and_follows_its_rotation():
     import base64
 
@@ -355,14 +400,16 @@ def test_secret_mode_scales_with_the_operators_own_client_certificate_and_follow
 
     # The members' Secrets are missing or lack a key: nothing starts, and status says which and what to do.
     provide("1", "byo-peer", keys=("tls.crt", "tls.key"))
+    ca = make_ca(T0, "byo CA")
+    member = make_cert(ca, "byo", ["*.main.db.svc.cluster.local"], T0)  # cert-manager's wildcard layout
     cluster.once()
     assert ("StatefulSet", "db", "main") not in cluster.kube.objects and cluster.conditions()["Progressing"] == (
         "True", "WaitingForTLSSecret")  # fmt: skip
     degraded = next(c for c in cluster.status.conditions if c.type == "Degraded")
     assert degraded.reason == "TLSSecretInvalid" and "Secret byo-peer has no ca.crt" in degraded.message
     assert "Secret byo-server does not exist" in degraded.message
-    provide("1", "byo-peer")
-    provide("1", "byo-server")
+    for name in ("byo-peer", "byo-server"):
+        provide_data(cluster, name, member.cert_manager_secret(ca))
     cluster.once()
     assert "Secret byo-operator not created yet" in cluster.status.conditions[0].message  # says what it lacks
     provide("1")
@@ -425,9 +472,10 @@ def test_an_operator_client_secret_without_a_usable_certificate_is_reported_not_
                                    "operatorClientSecretName": "byo-operator"}}  # fmt: skip
     cluster = Cluster(spec)
     cluster.clients = EtcdClients(connect)  # the real one: it loads the certificate
-    for name in ("byo-server", "byo-operator"):
-        data = {k: base64.b64encode(b"not a certificate").decode() for k in ("tls.crt", "tls.key", "ca.crt")}
-        cluster.kube.objects[("Secret", "db", name)] = {"metadata": {"name": name}, "data": data}
+    ca = make_ca(T0, "byo CA")
+    provide_data(cluster, "byo-server", make_cert(ca, "byo", ["*.main.db.svc.cluster.local"], T0).cert_manager_secret(ca))
+    data = {k: base64.b64encode(b"not a certificate").decode() for k in ("tls.crt", "tls.key", "ca.crt")}
+    cluster.kube.objects[("Secret", "db", "byo-operator")] = {"metadata": {"name": "byo-operator"}, "data": data}
     result = cluster.once()  # no exception: the pass completes and says why it cannot reach etcd
     assert "client certificate Secret byo-operator: cannot load" in result.observed.etcd_error
     assert ("StatefulSet", "db", "main") in cluster.kube.objects  # members are not held back by the operator's own
