@@ -294,6 +294,10 @@ async def apply(
             problems.append(_failed_apply(exc))
     scheduled, schedule_writes = await _apply_schedule(kube, names.namespace, planned, problems)
     applied += schedule_writes
+    for secret in planned.retire_secrets:
+        # A removed user's certificate is in the members' revocation list: its Secret can go.
+        await asyncio.to_thread(kube.delete, "v1", "Secret", secret, names.namespace)
+        applied += 1
     if planned.restore.retire_request:
         # Every initial member started from the snapshot: no later pod may find the request.
         await asyncio.to_thread(kube.delete, "v1", "Secret", names.restore_secret, names.namespace)

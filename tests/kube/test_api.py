@@ -120,6 +120,11 @@ INVALID = [
     ({"tls": {"certificates": {"validity": "10m", "renewBefore": "9m30s"}}},
      "tls.certificates.renewBefore must be at least 1m shorter than validity"),
     ({"tls": {"certificates": {"validity": "720h"}}}, "tls.certificates.renewBefore must be at least 1m shorter"),
+    # Users' client certificates: selfSigned client TLS only, one entry a name, names usable in a Secret's.
+    ({"tls": {"client": {"mode": "secret", "secretName": "s"}, "clients": [{"name": "alice"}]}},
+     "tls.clients needs tls.client.mode selfSigned"),
+    ({"tls": {"clients": [{"name": "alice"}, {"name": "alice"}]}}, "Duplicate value"),
+    ({"tls": {"clients": [{"name": "Alice_1"}]}}, "spec.tls.clients[0].name in body should match"),
     # discoveryURL: http(s) only, never a link-local or metadata address.
     ({"bootstrap": {"mode": "discovery", "discoveryURL": "ftp://disco.example/x"}}, "must be an http:// or https:// URL"),
     *[({"bootstrap": {"mode": "discovery", "discoveryURL": url}}, "may not point at a link-local or cloud metadata")
@@ -142,6 +147,7 @@ VALID = [
     {"storage": {"size": "512Mi", "storageClassName": "fast.ssd-1"}},
     {"storage": {"size": "10G"}},
     {"tls": {"certificates": {"validity": "5m", "renewBefore": "2m"}}},
+    {"tls": {"clients": [{"name": "alice"}, {"name": "ci-runner-7"}]}},
     {"tls": {"certificates": {"validity": "2160h", "renewBefore": "1h30m"}}},
     {"storage": {"size": "1.5Gi"}},
     {"resources": {"requests": {"cpu": "500m", "memory": "1Gi"},

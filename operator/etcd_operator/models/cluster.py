@@ -326,6 +326,16 @@ class CertificateLifetime(ApiModel):
         return self
 
 
+class ClientCertificate(ApiModel):
+    """A person or program that gets its own client certificate (CommonName = name) from the client CA."""
+
+    name: Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")] = Field(
+        description="The user: the certificate's CommonName and the Secret <cluster>-user-<name> (tls.crt, tls.key, "
+        "ca.crt). Removing the entry revokes the certificate (etcd's --client-crl-file, read on every connection) "
+        "and then deletes the Secret."
+    )  # fmt: skip
+
+
 class TLS(ApiModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -334,6 +344,12 @@ class TLS(ApiModel):
                     "!has(self.operatorClientSecretName) || self.client.mode == 'secret'",
                     "tls.operatorClientSecretName is only used with tls.client.mode secret (with selfSigned the "
                     "operator issues its own client certificate)",
+                ),
+                _cel(
+                    "!has(self.clients) || size(self.clients) == 0 || self.client.mode == 'selfSigned'",
+                    "tls.clients needs tls.client.mode selfSigned: the operator issues them from its client CA "
+                    "(with mode secret, issue users' certificates from your own CA)",
+                    ".clients",
                 ),
             ]
         }
@@ -355,6 +371,12 @@ class TLS(ApiModel):
         "client certificate the operator presents to etcd, issued by a CA the members trust. Without it the "
         "operator cannot read health or change membership of such a cluster. A renewed Secret is picked up "
         "without a restart.",
+    )
+    clients: Annotated[list[ClientCertificate] | None, Field(max_length=100)] = Field(
+        None,
+        description="Users with their own client certificate, so that each can be revoked alone, without touching "
+        "the operator's (<cluster>-client-tls). Certificates follow tls.certificates and CA rollovers.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     )
     certificates: CertificateLifetime = Field(
         default_factory=CertificateLifetime,

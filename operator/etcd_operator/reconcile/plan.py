@@ -61,6 +61,7 @@ class Plan:
     schedule: SchedulePlan = field(default_factory=SchedulePlan)  # spec.backup: object writes, not a step
     restore: RestorePlan = field(default_factory=RestorePlan)  # spec.bootstrap.restore: its request Secret
     upkeep: maint.Step = field(default_factory=lambda: maint.Idle("NotPlanned"))  # one maintenance step, if any
+    retire_secrets: tuple[str, ...] = ()  # users' certificate Secrets whose certificates are revoked
 
     @property
     def step_in_flight(self) -> bool:
@@ -279,6 +280,7 @@ def plan(ctx: ClusterContext, observed: Observed, now: datetime) -> Plan:
         discovery_endpoints=discovery.endpoints,
         discovery_tls_secret=discovery.tls_secret,
         trusted_ca=tls.trusted_ca,
+        client_crl=tls.client_crl,
     )
     if restore.request is not None:
         objects.append(restore.request)  # before the StatefulSet: the first pods must find it
@@ -310,4 +312,5 @@ def plan(ctx: ClusterContext, observed: Observed, now: datetime) -> Plan:
         schedule=_backup_schedule(ctx, observed, now),
         restore=restore,
         upkeep=upkeep,
+        retire_secrets=tls.retire,
     )

@@ -25,7 +25,7 @@ from etcd_node.findings import errors as node_errors
 
 from .. import GROUP
 from ..models.cluster import BootstrapMode, CertificateLifetime, EtcdClusterSpec, TLSMode, parse_duration
-from ..pki import bundles, certs
+from ..pki import bundles, certs, crl
 from ..resources.naming import ClusterNames
 from ..resources.secrets import build_secret
 from . import rollover
@@ -42,6 +42,8 @@ class TLSPlan:
     problems: list[Problem] = field(default_factory=list)
     trusted_ca: str = ""  # the pod template's rollover.TRUSTED_CA digest
     rollover: str = ""  # what a CA rollover is doing, "" when none is under way
+    client_crl: bool = False  # the server-tls Secret holds crl.FILE: members get --client-crl-file
+    retire: tuple[str, ...] = ()  # users' Secrets to delete: their certificates are revoked in the observed list
 
 
 def tls_secrets(
@@ -95,8 +97,22 @@ def tls_secrets(
         # A rollover request already on the cluster is not one for this CA.
         return bundles.CASet(new_authority(common_name), request=rotate_ca), True
 
+    users = [c.name for c in spec.tls.clients or []]
+
     def leaf_secrets(side: str) -> tuple[str, ...]:
-        return (names.peer_tls_secret,) if side == "peer" else (names.server_tls_secret, names.client_tls_secret)
+        if side == "peer":
+            return (names.peer_tls_secret,)
+        return (names.server_tls_secret, names.client_tls_secret, *map(names.user_secret, users))
+
+    def client_pair(ca: bundles.CASet, secret: str, common_name: str) -> dict[str, bytes]:
+        """A client certificate Secret: the pair kept while the signer issued it and it is not due, else a new one."""
+        current = existing.get(secret) or {}
+        loaded = certs.load_cert(current["tls.crt"]) if "tls.crt" in current and "tls.key" in current else None
+        if loaded is not None and certs.issued_by(loaded, ca.signer.cert) and not (
+            certs.due_by_age(loaded, now, lifetime) and certs.can_extend(ca.signer.cert, loaded)
+        ):
+            return {"tls.crt": current["tls.crt"], "tls.key": current["tls.key"], "ca.crt": ca.bundle()}
+        return bundles.client_bundle(ca, common_name, now, new_key(), new_serial(), lifetime)
 
     def leaves_current(ca: bundles.CASet, side: str) -> bool:
         """Every leaf of the side was issued by `ca.signer`."""
@@ -115,15 +131,41 @@ def tls_secrets(
             return {names.peer_tls_secret: (data, "peer-tls")}
         server = bundles.member_bundle(ca, names, ordinals, "server", now, new_key, new_serial,
                                        existing.get(names.server_tls_secret), lifetime)  # fmt: skip
-        current = existing.get(names.client_tls_secret) or {}
-        loaded = certs.load_cert(current["tls.crt"]) if "tls.crt" in current and "tls.key" in current else None
-        if loaded is not None and certs.issued_by(loaded, ca.signer.cert) and not (
-            certs.due_by_age(loaded, now, lifetime) and certs.can_extend(ca.signer.cert, loaded)
-        ):
-            client = {"tls.crt": current["tls.crt"], "tls.key": current["tls.key"], "ca.crt": ca.bundle()}
-        else:
-            client = bundles.client_bundle(ca, "etcd-operator", now, new_key(), new_serial(), lifetime)
-        return {names.server_tls_secret: (server, "server-tls"), names.client_tls_secret: (client, "client-tls")}
+        if crl_file := revocations(ca):
+            server[crl.FILE] = crl_file
+        out = {names.server_tls_secret: (server, "server-tls"),
+               names.client_tls_secret: (client_pair(ca, names.client_tls_secret, "etcd-operator"), "client-tls")}
+        for user in users:
+            out[names.user_secret(user)] = (client_pair(ca, names.user_secret(user), user), "user-tls")
+        return out
+
+    def revoked_users() -> dict[str, int | None]:
+        """Users' Secrets whose user left spec.tls.clients -> the serial of their certificate (None: unreadable)."""
+        gone: dict[str, int | None] = {}
+        for secret, data in existing.items():
+            if (user := names.user_of(secret)) is not None and user not in users:
+                try:
+                    gone[secret] = certs.load_cert(data["tls.crt"]).serial_number
+                except (KeyError, ValueError):
+                    gone[secret] = None
+        return gone
+
+    listed = crl.read((existing.get(names.server_tls_secret) or {}).get(crl.FILE))
+    # An entry outlives every certificate it can name: those end at most `validity` after their revocation.
+    kept_entries = {serial: when for serial, when in listed.items() if when + lifetime.validity + certs.CLOCK_SKEW > now}
+    gone = revoked_users()
+    entries = {**kept_entries, **{serial: now for serial in gone.values() if serial is not None and serial not in kept_entries}}
+    # A Secret goes once the members' list names its certificate, never before.
+    retire = tuple(secret for secret, serial in gone.items() if serial is None or serial in listed)
+
+    def revocations(ca: bundles.CASet) -> bytes | None:
+        """The list's bytes: the current ones while they say the same and the signer signed them."""
+        if not users and not entries:
+            return None
+        current = (existing.get(names.server_tls_secret) or {}).get(crl.FILE)
+        if current and listed == entries and crl.signed_by(current, ca.signer):
+            return current
+        return crl.build(ca.signer, entries, now)
 
     def new_authority(common_name: str) -> bundles.Authority:
         return bundles.new_authority(common_name, now, new_key(), new_serial())
@@ -161,7 +203,9 @@ def tls_secrets(
         for name, (data, component) in wanted.items()
         if dict(existing.get(name) or {}) != data
     ]
-    return TLSPlan(secrets, problems, rollover.trust_digest(final), "; ".join(doing))
+    server = wanted.get(names.server_tls_secret, ({}, ""))[0]
+    return TLSPlan(secrets, problems, rollover.trust_digest(final), "; ".join(doing), crl.FILE in server,
+                   retire if spec.tls.client.mode is TLSMode.SELF_SIGNED else ())  # fmt: skip
 
 
 def leaf_lifetime(policy: CertificateLifetime) -> certs.Lifetime:
@@ -243,7 +287,8 @@ def issued_certificates(names: ClusterNames, secrets: Existing) -> tuple[IssuedC
         for key, kind in (("tls.crt", "ca"), (bundles.NEXT_CERT, "next-ca"), (bundles.PREVIOUS_CERT, "previous-ca")):
             if pem := data.get(key):
                 found.append(IssuedCertificate(secret, kind, _not_after(pem), generation))
-    for secret in (names.peer_tls_secret, names.server_tls_secret, names.client_tls_secret):
+    users = sorted(secret for secret in secrets if names.user_of(secret) is not None)
+    for secret in (names.peer_tls_secret, names.server_tls_secret, names.client_tls_secret, *users):
         data = secrets.get(secret) or {}
         leaves = [_not_after(pem) for key, pem in data.items() if key.endswith(".crt") and key != "ca.crt"]
         if leaves:

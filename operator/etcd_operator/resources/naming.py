@@ -54,6 +54,15 @@ class ClusterNames:
         """Client certificate for the operator and for users (tls.crt, tls.key, ca.crt)."""
         return f"{self.name}-client-tls"
 
+    def user_secret(self, user: str) -> str:
+        """A user's own client certificate (spec.tls.clients)."""
+        return f"{self.name}-user-{user}"
+
+    def user_of(self, secret: str) -> str | None:
+        """The user whose certificate Secret this is, or None."""
+        prefix = f"{self.name}-user-"
+        return secret[len(prefix):] if secret.startswith(prefix) else None
+
     @property
     def restore_secret(self) -> str:
         """The restore request (bootstrap.restore), mounted by the members only while the cluster bootstraps."""

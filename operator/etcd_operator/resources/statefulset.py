@@ -28,6 +28,8 @@ NODE_UID = 65532  # the etcd user of node_image/Dockerfile
 # Pod template annotation: which CAs the members were started to trust. etcd reads its trusted CAs only at
 # start, so a change of them (a CA rollover) is a change of the template, rolled out one member at a time.
 TRUSTED_CA = f"{GROUP}/trusted-ca"
+# The client CA's revocation list in the server-tls Secret (pki.crl.FILE), read by etcd on every connection.
+CLIENT_CRL_FILE = "client.crl"
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class MemberTemplateInputs:
     discovery_endpoints: str = ""  # ... or the client URLs of another EtcdCluster (v3 discovery)
     discovery_tls_secret: str = ""  # that cluster's client certificate Secret, when it uses selfSigned TLS
     trusted_ca: str = ""  # TRUSTED_CA: a digest of the CAs members trust, set once a CA has been rolled over
+    client_crl: bool = False  # the server-tls Secret holds the client CA's revocation list (spec.tls.clients)
 
 
 def _uses_files(side: TLSSide) -> bool:
@@ -132,6 +135,8 @@ def build_env(names: ClusterNames, spec: EtcdClusterSpec, inputs: MemberTemplate
                 for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")]  # fmt: skip
     env += _tls_env(spec.tls.peer, "PEER_", PEER_TLS_MOUNT)
     env += _tls_env(spec.tls.client, "", SERVER_TLS_MOUNT)
+    if inputs.client_crl:
+        env.append({"name": "ETCD_CLIENT_CRL_FILE", "value": f"{SERVER_TLS_MOUNT}/{CLIENT_CRL_FILE}"})
     env += _etcd_option_env(spec)
     return env
 

@@ -530,7 +530,7 @@ def test_a_ca_rollover_on_request_trusts_both_then_signs_with_the_new_then_drops
     from etcd_operator.pki import certs
     from etcd_operator.reconcile.rollover import DELIVERY, ROTATE_CA
 
-    cluster = Cluster({"replicas": 3})
+    cluster = Cluster({"replicas": 3, "tls": {"clients": [{"name": "alice"}]}})
     cluster.converge()
     old = {side: cluster.kube.secret("db", f"main-{side}-ca")["tls.crt"] for side in ("peer", "client")}
     cluster.annotations[ROTATE_CA] = "2026-01-01"
@@ -568,7 +568,8 @@ def test_a_ca_rollover_on_request_trusts_both_then_signs_with_the_new_then_drops
     assert reasons == {"Progressing": "CARollover"}
     cluster.assert_settled(3)
     # Only the new CA is trusted, and it signed every leaf.
-    for side, leaf_secrets in (("peer", ["main-peer-tls"]), ("client", ["main-server-tls", "main-client-tls"])):
+    for side, leaf_secrets in (("peer", ["main-peer-tls"]),
+                               ("client", ["main-server-tls", "main-client-tls", "main-user-alice"])):  # fmt: skip
         new = cluster.kube.secret("db", f"main-{side}-ca")
         assert new["tls.crt"] != old[side] and new["generation"] == b"2"
         for name in leaf_secrets:
@@ -594,3 +595,43 @@ def test_a_ca_is_rolled_over_by_itself_while_it_can_still_issue_a_full_leaf():
     cluster.once()
     assert _ca_stage(cluster.kube.secret("db", "main-peer-ca")) == "trusting"
     assert cluster.conditions()["Progressing"] == ("True", "CARollover")
+
+
+def test_each_user_gets_a_certificate_and_a_removed_one_is_revoked_before_its_secret_goes():
+    from etcd_operator.pki import certs, crl
+
+    cluster = Cluster({"replicas": 3})
+    cluster.converge()
+    sts_env = lambda: {e["name"] for e in cluster.kube.objects[("StatefulSet", "db", "main")]["spec"]["template"]["spec"]["containers"][0]["env"]}  # noqa: E731
+    assert "ETCD_CLIENT_CRL_FILE" not in sts_env()  # no users: the template is what it always was
+    cluster.edit(tls={"clients": [{"name": "alice"}, {"name": "bob"}]})
+    cluster.converge()
+    cluster.assert_settled(3)
+    ca = certs.load_cert(cluster.kube.secret("db", "main-client-ca")["tls.crt"])
+    users = {u: cluster.kube.secret("db", f"main-user-{u}") for u in ("alice", "bob")}
+    for user, data in users.items():
+        cert = certs.load_cert(data["tls.crt"])
+        assert cert.subject.rfc4514_string().startswith(f"CN={user}") and certs.issued_by(cert, ca)
+        assert data["ca.crt"] == certs.cert_pem(ca)
+    server = cluster.kube.secret("db", "main-server-tls")
+    assert crl.read(server["client.crl"]) == {}  # a list exists (etcd needs the file), empty
+    assert "ETCD_CLIENT_CRL_FILE" in sts_env()
+    assert {c.secret for c in cluster.status.certificates or []} >= {"main-user-alice", "main-user-bob"}
+
+    bob = certs.load_cert(users["bob"]["tls.crt"]).serial_number
+    cluster.edit(tls={"clients": [{"name": "alice"}]})
+    first = cluster.once()
+    assert list(crl.read(cluster.kube.secret("db", "main-server-tls")["client.crl"])) == [bob]
+    assert ("Secret", "db", "main-user-bob") in cluster.kube.objects  # not before the list names it
+    assert not [r for r in first.plan.objects if r["kind"] == "StatefulSet"]  # revocation restarts nothing
+    cluster.once()
+    assert ("Secret", "db", "main-user-bob") not in cluster.kube.objects
+    assert cluster.kube.secret("db", "main-user-alice") == users["alice"]
+    cluster.converge()
+    cluster.assert_settled(3)
+    for _ in range(2):
+        assert not cluster.once().plan.objects  # the list is not rewritten on every pass
+    # The entry is dropped once no certificate it names can still be valid: a year (validity) later.
+    cluster.now += timedelta(days=366)
+    cluster.once()
+    assert crl.read(cluster.kube.secret("db", "main-server-tls")["client.crl"]) == {}
