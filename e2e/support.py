@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -217,12 +217,17 @@ def assert_stays_settled(
         assert now == before, f"changed {elapsed:.0f}s into the window: {before} -> {now}"
 
 
-def start_client_pod(kube: Kube, namespace: str, cluster: str, client_tls: bool = True) -> None:
-    """A pod with etcdctl and the cluster's user client certificate, to reach the client Service."""
+def start_client_pod(
+    kube: Kube, namespace: str, cluster: str, client_tls: bool = True, users: Sequence[str] = ()
+) -> None:
+    """A pod with etcdctl and the cluster's client certificate at /tls (and each user's at /users/<user>)."""
     volumes, mounts = [], []
     if client_tls:
         volumes = [{"name": "tls", "secret": {"secretName": f"{cluster}-client-tls"}}]
         mounts = [{"name": "tls", "mountPath": "/tls", "readOnly": True}]
+    for user in users:
+        volumes.append({"name": f"user-{user}", "secret": {"secretName": f"{cluster}-user-{user}"}})
+        mounts.append({"name": f"user-{user}", "mountPath": f"/users/{user}", "readOnly": True})
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -265,14 +270,16 @@ def containers(kube: Kube, namespace: str, cluster: str) -> dict[str, tuple[str,
 
 
 def etcdctl(
-    kube: Kube, namespace: str, cluster: str, *args: str, tls: str = "cert", check: bool = True, timeout: float = 30
+    kube: Kube, namespace: str, cluster: str, *args: str, tls: str = "cert", check: bool = True, timeout: float = 30,
+    cert_dir: str = "/tls",
 ) -> subprocess.CompletedProcess[str]:
-    """etcdctl in the client pod against the client Service. tls: cert (client cert auth), server-only, none."""
+    """etcdctl in the client pod against the client Service. tls: cert (client cert auth from `cert_dir`),
+    server-only, none."""
     scheme = "http" if tls == "none" else "https"
     endpoint = f"{scheme}://{cluster}-client.{namespace}.svc.cluster.local:2379"
     flags = ["--endpoints", endpoint, "--command-timeout=10s"]
     if tls == "cert":
-        flags += ["--cacert", "/tls/ca.crt", "--cert", "/tls/tls.crt", "--key", "/tls/tls.key"]
+        flags += ["--cacert", f"{cert_dir}/ca.crt", "--cert", f"{cert_dir}/tls.crt", "--key", f"{cert_dir}/tls.key"]
     elif tls == "server-only":
         flags += ["--insecure-skip-tls-verify"]
     return kube.run("-n", namespace, "exec", CLIENT_POD, "--", "etcdctl", *flags, *args, check=check, timeout=timeout)

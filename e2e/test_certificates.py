@@ -13,10 +13,13 @@ import base64
 import pytest
 
 from e2e.support import (
+    CLIENT_POD,
     Kube,
     condition,
     containers,
     etcd_cluster,
+    etcdctl,
+    patch_spec,
     served_serials,
     start_client_pod,
     wait_settled,
@@ -112,3 +115,38 @@ def test_a_ca_rollover_on_request_restarts_members_twice_and_loses_no_acknowledg
                timeout=150, interval=5)  # fmt: skip
     total = assert_no_acknowledged_write_lost(kube, namespace, name)
     print(f"CA rollover: 2 CAs at generation 2, every member restarted, {total} writes acknowledged, 0 lost")
+
+
+def test_a_user_removed_from_tls_clients_is_refused_while_the_others_and_the_operator_are_served(
+    kube: Kube, namespace: str
+) -> None:
+    name = "users"
+    kube.apply(namespace, etcd_cluster(name, replicas=3, tls={"clients": [{"name": "alice"}, {"name": "bob"}]}))
+    wait_settled(kube, namespace, name, replicas=3)
+    start_client_pod(kube, namespace, name, users=["alice", "bob"])
+    for user in ("alice", "bob"):
+        etcdctl(kube, namespace, name, "put", f"/{user}/before", "v", cert_dir=f"/users/{user}")
+    before = containers(kube, namespace, name)
+    patch_spec(kube, namespace, name, tls={"clients": [{"name": "alice"}]})
+
+    def bob_refused() -> bool:
+        """bob's put refused by every member, each asked directly (a Service would pick one at random)."""
+        for ordinal in range(3):
+            member = f"https://{name}-{ordinal}.{name}.{namespace}.svc.cluster.local:2379"
+            done = kube.run("-n", namespace, "exec", CLIENT_POD, "--", "etcdctl", "--endpoints", member,
+                            "--command-timeout=5s", "--cacert", "/users/bob/ca.crt", "--cert", "/users/bob/tls.crt",
+                            "--key", "/users/bob/tls.key", "put", "/bob/after", "v", check=False)  # fmt: skip
+            if done.returncode == 0:
+                return False
+        return True
+
+    # The list reaches the members' files at the kubelet's next sync of each pod (up to 90 s).
+    wait_until("bob's certificate refused by every member", bob_refused, timeout=180, interval=5)
+    etcdctl(kube, namespace, name, "put", "/alice/after", "v", cert_dir="/users/alice")
+    wait_until("bob's Secret deleted", lambda: kube.get(namespace, "secret", f"{name}-user-bob") is None, timeout=60)
+    status = wait_settled(kube, namespace, name, replicas=3)  # the operator's own certificate still works
+    assert containers(kube, namespace, name) == before  # revocation restarted nothing
+    assert {c["secret"] for c in status["certificates"]} >= {f"{name}-user-alice"}
+    assert f"{name}-user-bob" not in {c["secret"] for c in status["certificates"]}
+    keys = etcdctl(kube, namespace, name, "get", "/", "--prefix", "--keys-only").stdout.split()
+    assert sorted(keys) == ["/alice/after", "/alice/before", "/bob/before"]
