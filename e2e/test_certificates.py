@@ -130,12 +130,12 @@ def test_a_user_removed_from_tls_clients_is_refused_while_the_others_and_the_ope
     patch_spec(kube, namespace, name, tls={"clients": [{"name": "alice"}]})
 
     def bob_refused() -> bool:
-        """bob's put refused by every member, each asked directly (a Service would pick one at random)."""
+        """bob's read refused by every member, each asked directly (a Service would pick one at random)."""
         for ordinal in range(3):
             member = f"https://{name}-{ordinal}.{name}.{namespace}.svc.cluster.local:2379"
             done = kube.run("-n", namespace, "exec", CLIENT_POD, "--", "etcdctl", "--endpoints", member,
                             "--command-timeout=5s", "--cacert", "/users/bob/ca.crt", "--cert", "/users/bob/tls.crt",
-                            "--key", "/users/bob/tls.key", "put", "/bob/after", "v", check=False)  # fmt: skip
+                            "--key", "/users/bob/tls.key", "get", "/bob/before", check=False)  # fmt: skip
             if done.returncode == 0:
                 return False
         return True
