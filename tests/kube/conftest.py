@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -94,8 +95,17 @@ def kubectl(kube_bin: Path, kubeconfig: Path) -> Callable[..., subprocess.Comple
 def crd_installed(kubectl) -> None:
     """The generated CRDs (EtcdCluster, EtcdBackup), installed and Established."""
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+    # `kubectl wait` fails at once ("accessor error") on a CRD so new that it has no conditions yet.
+    deadline = time.monotonic() + 60
     for plural in ("etcdclusters", "etcdbackups"):
-        kubectl("wait", "--for=condition=Established", f"crd/{plural}.etcd.operator.dev", "--timeout=60s")
+        while True:
+            got = kubectl("get", f"crd/{plural}.etcd.operator.dev", "-o",
+                          "jsonpath={.status.conditions[?(@.type=='Established')].status}", check=False)  # fmt: skip
+            if got.stdout.strip() == "True":
+                break
+            if time.monotonic() > deadline:
+                pytest.fail(f"CRD {plural} not Established after 60s: {got.stdout} {got.stderr}", pytrace=False)
+            time.sleep(0.5)
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import re
 import socket
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ import yaml
 
 from tests.integration.netlab import wait_until
 from tests.support.binaries import ROOT
+from tests.support.pki import make_ca, make_cert
 
 pytestmark = pytest.mark.kube
 
@@ -153,9 +155,12 @@ MODES = {
 @pytest.mark.parametrize("example", sorted(MODES))
 def test_objects_for_each_bootstrap_and_tls_mode(kubectl, namespace, example):
     secrets, ports, env = MODES[example]
-    if example == "secret-tls.yaml":  # the user's Secrets must exist before members are started
+    if example == "secret-tls.yaml":  # the user's Secrets must exist, and be usable, before members are started
+        now = datetime.now(UTC)
+        ca = make_ca(now, "byo CA")
+        leaf = make_cert(ca, "byo", [f"*.byo.{namespace}.svc.cluster.local"], now)  # cert-manager's wildcard layout
         for provided in ("byo-peer", "byo-server"):
-            data = {k: base64.b64encode(b"pem").decode() for k in ("tls.crt", "tls.key", "ca.crt")}
+            data = {k: base64.b64encode(v).decode() for k, v in leaf.cert_manager_secret(ca).items()}
             kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(
                 {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": provided}, "data": data}))  # fmt: skip
     name = apply_example(kubectl, namespace, example)
