@@ -215,7 +215,7 @@ def check(loaded: LoadedCert, hosts: Sequence[str], now: datetime, srv_domain: s
                     "reissue it with extended key usages serverAuth and clientAuth",
                 )
             )
-    if loaded.cas and not any(_issued_by(cert, ca) for ca in loaded.cas):
+    if loaded.cas and not any(issued_by(cert, ca) for ca in loaded.cas):
         findings.append(
             error(
                 "CertificateNotSignedByCA",
@@ -267,7 +267,8 @@ def _extended_usages(cert: x509.Certificate) -> list[x509.ObjectIdentifier] | No
         return None
 
 
-def _issued_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
+def issued_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
+    """Signed by this CA's key (not merely naming it as issuer: a CA rollover's two CAs may share a name)."""
     try:
         cert.verify_directly_issued_by(ca)
     except (InvalidSignature, ValueError, TypeError):

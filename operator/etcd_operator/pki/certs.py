@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from etcd_node.tls import issued_by as issued_by
 
 CA_VALIDITY = timedelta(days=3650)
 CA_WARN_BEFORE = timedelta(days=30)  # CAExpiring is reported this long before a CA ends
@@ -155,15 +156,6 @@ def due_by_age(cert: x509.Certificate, now: datetime, lifetime: Lifetime = DEFAU
     """
     end = cert.not_valid_after_utc
     return now + lifetime.renew_before >= end or end > now + lifetime.validity
-
-
-def issued_by(cert: x509.Certificate, ca_cert: x509.Certificate) -> bool:
-    """Signed by this CA (by its key, not its name: a rollover's two CAs may share a name)."""
-    try:
-        cert.verify_directly_issued_by(ca_cert)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
 
 
 def covers(cert: x509.Certificate, hosts: Iterable[str]) -> bool:
