@@ -69,20 +69,19 @@ def test_a_ca_rollover_in_three_stages_loses_no_acknowledged_write(tmp_path):
     thread = threading.Thread(target=writer, daemon=True)
     thread.start()
     try:
-        member.write({**dict(zip(("tls.crt", "tls.key"), (member.path("tls.crt").read_bytes(),
-                                                          member.path("tls.key").read_bytes()), strict=True)),
-                      "ca.crt": bundle(old, new)})  # fmt: skip
-        client.write({"tls.crt": client.path("tls.crt").read_bytes(), "tls.key": client.path("tls.key").read_bytes(),
-                      "ca.crt": bundle(old, new)})  # fmt: skip
-        restart_each()  # 1. trusting both
-        issue(new, bundle(old, new))  # 2. the new CA signs; the old one is still trusted
-        cluster.wait_healthy(timeout=30)
-        issue(new, bundle(new))  # 3. only the new CA is trusted ...
-        restart_each()  # ... once each member restarts
-    finally:
-        stop.set()
-        thread.join(60)
-    try:
+        try:
+            member.write({"tls.crt": member.path("tls.crt").read_bytes(), "tls.key": member.path("tls.key").read_bytes(),
+                          "ca.crt": bundle(old, new)})  # fmt: skip
+            client.write({"tls.crt": client.path("tls.crt").read_bytes(), "tls.key": client.path("tls.key").read_bytes(),
+                          "ca.crt": bundle(old, new)})  # fmt: skip
+            restart_each()  # 1. trusting both
+            issue(new, bundle(old, new))  # 2. the new CA signs; the old one is still trusted
+            cluster.wait_healthy(timeout=30)
+            issue(new, bundle(new))  # 3. only the new CA is trusted ...
+            restart_each()  # ... once each member restarts
+        finally:
+            stop.set()
+            thread.join(60)
         status = cluster.etcdctl_json("endpoint", "status")
         assert len(status) == 3 and len({m["Status"]["leader"] for m in status}) == 1
         stored = cluster.etcdctl_json("get", "/rollover/", "--prefix")
