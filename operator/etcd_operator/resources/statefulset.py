@@ -35,6 +35,7 @@ class MemberTemplateInputs:
     discovery_url: str = ""  # bootstrap mode discovery with a v2 URL
     discovery_endpoints: str = ""  # ... or the client URLs of another EtcdCluster (v3 discovery)
     discovery_tls_secret: str = ""  # that cluster's client certificate Secret, when it uses selfSigned TLS
+    restore_mount: bool = False  # mount the restore request (spec.restore): from its first start on, kept after
 
 
 def _uses_files(side: TLSSide) -> bool:
@@ -119,7 +120,7 @@ def build_env(names: ClusterNames, spec: EtcdClusterSpec, inputs: MemberTemplate
                 {"name": "ETCD_DISCOVERY_KEY", "value": f"{DISCOVERY_TLS_MOUNT}/tls.key"},
                 {"name": "ETCD_DISCOVERY_CACERT", "value": f"{DISCOVERY_TLS_MOUNT}/ca.crt"},
             ]
-    if spec.bootstrap.restore is not None:
+    if spec.bootstrap.restore is not None or inputs.restore_mount:
         # Optional: the operator removes the request once the cluster has started from it.
         env += [{"name": key, "valueFrom": {"secretKeyRef": {"name": names.restore_secret, "key": key, "optional": True}}}
                 for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")]  # fmt: skip
@@ -168,7 +169,7 @@ def build_statefulset(
     if inputs.discovery_tls_secret:
         volumes.append({"name": "discovery-tls", "secret": {"secretName": inputs.discovery_tls_secret, "defaultMode": 0o440}})
         tls_mounts.append({"name": "discovery-tls", "mountPath": DISCOVERY_TLS_MOUNT, "readOnly": True})
-    if spec.bootstrap.restore is not None:
+    if spec.bootstrap.restore is not None or inputs.restore_mount:
         volumes.append({"name": "restore", "secret": {"secretName": names.restore_secret, "optional": True,
                                                       "defaultMode": 0o440}})  # fmt: skip
         tls_mounts.append({"name": "restore", "mountPath": RESTORE_MOUNT, "readOnly": True})
