@@ -68,7 +68,8 @@ class Plan:
         """A membership change is under way: the next step is possible as soon as etcd settles."""
         settling = (mp.AddLearner, mp.Promote, mp.MoveLeader, mp.RemoveMember, mp.ScaleStatefulSet, mp.RestartMember)
         catching_up = isinstance(self.step, mp.Wait) and self.step.reason in ("LearnerCatchingUp", RESTORING, *ROLLOUT_REASONS)
-        return isinstance(self.step, settling) or catching_up
+        restoring = self.in_place.active and self.in_place.problem is None  # a stuck restore is polled slowly
+        return isinstance(self.step, settling) or catching_up or restoring
 
 
 def _available(observed: Observed) -> bool:
