@@ -419,6 +419,10 @@ async def reconcile_once(
     observed, etcd = await observe(kube, ctx, clients)
     planned = plan(ctx, observed, now)
     outcome = await apply(kube, ctx, planned, etcd, clients)
+    maintenance = maintenance_record(ctx.status.maintenance, planned.upkeep, outcome.maintained, now)
+    if planned.in_place.record is not None and maintenance is not None:
+        # The restored cluster's revisions start again from the snapshot's: the old compaction mark means nothing.
+        maintenance = maintenance.model_copy(update={"compacted_revision": None})
     status = compute_status(
         ctx.spec,
         observed,
@@ -429,7 +433,7 @@ async def reconcile_once(
         backup=schedule_status(ctx.spec.backup, observed.backups, ctx.status.backup, now, outcome.scheduled),
         restored_from=planned.restore.restored_from,
         restore=planned.in_place.record,
-        maintenance=maintenance_record(ctx.status.maintenance, planned.upkeep, outcome.maintained, now),
+        maintenance=maintenance,
         certificates=issued_certificates(ctx.identity.names, observed.secrets),
     )
     return PassResult(status, planned, outcome, observed, busy(planned, outcome, status, now))

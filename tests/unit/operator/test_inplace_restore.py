@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from etcd_operator.models.cluster import MaintenanceRecord
 from etcd_operator.reconcile import membership as mp
 from etcd_operator.reconcile.desired import default_token
 
@@ -60,6 +61,7 @@ def stops(cluster: Cluster) -> int:
 def test_each_phase_is_one_pass_and_the_outcome_is_a_new_cluster_under_the_same_names():
     cluster = running()
     old_ids, old_cluster = ids(cluster), cluster.status.cluster_id
+    cluster.status = cluster.status.model_copy(update={"maintenance": MaintenanceRecord(compacted_revision=99)})
     ask(cluster)
 
     stop = cluster.once()
@@ -97,6 +99,7 @@ def test_each_phase_is_one_pass_and_the_outcome_is_a_new_cluster_under_the_same_
     assert cluster.status.restore.cluster_id == cluster.status.cluster_id
     assert {m.name for m in cluster.status.members} == {"main-0", "main-1", "main-2"}
     assert template_token(cluster) == f"{TOKEN}-r1"  # kept: no rollout when the request goes
+    assert cluster.status.maintenance.compacted_revision is None  # the old cluster's revisions are gone
 
 
 @pytest.mark.parametrize("crash_after", [1, 2, 3, 4])
