@@ -99,12 +99,12 @@ def _source(spec: EtcdClusterSpec, sources: RestoreSources) -> tuple[dict[str, b
     backup = sources.backup
     if backup is None:
         return (f"spec.restore: EtcdBackup {name} does not exist; create it (or name an existing one in "
-                "spec.restore.backupRef); members keep running until it can be restored")  # fmt: skip
+                "spec.restore.backupRef)")  # fmt: skip
     status = backup.get("status") or {}
     if status.get("phase") != "Completed":
         return (f"spec.restore: EtcdBackup {name} is {status.get('phase') or 'Pending'}, not Completed; the restore "
                 "starts once it has Completed (if it Failed, take a new backup and name it in "
-                "spec.restore.backupRef); members keep running")  # fmt: skip
+                "spec.restore.backupRef)")  # fmt: skip
     store = backup_store(backup)
     location = str(status.get("location") or "")
     if store is None or not location.startswith("s3://"):
@@ -163,10 +163,9 @@ def plan_in_place(
     found = _source(spec, sources)
     if isinstance(found, str):
         if not stopped:
-            return InPlacePlan(problem=Problem(REFUSED, found), restore_id=done_id)
+            return InPlacePlan(problem=Problem(REFUSED, f"{found}; members keep running meanwhile"), restore_id=done_id)
         # Stopped for this restore already, and the source went away since: stay stopped and say so.
-        message = found.replace("members keep running until it can be restored", "members stay stopped")
-        message += "; or remove spec.restore to start the old members again"
+        message = f"{found}; members stay stopped until then, or remove spec.restore to start the old members again"
         return InPlacePlan(active=True, step=mp.Wait(REFUSED, message), problem=Problem(REFUSED, message),
                            restore_id=done_id)  # fmt: skip
     data, label, revision = found
