@@ -223,3 +223,32 @@ def test_hibernation_blocks_the_restore():
     cluster.once()
     assert cluster.conditions()["Degraded"] == ("True", "RestoreRefused")
     assert "wake the cluster first" in cluster.status.conditions[2].message
+
+
+def test_the_request_the_operator_writes_is_the_one_each_member_restores_with():
+    """Cross-contract: the agent parses the operator's request, and finds its own pod's name and peer URL in it."""
+    from etcd_node.bootstrap_restore import RestoreRequest, restore_argv
+    from etcd_node.contract import RESTORE_FILE
+    from etcd_node.kube import derived_options, identity_from_env
+
+    cluster = running()
+    ask(cluster)
+    cluster.once()
+    cluster.once()
+    parsed = RestoreRequest.parse(json.dumps(request(cluster)))
+    assert parsed.in_place and parsed.request_id == "r1" and parsed.token == template_token(cluster)
+    env = {e["name"]: e.get("value", "") for e in
+           cluster.kube.objects[("StatefulSet", "db", "main")]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    for ordinal in range(3):
+        pod_env = {**env, "ETCD_NODE_POD_NAME": f"main-{ordinal}", "ETCD_NODE_POD_NAMESPACE": "db"}
+        identity = identity_from_env(pod_env)
+        options = {**derived_options(identity, pod_env), "data-dir": env["ETCD_DATA_DIR"],
+                   "initial-cluster-token": env["ETCD_INITIAL_CLUSTER_TOKEN"]}  # fmt: skip
+        argv = restore_argv(parsed, options)
+        own = f"main-{ordinal}={options['initial-advertise-peer-urls']}"
+        assert own in parsed.initial_cluster.split(",") and f"--initial-cluster={parsed.initial_cluster}" in argv
+        assert f"--initial-cluster-token={parsed.token}" in argv and "--bump-revision=1000000000" in argv
+    pod = cluster.kube.objects[("StatefulSet", "db", "main")]["spec"]["template"]["spec"]
+    mounts = {m["name"]: m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
+    assert f"{mounts['restore']}/restore.json" == RESTORE_FILE  # where the agent reads it
+    assert any(v["name"] == "restore" and v["secret"]["secretName"] == "main-restore" for v in pod["volumes"])
