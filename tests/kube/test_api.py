@@ -39,9 +39,6 @@ def test_defaults_are_applied_by_the_server(kubectl, namespace):
 RESTORE_S3 = {"bucket": "backups", "key": "etcd/x.db", "credentialsSecret": "c"}
 
 INVALID = [
-    {"restore": {"backupRef": {"name": "nightly"}, "requestID": "restore-20260101"}},
-    {"restore": {"backupRef": {"name": "nightly"}, "requestID": "0", "bumpRevision": 0, "markCompacted": False}},
-    {"restore": {"backupRef": {"name": "nightly"}, "requestID": "r2", "bumpRevision": 5000}},
     ({"maintenance": {"defrag": {"minFragmentationRatio": 2}}}, "spec.maintenance.defrag.minFragmentationRatio"),
     ({"maintenance": {"defrag": {"minSizeBytes": -1}}}, "spec.maintenance.defrag.minSizeBytes"),
     ({"bootstrap": {"restore": {"backupRef": {"name": "b"}, "s3": RESTORE_S3}}},
@@ -154,6 +151,9 @@ def test_invalid_specs_are_rejected_with_the_field_and_fix(kubectl, namespace, s
 
 
 VALID = [
+    {"restore": {"backupRef": {"name": "nightly"}, "requestID": "restore-20260101"}},
+    {"restore": {"backupRef": {"name": "nightly"}, "requestID": "0", "bumpRevision": 0, "markCompacted": False}},
+    {"restore": {"backupRef": {"name": "nightly"}, "requestID": "r2", "bumpRevision": 5000}},
     {"storage": {"size": "512Mi", "storageClassName": "fast.ssd-1"}},
     {"storage": {"size": "10G"}},
     {"tls": {"certificates": {"validity": "5m", "renewBefore": "2m"}}},
