@@ -175,8 +175,9 @@ def plan_in_place(
             active=True, step=mp.ScaleStatefulSet(0), progress=f"{what}: stopping every member (1 of 3)",
             restore_id=done_id, events=(Event("Normal", "RestoreStarted", f"{what}: stopping every member"),),
         )  # fmt: skip
-    if observed.pods:
-        left = ", ".join(sorted(p.name for p in observed.pods))
+    # Member pods only: a backup Job's pod carries the cluster's labels too.
+    if members := [p for p in observed.pods if p.ordinal is not None]:
+        left = ", ".join(sorted(p.name for p in members))
         return InPlacePlan(active=True, step=mp.Wait(RESTORING, f"{what}: stopping every member (1 of 3): {left}"),
                            progress=f"{what}: stopping every member (1 of 3): waiting for {left}", restore_id=done_id)  # fmt: skip
     replicas = spec.replicas

@@ -15,6 +15,7 @@ import base64
 import copy
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -226,7 +227,8 @@ class World:
             return
         revision, version = self._template()
         sts = self.kube.objects[("StatefulSet", self.namespace, self.name)]
-        pods = {k[2]: o for k, o in self.kube.objects.items() if k[0] == "Pod"}
+        member = re.compile(rf"^{re.escape(self.name)}-[0-9]+$")  # other pods (a backup Job's) are not the set's
+        pods = {k[2]: o for k, o in self.kube.objects.items() if k[0] == "Pod" and member.match(k[2])}
         for name in list(pods):
             if int(name.rsplit("-", 1)[1]) >= replicas:
                 del self.kube.objects[("Pod", self.namespace, name)]

@@ -252,3 +252,17 @@ def test_the_request_the_operator_writes_is_the_one_each_member_restores_with():
     mounts = {m["name"]: m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
     assert f"{mounts['restore']}/restore.json" == RESTORE_FILE  # where the agent reads it
     assert any(v["name"] == "restore" and v["secret"]["secretName"] == "main-restore" for v in pod["volumes"])
+
+
+def test_a_backup_jobs_pod_with_the_clusters_labels_is_not_a_member_left_running():
+    """The pods the pass lists by the cluster's labels include the backup Job's: only members count as running."""
+    cluster = running()
+    job_pod = {"kind": "Pod", "metadata": {"name": "nightly-backup-x7k2p", "namespace": "db", "uid": "job-pod",
+               "labels": {"app.kubernetes.io/name": "etcd", "app.kubernetes.io/instance": "main"}}}  # fmt: skip
+    cluster.kube.objects[("Pod", "db", "nightly-backup-x7k2p")] = job_pod
+    ask(cluster)
+    cluster.once()  # stop
+    start = cluster.once()
+    assert start.plan.step == mp.ScaleStatefulSet(3), cluster.status.conditions[1].message
+    cluster.converge()
+    cluster.assert_settled(3)
