@@ -27,6 +27,8 @@ from e2e.support import (
     condition,
     etcd_cluster,
     etcdctl,
+    member_ids,
+    patch_spec,
     restricted,
     start_client_pod,
     wait_settled,
@@ -297,3 +299,92 @@ def test_a_new_cluster_starts_from_a_backup(kube: Kube, namespace: str, store: s
     assert sorted(m["name"] for m in status["members"]) == ["copy-0", "copy-1", "copy-2"]
     etcdctl(kube, namespace, "copy", "put", "after", "restore", tls="none")
     assert_stays_settled(kube, namespace, "copy", replicas=3, seconds=15, tls="none")
+
+
+def present_writes(kube: Kube, namespace: str, cluster: str) -> set[int]:
+    out = etcdctl(kube, namespace, cluster, "get", "w/", "--prefix", "--keys-only", "-w", "json", timeout=60).stdout
+    return {int(base64.b64decode(kv["key"]).decode().removeprefix("w/")) for kv in json.loads(out).get("kvs") or []}
+
+
+def test_a_running_cluster_is_restored_in_place_under_its_name(kube: Kube, namespace: str, store: str) -> None:
+    """spec.restore: a bad write is undone by restoring a backup into the same cluster, under a writer.
+
+    The writer keeps going through the restore, through the same client Service with the same client
+    certificate: its writes fail while the members are stopped and succeed again once the restored cluster
+    serves, with no client configuration changed.
+    """
+    cluster = "main"
+    kube.apply(namespace, etcd_cluster(cluster, replicas=3))
+    wait_settled(kube, namespace, cluster, replicas=3)
+    start_client_pod(kube, namespace, cluster)
+    start_writer(kube, namespace, cluster)
+    wait_until("the writer's first acknowledged writes", lambda: len(acked_writes(kube, namespace)) >= 20, timeout=120)
+    etcdctl(kube, namespace, cluster, "put", "config/mode", "good")
+    before_backup = acked_writes(kube, namespace)
+    kube.apply(namespace, backup("good", cluster, store))
+    done = wait_until("EtcdBackup good to finish", lambda: finished(kube, namespace, "good"), timeout=300)
+    assert done["status"]["phase"] == "Completed", json.dumps(done["status"], indent=1)
+    revision = done["status"]["revision"]
+    after_backup = acked_writes(kube, namespace)
+
+    # The disaster: a bad write, and more writes after the backup that the restore will undo.
+    etcdctl(kube, namespace, cluster, "put", "config/mode", "bad")
+    wait_until("writes after the backup", lambda: len(acked_writes(kube, namespace)) >= len(after_backup) + 20, timeout=120)
+    old = kube.get(namespace, "etcdcluster", cluster)["status"]
+    old_ids = member_ids(kube, namespace, cluster)
+    before_restore = acked_writes(kube, namespace)
+
+    patch_spec(kube, namespace, cluster, restore={"backupRef": {"name": "good"}, "requestID": "undo-bad-write"})
+    restoring = wait_until("Progressing=True/Restoring", lambda: (c := condition(
+        kube.get(namespace, "etcdcluster", cluster) or {}, "Progressing") or {}).get("reason") == "Restoring" and c,
+        timeout=60, interval=1)  # fmt: skip
+    assert "undo-bad-write" in restoring["message"] and "EtcdBackup good" in restoring["message"]
+    record = wait_until("status.restore", lambda: (kube.get(namespace, "etcdcluster", cluster) or {}).get(
+        "status", {}).get("restore"), timeout=600, interval=2)  # fmt: skip
+    status = wait_settled(kube, namespace, cluster, replicas=3)
+    wait_until("the request Secret retired", lambda: kube.get(namespace, "secret", f"{cluster}-restore") is None or None,
+               timeout=60)  # fmt: skip
+    assert record["requestID"] == "undo-bad-write" and record["revision"] == revision
+    assert record["source"] == f"EtcdBackup good (s3://backups/etcd/{namespace}/{cluster}/good.db, revision {revision})"
+    assert status["clusterID"] != old["clusterID"] and record["clusterID"] == status["clusterID"]
+    new_ids = member_ids(kube, namespace, cluster)
+    assert sorted(new_ids) == sorted(old_ids) == [f"{cluster}-{i}" for i in range(3)]
+    assert set(new_ids.values()).isdisjoint(old_ids.values())
+    reasons = [e["reason"] for e in kube.items(namespace, "events") if e["involvedObject"].get("name") == cluster]
+    assert "RestoreStarted" in reasons and "Restored" in reasons
+
+    # The data is the snapshot's: the bad write and everything after the backup are gone.
+    mode = etcdctl(kube, namespace, cluster, "get", "config/mode", "--print-value-only").stdout.strip()
+    assert mode == "good"
+    header = json.loads(etcdctl(kube, namespace, cluster, "get", "config/mode", "-w", "json").stdout)["header"]
+    assert header["revision"] >= revision + 1_000_000_000  # bumped: watchers never see a revision twice
+    present = present_writes(kube, namespace, cluster)
+    missing = [i for i in before_backup if i not in present]
+    assert not missing, f"{len(missing)} writes acknowledged before the backup are gone: {missing[:10]}"
+    undone = [i for i in before_restore if i > max(after_backup) and i in present]
+    assert not undone, f"{len(undone)} writes acknowledged after the backup survived the restore: {undone[:10]}"
+
+    # The writer reconnected through the same Service: new writes are acknowledged and kept.
+    settled_acks = acked_writes(kube, namespace)
+    wait_until("writes acknowledged by the restored cluster",
+               lambda: len(acked_writes(kube, namespace)) >= len(settled_acks) + 20, timeout=120)  # fmt: skip
+    kube.run("-n", namespace, "exec", CLIENT_POD, "--", "touch", "/tmp/stop")
+    wait_until("the writer to stop", lambda: kube.run("-n", namespace, "exec", CLIENT_POD, "--", "test", "-e",
+               "/tmp/stopped", check=False).returncode == 0 or None, timeout=30)  # fmt: skip
+    final = acked_writes(kube, namespace)
+    present = present_writes(kube, namespace, cluster)
+    # Acknowledged once the restored cluster had settled (writes acknowledged by the old members between
+    # the request and the stop are undone too, like every write after the backup).
+    new = [i for i in final if i > max(settled_acks)]
+    lost_new = [i for i in new if i not in present]
+    assert new and not lost_new, f"{len(lost_new)} of {len(new)} writes acknowledged after the restore are missing"
+    print(f"acknowledged before the backup: {len(before_backup)} (all present); acknowledged after the backup and "
+          f"undone by the restore: {len([i for i in before_restore if i > max(after_backup)])}; acknowledged after "
+          f"the restore: {len(new)} (all present)")
+
+    # A member restarted later starts from its restored data: no second restore, the same members.
+    kube.run("-n", namespace, "delete", "pod", f"{cluster}-1", "--wait=true", timeout=120)
+    wait_settled(kube, namespace, cluster, replicas=3)
+    assert member_ids(kube, namespace, cluster) == new_ids
+    assert etcdctl(kube, namespace, cluster, "get", "config/mode", "--print-value-only").stdout.strip() == "good"
+    assert_stays_settled(kube, namespace, cluster, replicas=3, seconds=10)

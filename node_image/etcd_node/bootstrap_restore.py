@@ -16,11 +16,16 @@ bootstraps (contract.RESTORE_FILE):
 
 `source` holds the store flags of `etcd-node restore` (snapshots.py); the
 store's credentials come from the environment as for a backup.
+
+A request with a `requestID` (and its own `initialCluster`) is an in-place
+restore of a running cluster: inplace_restore.py handles it, and this module
+never applies it, whatever the data dir holds.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +39,12 @@ class RestoreRequest:
     source: tuple[str, ...]
     bump_revision: int = 0
     mark_compacted: bool = False
+    request_id: str = ""  # set: an in-place restore of a running cluster (inplace_restore.py)
+    initial_cluster: str = ""  # in-place only: every member the restored cluster has, name=peerURL,...
+
+    @property
+    def in_place(self) -> bool:
+        return bool(self.request_id)
 
     @classmethod
     def parse(cls, text: str) -> RestoreRequest:
@@ -41,8 +52,13 @@ class RestoreRequest:
         source = raw.get("source")
         if not isinstance(raw.get("token"), str) or not isinstance(source, list) or not source:
             raise ValueError("needs a token (string) and a non-empty source (list of store flags)")
+        request_id, initial = str(raw.get("requestID") or ""), str(raw.get("initialCluster") or "")
+        if request_id and not initial:
+            raise ValueError(f"request {request_id} restores in place but names no initialCluster")
+        if request_id and not re.fullmatch(r"[A-Za-z0-9][-A-Za-z0-9_.]{0,62}", request_id):
+            raise ValueError(f"requestID {request_id!r} is not a short name (letters, digits, - _ .)")
         return cls(str(raw["token"]), tuple(str(f) for f in source), int(raw.get("bumpRevision") or 0),
-                   bool(raw.get("markCompacted")))  # fmt: skip
+                   bool(raw.get("markCompacted")), request_id, initial)  # fmt: skip
 
 
 def read_request(path: Path) -> RestoreRequest | Finding | None:
@@ -64,7 +80,8 @@ def read_request(path: Path) -> RestoreRequest | Finding | None:
 def applies(request: RestoreRequest, options: Mapping[str, str], restarting: bool) -> bool:
     """Restore only into a member bootstrapping a new static cluster of the request's token."""
     return (
-        not restarting
+        not request.in_place
+        and not restarting
         and options.get("initial-cluster-state", "new") == "new"
         and bool(options.get("initial-cluster"))
         and options.get("initial-cluster-token") == request.token
@@ -72,11 +89,11 @@ def applies(request: RestoreRequest, options: Mapping[str, str], restarting: boo
 
 
 def restore_argv(request: RestoreRequest, options: Mapping[str, str]) -> list[str]:
-    """`etcd-node restore` arguments for this member, from etcd's final options."""
+    """`etcd-node restore` arguments for this member, from etcd's final options (in place: the request's members)."""
     argv = [
         f"--data-dir={options['data-dir']}",
         f"--name={options['name']}",
-        f"--initial-cluster={options['initial-cluster']}",
+        f"--initial-cluster={request.initial_cluster or options['initial-cluster']}",
         f"--initial-advertise-peer-urls={options['initial-advertise-peer-urls']}",
         f"--initial-cluster-token={options['initial-cluster-token']}",
         *request.source,

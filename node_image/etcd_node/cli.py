@@ -79,6 +79,12 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except flags.FlagError as exc:
         _report(log, [error("InvalidCommandLine", str(exc), _INVALID_FIX)], environ)
         return 2
+    # An in-place restore replaces the data dir before anything looks at it: the member then starts
+    # exactly as a restart from that data would.
+    restored = _restore_in_place_if_asked(options, environ, log)
+    if errors(restored):
+        _report(log, restored, environ)
+        return 1
     facts = preflight.gather(options, datetime.now(UTC))
     decided = plan.decide(options, facts)
     findings = list(decided.findings)
@@ -117,6 +123,21 @@ def _set_aside(options: plan.Options, facts: plan.Facts) -> list[Finding]:
     return []
 
 
+def _restore_in_place_if_asked(options: plan.Options, environ: Mapping[str, str],
+                               log: FilteringBoundLogger) -> list[Finding]:  # fmt: skip
+    """A running cluster restored under its name: this member restores once per request, before etcd starts."""
+    from . import bootstrap_restore, inplace_restore
+
+    request = bootstrap_restore.read_request(Path(environ.get(ENV_RESTORE_FILE) or RESTORE_FILE))
+    if request is None or isinstance(request, Finding) or not request.in_place:
+        return []  # an unreadable request is reported by _restore_if_asked
+    log.info("in-place restore request", request=request.request_id, source=list(request.source))
+    done, findings = inplace_restore.apply(request, options.etcd, options.dry_run)
+    if done:
+        log.info(done, request=request.request_id)
+    return findings
+
+
 def _restore_if_asked(decided: plan.Plan, environ: Mapping[str, str], log: FilteringBoundLogger,
                       dry_run: bool) -> list[Finding]:  # fmt: skip
     """A cluster created from a backup: this initial member restores its data dir before etcd starts."""
@@ -127,6 +148,8 @@ def _restore_if_asked(decided: plan.Plan, environ: Mapping[str, str], log: Filte
         return []
     if isinstance(request, Finding):
         return [request]
+    if request.in_place:
+        return []  # handled before the decision (_restore_in_place_if_asked)
     if not bootstrap_restore.applies(request, decided.options, decided.restarting):
         log.info("restore request not for this start: the member restarts or joins", restarting=decided.restarting)
         return []

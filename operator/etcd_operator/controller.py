@@ -43,7 +43,7 @@ from .resources.naming import ClusterNames
 from .resources.secrets import secret_bytes
 
 DEFAULT_NODE_IMAGE = "etcd-node"
-EVER_AVAILABLE_PHASES = ("Running", "Degraded", "Unavailable", "Hibernated")
+EVER_AVAILABLE_PHASES = ("Running", "Degraded", "Unavailable", "Hibernated", "Restoring")
 
 
 class KubeAPI(Protocol):
@@ -170,9 +170,11 @@ async def observe(kube: KubeAPI, ctx: ClusterContext, clients: EtcdClients) -> t
         backups = kube.list(f"{GROUP}/{VERSION}", BACKUP_KIND, ns, {SCHEDULE_LABEL: names.name}) if ctx.spec.backup else []
         provided_tls = {name: secret_bytes(found) if (found := kube.get("v1", "Secret", name, ns)) is not None else None
                         for name in provided_tls_secrets(ctx.spec)}  # fmt: skip
-        return sts, pods, services, pdb, secrets, discovery, backups, _restore_sources(kube, ctx), provided_tls
+        restores = _restore_sources(kube, ctx), _in_place_sources(kube, ctx)
+        return sts, pods, services, pdb, secrets, discovery, backups, restores, provided_tls
 
-    sts, pods, services, pdb, secrets, discovery, backups, restore, provided_tls = await asyncio.to_thread(kube_reads)
+    sts, pods, services, pdb, secrets, discovery, backups, restores, provided_tls = await asyncio.to_thread(kube_reads)
+    restore, in_place = restores
     uid = ctx.identity.owner.uid
     objects = {f"Service/{s['metadata']['name']}": s for s in services if _owned(s, uid)}
     if pdb is not None:
@@ -204,6 +206,7 @@ async def observe(kube: KubeAPI, ctx: ClusterContext, clients: EtcdClients) -> t
         ever_available=ctx.status.phase in EVER_AVAILABLE_PHASES,
         backups=tuple(backup_view(b) for b in backups if _owned(b, uid)),
         restore=restore,
+        in_place=in_place,
         provided_tls=provided_tls,
     )
     return observed, client
@@ -230,6 +233,36 @@ def _restore_sources(kube: KubeAPI, ctx: ClusterContext) -> RestoreSources:
         credentials=data(store.credentials_secret) if store else None,
         ca=data(store.ca_secret) if store else None,
         request=secret_bytes(request) if request is not None else None,
+    )
+
+
+def _in_place_sources(kube: KubeAPI, ctx: ClusterContext) -> RestoreSources:
+    """spec.restore's request Secret, and its backup and Secrets while a restore may have to start.
+
+    A cluster that never asked for an in-place restore pays nothing; one that did pays one read per
+    pass for the request Secret (which says whether a restore is under way), and the backup and store
+    Secrets only until status.restore shows the request done.
+    """
+    wanted, done = ctx.spec.restore, ctx.status.restore
+    if wanted is None and done is None:
+        return RestoreSources()
+    ns = ctx.identity.names.namespace
+    found = kube.get("v1", "Secret", ctx.identity.names.restore_secret, ns)
+    request = secret_bytes(found) if found is not None and _owned(found, ctx.identity.owner.uid) else None
+    if wanted is None or (done is not None and done.request_id == wanted.request_id):
+        return RestoreSources(request=request)
+    backup = kube.get(f"{GROUP}/{VERSION}", BACKUP_KIND, wanted.backup_ref.name, ns)
+    store = backup_store(backup)
+
+    def data(name: str | None) -> dict[str, bytes] | None:
+        got = kube.get("v1", "Secret", name, ns) if name else None
+        return secret_bytes(got) if got is not None else None
+
+    return RestoreSources(
+        backup=backup,
+        credentials=data(store.credentials_secret) if store else None,
+        ca=data(store.ca_secret) if store else None,
+        request=request,
     )
 
 
@@ -298,7 +331,7 @@ async def apply(
         # A removed user's certificate is in the members' revocation list: its Secret can go.
         await asyncio.to_thread(kube.delete, "v1", "Secret", secret, names.namespace)
         applied += 1
-    if planned.restore.retire_request:
+    if planned.restore.retire_request or planned.in_place.retire_request:
         # Every initial member started from the snapshot: no later pod may find the request.
         await asyncio.to_thread(kube.delete, "v1", "Secret", names.restore_secret, names.namespace)
         applied += 1
@@ -331,7 +364,7 @@ async def apply(
             maintained = await scaling.execute_maintenance(planned.upkeep, etcd)
         except EtcdError as exc:
             problems.append(Problem("MaintenanceFailed", f"{type(planned.upkeep).__name__} failed: {exc.message}"))
-    return Outcome(step, step_error, tuple(problems), applied, scheduled, maintained)
+    return Outcome(step, step_error, tuple(problems), applied, scheduled, maintained, planned.in_place.progress)
 
 
 async def _apply_schedule(
@@ -390,6 +423,10 @@ async def reconcile_once(
     observed, etcd = await observe(kube, ctx, clients)
     planned = plan(ctx, observed, now)
     outcome = await apply(kube, ctx, planned, etcd, clients)
+    maintenance = maintenance_record(ctx.status.maintenance, planned.upkeep, outcome.maintained, now)
+    if planned.in_place.record is not None and maintenance is not None:
+        # The restored cluster's revisions start again from the snapshot's: the old compaction mark means nothing.
+        maintenance = maintenance.model_copy(update={"compacted_revision": None})
     status = compute_status(
         ctx.spec,
         observed,
@@ -399,7 +436,8 @@ async def reconcile_once(
         initial_members=planned.initial_members,
         backup=schedule_status(ctx.spec.backup, observed.backups, ctx.status.backup, now, outcome.scheduled),
         restored_from=planned.restore.restored_from,
-        maintenance=maintenance_record(ctx.status.maintenance, planned.upkeep, outcome.maintained, now),
+        restore=planned.in_place.record,
+        maintenance=maintenance,
         certificates=issued_certificates(ctx.identity.names, observed.secrets),
     )
     return PassResult(status, planned, outcome, observed, busy(planned, outcome, status, now))

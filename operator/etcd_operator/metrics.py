@@ -36,7 +36,7 @@ from .reconcile.plan import ClusterContext
 from .reconcile.secrets import IssuedCertificate, issued_certificates
 from .resources.naming import ClusterNames
 
-PHASES = ("Bootstrapping", "Running", "Degraded", "Unavailable", "Failed", "Hibernated")
+PHASES = ("Bootstrapping", "Running", "Degraded", "Unavailable", "Failed", "Hibernated", "Restoring")
 DEFAULT_QUOTA = 2 * 2**30  # etcd's --quota-backend-bytes when unset (or 0)
 TAKEN = (mp.AddLearner, mp.Promote, mp.MoveLeader, mp.RemoveMember, mp.ScaleStatefulSet, mp.RestartMember)
 PASS_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)

@@ -47,6 +47,18 @@ INVALID = [
      "markCompacted needs bumpRevision > 0"),
     ({"bootstrap": {"mode": "dnsSRV", "restore": {"backupRef": {"name": "b"}}}}, "bootstrap.restore needs mode static"),
     ({"bootstrap": {"restore": {"s3": {**RESTORE_S3, "key": "/abs.db"}}}}, "spec.bootstrap.restore.s3.key in body should match"),
+    # spec.restore (in place): a backup and a request ID that names the restore; never while hibernated.
+    ({"restore": {"requestID": "r1"}}, "spec.restore.backupRef: Required value"),
+    ({"restore": {"backupRef": {"name": "nightly"}}}, "spec.restore.requestID: Required value"),
+    ({"restore": {"backupRef": {"name": "nightly"}, "requestID": ""}}, "restore.requestID  must be a DNS label"),
+    ({"restore": {"backupRef": {"name": "nightly"}, "requestID": "Restore_1"}},
+     "restore.requestID Restore_1 must be a DNS label (lowercase letters, digits and -, at most 63), e.g. restore-"),
+    ({"restore": {"backupRef": {"name": "nightly"}, "requestID": "r" * 64}}, "may not be more than 63"),
+    ({"restore": {"backupRef": {"name": ""}, "requestID": "r1"}}, "spec.restore.backupRef.name in body should be at least 1"),
+    ({"restore": {"backupRef": {"name": "nightly"}, "requestID": "r1", "bumpRevision": 0}},
+     "restore.markCompacted needs bumpRevision > 0 (etcdutl marks the revisions it skipped); to restore without either"),
+    ({"hibernate": True, "restore": {"backupRef": {"name": "nightly"}, "requestID": "r1"}},
+     "hibernate and restore cannot be set together: a restore starts every member"),
     ({"replicas": 0}, "spec.replicas: Invalid value: 0: spec.replicas in body should be greater than or equal to 1"),
     ({"replicas": 10}, "should be less than or equal to 9"),
     ({"version": "2.3.8"}, "spec.version in body should match"),
@@ -144,6 +156,9 @@ def test_invalid_specs_are_rejected_with_the_field_and_fix(kubectl, namespace, s
 
 
 VALID = [
+    {"restore": {"backupRef": {"name": "nightly"}, "requestID": "restore-20260101"}},
+    {"restore": {"backupRef": {"name": "nightly"}, "requestID": "0", "bumpRevision": 0, "markCompacted": False}},
+    {"restore": {"backupRef": {"name": "nightly"}, "requestID": "r2", "bumpRevision": 5000}},
     {"storage": {"size": "512Mi", "storageClassName": "fast.ssd-1"}},
     {"storage": {"size": "10G"}},
     {"tls": {"certificates": {"validity": "5m", "renewBefore": "2m"}}},

@@ -747,6 +747,64 @@ class BootstrapRestore(ApiModel):
     )  # fmt: skip
 
 
+# etcd's advice for clusters whose clients watch (Kubernetes among them): raise every revision well past any
+# a client may have seen, and mark the skipped ones compacted so old watches fail instead of missing events.
+IN_PLACE_BUMP_REVISION = 1_000_000_000
+
+
+class InPlaceRestore(ApiModel):
+    """Restore the running cluster from a backup under its own name: every member is stopped and restarted from it."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel("!self.markCompacted || self.bumpRevision > 0",
+                     "restore.markCompacted needs bumpRevision > 0 (etcdutl marks the revisions it skipped); to "
+                     "restore without either, set bumpRevision: 0 and markCompacted: false", ".markCompacted"),
+            ]
+        }
+    )  # fmt: skip
+
+    backup_ref: BackupRef = Field(description="The Completed EtcdBackup (s3 destination) to restore.")
+    request_id: Annotated[
+        str,
+        Field(
+            max_length=63,
+            json_schema_extra=_validations(
+                _cel(f"self.matches(r'^{DNS_LABEL}$')",
+                     "'restore.requestID ' + self + ' must be a DNS label (lowercase letters, digits and -, at "
+                     "most 63), e.g. restore-20260101; a new value starts a new restore'", expression=True),
+            ),
+        ),
+    ] = Field(
+        alias="requestID",
+        description="Names this restore: a new value restores again, the same value is carried out once "
+        "(status.restore.requestID says when it is done). A DNS label, e.g. restore-20260101.",
+    )
+    bump_revision: Annotated[int, Field(ge=0, le=10**12)] = Field(
+        IN_PLACE_BUMP_REVISION, description="etcdutl --bump-revision (default 1000000000, etcd's advice for "
+        "watchers such as Kubernetes): every revision after the restore is larger than any before it. 0 turns it "
+        "off (with markCompacted: false)."
+    )  # fmt: skip
+    mark_compacted: bool = Field(
+        True, description="etcdutl --mark-compacted (default true; needs bumpRevision): watches from revisions "
+        "before the restore fail with 'compacted' and start over instead of missing events."
+    )  # fmt: skip
+
+    @field_validator("request_id")
+    @classmethod
+    def _label(cls, value: str) -> str:
+        if not re.fullmatch(DNS_LABEL, value) or len(value) > 63:
+            raise ValueError(f"requestID {value!r} is not a DNS label")
+        return value
+
+    @model_validator(mode="after")
+    def _compacted_needs_bump(self) -> InPlaceRestore:
+        if self.mark_compacted and not self.bump_revision:
+            raise ValueError("markCompacted needs bumpRevision > 0")
+        return self
+
+
 def _cron_field(value: str, names: str = "") -> str:
     """One cron field as a regex: `*` or a value or a range, each with an optional step, comma-separated."""
     item = rf"(\*|({value}{names})(-({value}{names}))?)(/[0-9]{{1,2}})?"
@@ -872,6 +930,13 @@ class EtcdClusterSpec(ApiModel):
                 ),
                 *etcd_args.version_rules(),
                 _cel(
+                    "!self.hibernate || !has(self.restore)",
+                    "hibernate and restore cannot be set together: a restore starts every member; remove "
+                    "spec.restore (once status.restore.requestID shows it done) before hibernating, or wake the "
+                    "cluster first",
+                    ".restore",
+                ),
+                _cel(
                     "!self.hibernate || !has(self.storage) || !self.storage.emptyDir",
                     "hibernate needs persistent storage: with storage.emptyDir every member's data would be lost; "
                     "delete the cluster instead",
@@ -932,6 +997,12 @@ class EtcdClusterSpec(ApiModel):
         description="Database upkeep: NOSPACE recovery (on by default) and routine defragmentation (off unless set).",
         json_schema_extra=server_default(Maintenance),
     )
+    restore: InPlaceRestore | None = Field(
+        None,
+        description="Restore this running cluster from a backup under the same name (disaster recovery): every "
+        "member is stopped, restores the snapshot with a new cluster token and starts as a member of a new "
+        "cluster (new member and cluster IDs; same names, Services and Secrets). Carried out once per requestID.",
+    )
 
 
 class ConditionStatus(StrEnum):
@@ -985,11 +1056,19 @@ class CertificateStatus(ApiModel):
     generation: int | None = Field(None, description="A CA's generation: 1 for the first, +1 per rollover.")
 
 
+class RestoreRecord(ApiModel):
+    request_id: str = Field(alias="requestID", description="The spec.restore.requestID carried out.")
+    source: str = Field(description="What was restored, e.g. EtcdBackup nightly (s3://..., revision 4242).")
+    revision: int | None = Field(None, description="The snapshot's revision (before bumpRevision).")
+    cluster_id: str | None = Field(None, alias="clusterID", description="The new cluster's ID, in hex.")
+    completion_time: str = Field(description="When every member was a healthy voter of the restored cluster.")
+
+
 class EtcdClusterStatus(ApiModel):
     model_config = ConfigDict(extra="ignore")  # tolerate fields written by newer operator versions
 
     phase: str | None = Field(
-        None, description="Bootstrapping, Running, Degraded, Unavailable, Failed or Hibernated, from the conditions."
+        None, description="Bootstrapping, Running, Degraded, Unavailable, Failed, Hibernated or Restoring, from the conditions."
     )
     observed_generation: int | None = Field(
         None, description="The metadata.generation the operator last acted on; written last."
@@ -1013,6 +1092,10 @@ class EtcdClusterStatus(ApiModel):
     restored_from: str | None = Field(
         None, description="With bootstrap.restore: the snapshot the cluster started from, once every initial "
         "member has started from it."
+    )  # fmt: skip
+    restore: RestoreRecord | None = Field(
+        None, description="The last in-place restore (spec.restore) carried out, once every member is a healthy "
+        "voter of the restored cluster."
     )  # fmt: skip
 
 

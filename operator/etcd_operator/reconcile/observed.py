@@ -130,6 +130,7 @@ class Observed:
     ever_available: bool = False
     backups: tuple[BackupView, ...] = ()  # scheduled EtcdBackups owned by the cluster (read only with spec.backup)
     restore: RestoreSources = field(default_factory=RestoreSources)  # read only while a restore is pending
+    in_place: RestoreSources = field(default_factory=RestoreSources)  # spec.restore's, read only while it may be needed
     # tls mode secret: the user's Secrets the members mount, by name (None: it does not exist)
     provided_tls: Mapping[str, Mapping[str, bytes] | None] = field(default_factory=dict)
 

@@ -25,6 +25,7 @@ from . import maintenance as maint
 from . import membership as mp
 from .desired import ClusterIdentity, default_token, desired_objects, needs_generated_tls
 from .drift import drift
+from .inplace import RESTORING, InPlacePlan, plan_in_place, restore_token
 from .observed import Member, Observed, PodView, StatefulSetView, quorum
 from .pods import lost_data
 from .problems import Problem
@@ -60,6 +61,7 @@ class Plan:
     initial_members: int | None = None  # recorded in status at the first pass
     schedule: SchedulePlan = field(default_factory=SchedulePlan)  # spec.backup: object writes, not a step
     restore: RestorePlan = field(default_factory=RestorePlan)  # spec.bootstrap.restore: its request Secret
+    in_place: InPlacePlan = field(default_factory=InPlacePlan)  # spec.restore: its step, request and record
     upkeep: maint.Step = field(default_factory=lambda: maint.Idle("NotPlanned"))  # one maintenance step, if any
     retire_secrets: tuple[str, ...] = ()  # users' certificate Secrets whose certificates are revoked
 
@@ -67,8 +69,9 @@ class Plan:
     def step_in_flight(self) -> bool:
         """A membership change is under way: the next step is possible as soon as etcd settles."""
         settling = (mp.AddLearner, mp.Promote, mp.MoveLeader, mp.RemoveMember, mp.ScaleStatefulSet, mp.RestartMember)
-        catching_up = isinstance(self.step, mp.Wait) and self.step.reason in ("LearnerCatchingUp", *ROLLOUT_REASONS)
-        return isinstance(self.step, settling) or catching_up
+        catching_up = isinstance(self.step, mp.Wait) and self.step.reason in ("LearnerCatchingUp", RESTORING, *ROLLOUT_REASONS)
+        restoring = self.in_place.active and self.in_place.problem is None  # a stuck restore is polled slowly
+        return isinstance(self.step, settling) or catching_up or restoring
 
 
 def _available(observed: Observed) -> bool:
@@ -230,6 +233,14 @@ def plan(ctx: ClusterContext, observed: Observed, now: datetime) -> Plan:
         return Plan(step=mp.Wait("WaitingForBackup", restore.waiting), initial_members=spec.replicas if first else None,
                     restore=restore)  # fmt: skip
 
+    pending_bootstrap = "bootstrap.restore has not finished; wait for status.restoredFrom" if (
+        spec.bootstrap.restore is not None and not ctx.status.restored_from) else ""  # fmt: skip
+    in_place = plan_in_place(identity.names, identity.owner, spec, ctx.status.restore, observed, token,
+                             now.strftime("%Y-%m-%dT%H:%M:%SZ"), blocked=pending_bootstrap)  # fmt: skip
+    # From its first start on, the restored cluster's members carry its token (and keep the request mounted,
+    # so the template does not change again when the request goes).
+    member_token = restore_token(token, in_place.restore_id)
+
     hosts_for = max(spec.replicas, observed.sts_replicas, len(observed.members or ()))
     tls_problem = provided_tls_problem(spec, observed.provided_tls, identity.names, hosts_for, now)
     if tls_problem is not None and sts is None:
@@ -246,11 +257,17 @@ def plan(ctx: ClusterContext, observed: Observed, now: datetime) -> Plan:
         kept = _template_version(sts) or (running_version(observed.etcd) if observed.etcd else None)
         if kept is not None:
             spec = spec.model_copy(update={"version": str(kept)})
-    step = size_step(ctx, observed, initial, refused=refusal is not None)
-    if tls_problem is not None and isinstance(step, mp.AddLearner):
-        # The new member would refuse to start with these certificates: a learner that never starts.
-        step = mp.Refuse(tls_problem.reason, f"not adding member {step.ordinal}: {tls_problem.message}")
-    follow_up = _follow_up(ctx, observed, step)
+    if in_place.problem is not None:
+        problems.append(in_place.problem)
+    if in_place.active:
+        # The restore owns the StatefulSet's size: no membership step, rollout or follow-up meanwhile.
+        step, follow_up = in_place.step, None
+    else:
+        step = size_step(ctx, observed, initial, refused=refusal is not None)
+        if tls_problem is not None and isinstance(step, mp.AddLearner):
+            # The new member would refuse to start with these certificates: a learner that never starts.
+            step = mp.Refuse(tls_problem.reason, f"not adding member {step.ordinal}: {tls_problem.message}")
+        follow_up = _follow_up(ctx, observed, step)
     claim = sts.replicas if sts is not None and not sts.replicas_owned and not isinstance(
         step, mp.ScaleStatefulSet) else None  # fmt: skip
 
@@ -274,16 +291,19 @@ def plan(ctx: ClusterContext, observed: Observed, now: datetime) -> Plan:
     inputs = MemberTemplateInputs(
         replicas=None if sts is not None and sts.replicas_owned else (sts.replicas if sts else initial),
         initial_members=initial,
-        cluster_token=token,
+        cluster_token=member_token,
         node_image=f"{ctx.node_repository}:{spec.version}",
         discovery_url=spec.bootstrap.discovery_url or "",
         discovery_endpoints=discovery.endpoints,
         discovery_tls_secret=discovery.tls_secret,
         trusted_ca=tls.trusted_ca,
         client_crl=tls.client_crl,
+        restore_mount=bool(in_place.restore_id),
     )
     if restore.request is not None:
         objects.append(restore.request)  # before the StatefulSet: the first pods must find it
+    if in_place.request is not None:
+        objects.append(in_place.request)  # before the StatefulSet that starts the members
     drifted = {f"Secret/{o['metadata']['name']}": "data" for o in objects}
     members, voting = _membership_counts(ctx, observed, initial)
     for obj in desired_objects(identity, spec, inputs, members, voting):
@@ -292,7 +312,7 @@ def plan(ctx: ClusterContext, observed: Observed, now: datetime) -> Plan:
         if where := drift(obj, live):
             objects.append(obj)
             drifted[key] = where
-    upkeep = _upkeep(ctx, observed, step, follow_up)
+    upkeep = _upkeep(ctx, observed, step, follow_up) if not in_place.active else maint.Idle("Restoring")
     if isinstance(upkeep, maint.Refuse):
         problems.append(Problem(upkeep.reason, upkeep.message))
     elif observed.etcd is not None and any(maint.nospace(s) for s in observed.etcd.status.values()):
@@ -311,6 +331,7 @@ def plan(ctx: ClusterContext, observed: Observed, now: datetime) -> Plan:
         initial_members=spec.replicas if first else None,
         schedule=_backup_schedule(ctx, observed, now),
         restore=restore,
+        in_place=in_place,
         upkeep=upkeep,
         retire_secrets=tls.retire,
     )

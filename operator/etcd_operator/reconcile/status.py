@@ -25,6 +25,7 @@ from ..models.cluster import (
     EtcdClusterStatus,
     MaintenanceRecord,
     MemberStatus,
+    RestoreRecord,
 )
 from . import maintenance as maint
 from . import membership as mp
@@ -51,6 +52,7 @@ class Reason(StrEnum):
     LEARNER_PROMOTING = "LearnerPromoting"
     LEADER_MOVING = "LeaderMoving"
     MEMBER_REMOVING = "MemberRemoving"
+    RESTORING = "Restoring"
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ class Outcome:
     applied: int = 0  # objects written without error
     scheduled: datetime | None = None  # the scheduled backup run whose EtcdBackup this pass created
     maintained: str = ""  # the maintenance step this pass carried out, e.g. "Defragment main-1 (40 MiB free)"
+    progress: str = ""  # an in-place restore under way: Progressing=True/Restoring with these words
 
     @property
     def apply_failed(self) -> bool:
@@ -135,6 +138,16 @@ def _with_outcome(conds: list[Condition], observed: Observed, outcome: Outcome) 
         verb = outcome.maintained.split()[0]
         reason = {"Compact": "Compacting", "Defragment": "Defragmenting", "Disarm": "DisarmingAlarm"}.get(verb, verb)
         refined["Progressing"] = _condition("Progressing", True, reason, outcome.maintained, observed.generation)
+    if outcome.progress:
+        # Members are stopped and restarted on purpose: unavailable and restoring, not degraded by it.
+        refined["Progressing"] = _condition("Progressing", True, Reason.RESTORING, outcome.progress, observed.generation)
+        for cond in conds:
+            if cond.type == "Available" and cond.status is ConditionStatus.FALSE:
+                refined["Available"] = _condition("Available", False, Reason.RESTORING, outcome.progress,
+                                                  observed.generation)  # fmt: skip
+            if cond.type == "Degraded" and cond.reason == Reason.MEMBER_UNHEALTHY.value:
+                refined["Degraded"] = _condition("Degraded", False, Reason.AS_EXPECTED,
+                                                 "members restart from the snapshot", observed.generation)  # fmt: skip
     if outcome.problems and "Degraded" not in refined:
         message = "; ".join(p.message for p in outcome.problems)
         refined["Degraded"] = _condition("Degraded", True, outcome.problems[0].reason, message, observed.generation)
@@ -215,6 +228,8 @@ def phase(conds: Sequence[Condition], ever_available: bool) -> str:
     by_type = {c.type: c for c in conds}
     if by_type["Available"].reason == Reason.HIBERNATED.value:
         return "Hibernated"
+    if by_type["Available"].reason == Reason.RESTORING.value:
+        return "Restoring"
     if by_type["Available"].status is ConditionStatus.TRUE:
         return "Degraded" if by_type["Degraded"].status is ConditionStatus.TRUE else "Running"
     if not ever_available:
@@ -233,6 +248,7 @@ def compute_status(
     restored_from: str | None = None,
     maintenance: MaintenanceRecord | None = None,
     certificates: Sequence[IssuedCertificate] = (),
+    restore: RestoreRecord | None = None,
 ) -> EtcdClusterStatus:
     """Status from the same observation the pass planned from, refined by what it did (`outcome`)."""
     previous = previous or EtcdClusterStatus()
@@ -267,6 +283,7 @@ def compute_status(
         conditions=conds,
         backup=backup,
         restored_from=previous.restored_from or restored_from,
+        restore=restore or previous.restore,
         maintenance=maintenance or previous.maintenance,
         certificates=[
             CertificateStatus(secret=c.secret, kind=c.kind, generation=c.generation,

@@ -45,6 +45,7 @@ class MemberTemplateInputs:
     discovery_tls_secret: str = ""  # that cluster's client certificate Secret, when it uses selfSigned TLS
     trusted_ca: str = ""  # TRUSTED_CA: a digest of the CAs members trust, set once a CA has been rolled over
     client_crl: bool = False  # the server-tls Secret holds the client CA's revocation list (spec.tls.clients)
+    restore_mount: bool = False  # mount the restore request (spec.restore): from its first start on, kept after
 
 
 def _uses_files(side: TLSSide) -> bool:
@@ -129,7 +130,7 @@ def build_env(names: ClusterNames, spec: EtcdClusterSpec, inputs: MemberTemplate
                 {"name": "ETCD_DISCOVERY_KEY", "value": f"{DISCOVERY_TLS_MOUNT}/tls.key"},
                 {"name": "ETCD_DISCOVERY_CACERT", "value": f"{DISCOVERY_TLS_MOUNT}/ca.crt"},
             ]
-    if spec.bootstrap.restore is not None:
+    if spec.bootstrap.restore is not None or inputs.restore_mount:
         # Optional: the operator removes the request once the cluster has started from it.
         env += [{"name": key, "valueFrom": {"secretKeyRef": {"name": names.restore_secret, "key": key, "optional": True}}}
                 for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")]  # fmt: skip
@@ -180,7 +181,7 @@ def build_statefulset(
     if inputs.discovery_tls_secret:
         volumes.append({"name": "discovery-tls", "secret": {"secretName": inputs.discovery_tls_secret, "defaultMode": 0o440}})
         tls_mounts.append({"name": "discovery-tls", "mountPath": DISCOVERY_TLS_MOUNT, "readOnly": True})
-    if spec.bootstrap.restore is not None:
+    if spec.bootstrap.restore is not None or inputs.restore_mount:
         volumes.append({"name": "restore", "secret": {"secretName": names.restore_secret, "optional": True,
                                                       "defaultMode": 0o440}})  # fmt: skip
         tls_mounts.append({"name": "restore", "mountPath": RESTORE_MOUNT, "readOnly": True})

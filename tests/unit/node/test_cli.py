@@ -112,3 +112,18 @@ def test_gateway_dry_run(capsys):
     code, out, _ = run(capsys, ["gateway", "--dry-run", "--endpoints=10.0.1.10:2379,10.0.1.11:2379"])
     assert code == 0
     assert json.loads(out) == ["/opt/etcd/bin/etcd", "gateway", "start", "--endpoints=10.0.1.10:2379,10.0.1.11:2379"]
+
+
+@pytest.mark.parametrize(("token", "said"), [("main-r1", "would restore r1"), ("main", "not this pod's restore")])
+def test_an_in_place_request_is_decided_from_the_pods_own_token_before_anything_else(capsys, tmp_path, token, said):
+    request = tmp_path / "restore.json"
+    request.write_text(json.dumps({"token": "main-r1", "source": ["--path=/backups/x.db"], "requestID": "r1",
+                                   "initialCluster": "main-0=http://main-0.main.db.svc.cluster.local:2380"}))  # fmt: skip
+    (tmp_path / "data" / "member" / "wal").mkdir(parents=True)
+    (tmp_path / "data" / "member" / "wal" / "0.wal").write_text("")
+    env = ETCD | {"ETCD_NODE_POD_NAME": "main-0", "ETCD_NODE_POD_NAMESPACE": "db", "ETCD_NODE_SERVICE": "main",
+                  "ETCD_DATA_DIR": str(tmp_path / "data"), "ETCD_INITIAL_CLUSTER_TOKEN": token,
+                  "ETCD_NODE_RESTORE_FILE": str(request)}  # fmt: skip
+    code, out, err = run(capsys, ["--dry-run"], env)
+    assert code == 0 and said in err, err
+    assert (tmp_path / "data" / "member" / "wal" / "0.wal").exists()  # a dry run moves nothing

@@ -15,6 +15,7 @@ import base64
 import copy
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -119,13 +120,14 @@ class FakeEtcd:
     statuses: dict[int, MaintenanceStatus] = field(default_factory=dict)  # member ID -> what its status call answers
     maintenance: list[str] = field(default_factory=list)  # compact/defragment/disarm calls, in order
     live_bytes: int = 2 * 2**20  # what a compaction leaves in use
+    cluster_id: int = 0xC1
 
     async def view(self) -> EtcdView:
         self.calls += 1 + len(self.members)  # the member list, then each member's status
         if not self.reachable:
             raise EtcdError("connection refused")
         status = {i: s for i, s in self.statuses.items() if i in self.members}
-        return EtcdView(tuple(self.members.values()), self.leader, 0xC1, "3.6.16", status)
+        return EtcdView(tuple(self.members.values()), self.leader, self.cluster_id, "3.6.16", status)
 
     async def put(self, key: str, value: str) -> None:
         self.calls += 1
@@ -194,6 +196,7 @@ class World:
     wiped: set[int] = field(default_factory=set)  # ordinals whose volume is gone (their pod refuses to start)
     restarts: dict[int, int] = field(default_factory=dict)  # ordinal -> times its pod was recreated
     uids: int = 0
+    restored: list[str] = field(default_factory=list)  # in-place requests the members carried out, in order
 
     def replicas(self) -> int:
         sts = self.kube.objects.get(("StatefulSet", self.namespace, self.name))
@@ -224,11 +227,14 @@ class World:
             return
         revision, version = self._template()
         sts = self.kube.objects[("StatefulSet", self.namespace, self.name)]
-        pods = {k[2]: o for k, o in self.kube.objects.items() if k[0] == "Pod"}
+        member = re.compile(rf"^{re.escape(self.name)}-[0-9]+$")  # other pods (a backup Job's) are not the set's
+        pods = {k[2]: o for k, o in self.kube.objects.items() if k[0] == "Pod" and member.match(k[2])}
         for name in list(pods):
             if int(name.rsplit("-", 1)[1]) >= replicas:
                 del self.kube.objects[("Pod", self.namespace, name)]
                 del pods[name]
+        if replicas and not pods:
+            self._restore_in_place(sts)
         listed = {self._ordinal(m): m for m in self.etcd.members.values()}
         if not self.etcd.members and replicas:  # first start: the initial members bootstrap together
             for ordinal in range(replicas):
@@ -264,6 +270,26 @@ class World:
                 self.etcd.members[member.id] = replace(member, healthy=False)
         sts["status"] = {"readyReplicas": ready, "updateRevision": revision,
                          "observedGeneration": sts["metadata"].get("generation", 0)}  # fmt: skip
+
+    def _restore_in_place(self, sts: dict[str, Any]) -> None:
+        """Members starting together with an in-place request for their token restore it (etcd-node's part):
+        the same names and peer URLs, new member IDs, a new cluster ID. Once per request, as the marker
+        on each member's volume ensures."""
+        secret = self.kube.objects.get(("Secret", self.namespace, f"{self.name}-restore"))
+        if secret is None:
+            return
+        request = json.loads(base64.b64decode(secret["data"]["restore.json"]))
+        env = sts["spec"]["template"]["spec"]["containers"][0]["env"]
+        token = next(e.get("value") for e in env if e["name"] == "ETCD_INITIAL_CLUSTER_TOKEN")
+        if not request.get("requestID") or request["requestID"] in self.restored or token != request["token"]:
+            return
+        self.restored.append(request["requestID"])
+        self.etcd.members = {}
+        for ordinal in range(int(request["members"])):
+            member = self._member(ordinal, self.next_id())
+            self.etcd.members[member.id] = member
+        self.etcd.leader = next(iter(self.etcd.members))
+        self.etcd.cluster_id += 1
 
     def next_id(self) -> int:
         self.etcd.next_id += 1
