@@ -6,7 +6,8 @@ old and the new CA and restart each member; sign every leaf with the new CA in p
 trust only the new CA and restart each member again. This runs exactly that sequence
 on real members, with files swapped the way the kubelet updates a Secret volume, and
 checks the fact the design rests on: at no point does a member refuse a peer or the
-client, so no acknowledged write is lost and the cluster keeps one leader.
+client, so the cluster is healthy after every restart, no acknowledged write is lost and
+it keeps one leader.
 """
 
 from __future__ import annotations
@@ -88,9 +89,12 @@ def test_a_ca_rollover_in_three_stages_loses_no_acknowledged_write(tmp_path):
         keys = {base64.b64decode(kv["key"]).decode() for kv in stored.get("kvs", [])}
         lost = [n for n in acked if f"/rollover/{n:05d}" not in keys]
         assert len(acked) > 20 and not lost, f"{len(lost)} of {len(acked)} acknowledged writes lost: {lost[:5]}"
-        # A refused certificate fails every new connection to that member; a restart alone fails none
-        # (etcdctl moves to another endpoint, and elections take about a second).
-        assert not failed, f"{len(failed)} writes failed, e.g. {failed[:3]}"
-        print(f"CA rollover on real members: 6 restarts, {len(acked)} writes acknowledged, 0 failed, 0 lost")
+        # A certificate a member refuses fails every new connection to it until the order is put right: the
+        # wait for health after each restart never ends, and writes fail by the dozen. A restart alone costs
+        # at most the odd write that times out during an election (CI saw 2 of some 700).
+        attempts = len(acked) + len(failed)
+        assert len(failed) <= max(5, attempts // 50), f"{len(failed)} of {attempts} writes failed, e.g. {failed[:3]}"
+        print(f"CA rollover on real members: 6 restarts, {len(acked)} writes acknowledged, {len(failed)} failed "
+              "(timeouts during elections), 0 lost")  # fmt: skip
     finally:
         cluster.close()
