@@ -115,7 +115,12 @@ def test_operator_crash_mid_change_converges_after_restart(
     kube.run("-n", operator, "rollout", "status", deploy, "--timeout=180s", timeout=200)
     try:
         patch_spec(kube, NAMESPACE, NAME, replicas=replicas)
-        wait_until(f"the operator to crash at {failpoint}", lambda: operator_crashed_with(kube, operator, 86), timeout=300)
+        try:
+            wait_until(f"the operator to crash at {failpoint}", lambda: operator_crashed_with(kube, operator, 86),
+                       timeout=300)  # fmt: skip
+        except pytest.fail.Exception:
+            print(kube.diagnostics(NAMESPACE, operator))  # why the step never came (CI saw this once)
+            raise
     finally:
         kube.run("-n", operator, "set", "env", deploy, "ETCD_OPERATOR_FAILPOINT-")
         kube.run("-n", operator, "rollout", "status", deploy, "--timeout=180s", timeout=200)
