@@ -388,3 +388,53 @@ def test_a_running_cluster_is_restored_in_place_under_its_name(kube: Kube, names
     assert member_ids(kube, namespace, cluster) == new_ids
     assert etcdctl(kube, namespace, cluster, "get", "config/mode", "--print-value-only").stdout.strip() == "good"
     assert_stays_settled(kube, namespace, cluster, replicas=3, seconds=10)
+
+
+def operator_crashed(kube: Kube, operator: str) -> bool:
+    for pod in kube.items(operator, "pod", "app.kubernetes.io/name=etcd-operator"):
+        for status in pod["status"].get("containerStatuses", []):
+            if ((status.get("lastState") or {}).get("terminated") or {}).get("exitCode") == 86:
+                return True
+    return False
+
+
+@pytest.mark.parametrize("failpoint", ["after-restore-stop", "after-restore-request"])
+def test_an_in_place_restore_survives_an_operator_crash(kube: Kube, namespace: str, store: str, operator: str,
+                                                        failpoint: str) -> None:  # fmt: skip
+    """The operator dies right after stopping the members, or right after writing the request (no member
+    started); the restarted operator carries the restore on from what it finds, once."""
+    cluster = "crash"
+    plain = {"client": {"mode": "none"}}
+    kube.apply(namespace, etcd_cluster(cluster, replicas=3, tls=plain))
+    wait_settled(kube, namespace, cluster, replicas=3)
+    start_client_pod(kube, namespace, cluster, client_tls=False)
+    for i in range(20):
+        etcdctl(kube, namespace, cluster, "put", f"k/{i:02d}", f"v{i}", tls="none")
+    kube.apply(namespace, backup("snap", cluster, store))
+    done = wait_until("EtcdBackup snap to finish", lambda: finished(kube, namespace, "snap"), timeout=300)
+    assert done["status"]["phase"] == "Completed", json.dumps(done["status"], indent=1)
+    etcdctl(kube, namespace, cluster, "put", "k/after", "lost", tls="none")
+    old_id = kube.get(namespace, "etcdcluster", cluster)["status"]["clusterID"]
+
+    deploy = "deploy/etcd-operator"
+    kube.run("-n", operator, "set", "env", deploy, f"ETCD_OPERATOR_FAILPOINT={failpoint}")
+    kube.run("-n", operator, "rollout", "status", deploy, "--timeout=180s", timeout=200)
+    try:
+        patch_spec(kube, namespace, cluster, restore={"backupRef": {"name": "snap"}, "requestID": "r1"})
+        wait_until(f"the operator to crash at {failpoint}", lambda: operator_crashed(kube, operator) or None,
+                   timeout=300)  # fmt: skip
+    finally:
+        kube.run("-n", operator, "set", "env", deploy, "ETCD_OPERATOR_FAILPOINT-")
+        kube.run("-n", operator, "rollout", "status", deploy, "--timeout=180s", timeout=200)
+    record = wait_until("status.restore", lambda: (kube.get(namespace, "etcdcluster", cluster) or {}).get(
+        "status", {}).get("restore"), timeout=600)  # fmt: skip
+    status = wait_settled(kube, namespace, cluster, replicas=3)
+    assert record["requestID"] == "r1" and status["clusterID"] != old_id
+    out = etcdctl(kube, namespace, cluster, "get", "k/", "--prefix", "-w", "json", tls="none").stdout
+    kvs = {base64.b64decode(kv["key"]).decode(): base64.b64decode(kv["value"]).decode() for kv in json.loads(out)["kvs"]}
+    assert kvs == {f"k/{i:02d}": f"v{i}" for i in range(20)}
+    started = [e for e in kube.items(namespace, "events")
+               if e["involvedObject"].get("name") == cluster and e["reason"] == "RestoreStarted"]  # fmt: skip
+    assert sum(e.get("count") or 1 for e in started) <= 2  # stopped once (a crash may lose the status, not the stop)
+    wait_until("the request Secret retired", lambda: kube.get(namespace, "secret", f"{cluster}-restore") is None or None,
+               timeout=60)  # fmt: skip

@@ -325,6 +325,8 @@ async def apply(
             applied += 1
         except ApiError as exc:
             problems.append(_failed_apply(exc))
+    if planned.in_place.request is not None and applied == len(objects):
+        scaling.crash_at("after-restore-request")  # the request and template written, no member started
     scheduled, schedule_writes = await _apply_schedule(kube, names.namespace, planned, problems)
     applied += schedule_writes
     for secret in planned.retire_secrets:
@@ -350,6 +352,8 @@ async def apply(
             if etcd is None and not isinstance(step, (mp.ScaleStatefulSet, mp.RestartMember)):
                 raise EtcdError("no etcd client")
             await scaling.execute(step, etcd, scale_to, restart)  # type: ignore[arg-type]
+            if planned.in_place.active and step == mp.ScaleStatefulSet(0):
+                scaling.crash_at("after-restore-stop")  # every member stopping, nothing recorded
             if planned.follow_up is not None:
                 # The StatefulSet follows an add or a remove in the same pass; a crash in
                 # between leaves it to the next pass, which plans it again from etcd.

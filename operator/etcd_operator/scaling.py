@@ -47,8 +47,14 @@ async def execute(step: mp.Step, client: EtcdClient, scale_to: ScaleTo, restart:
     elif isinstance(step, mp.RestartMember):
         await restart(step.pod, step.uid)
     failpoint = FAILPOINTS.get(type(step))
-    if failpoint and os.environ.get("ETCD_OPERATOR_FAILPOINT") == failpoint:
-        os._exit(86)  # crash exactly here, as a killed operator would
+    if failpoint:
+        crash_at(failpoint)
+
+
+def crash_at(failpoint: str) -> None:
+    """Exit at once when ETCD_OPERATOR_FAILPOINT names this point, as a killed operator would."""
+    if os.environ.get("ETCD_OPERATOR_FAILPOINT") == failpoint:
+        os._exit(86)
 
 
 class Upkeep(Protocol):

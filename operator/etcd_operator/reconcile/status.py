@@ -109,14 +109,15 @@ def _joining(member: Member) -> bool:
 
 def _hibernation_conditions(observed: Observed) -> list[Condition]:
     gen = observed.generation
-    stopped = not observed.pods
+    left = [p for p in observed.pods if p.ordinal is not None]  # a backup Job's pod has the labels too
+    stopped = not left
     return [
         _condition("Available", False, Reason.HIBERNATED, "spec.hibernate is true: members are stopped", gen),
         _condition(
             "Progressing",
             not stopped,
             Reason.HIBERNATING if not stopped else Reason.HIBERNATED,
-            f"stopping members, {len(observed.pods)} left" if not stopped else
+            f"stopping members, {len(left)} left" if not stopped else
             "all members stopped; their volumes and membership are kept until spec.hibernate is false",
             gen,
         ),

@@ -266,3 +266,13 @@ def test_a_backup_jobs_pod_with_the_clusters_labels_is_not_a_member_left_running
     assert start.plan.step == mp.ScaleStatefulSet(3), cluster.status.conditions[1].message
     cluster.converge()
     cluster.assert_settled(3)
+
+
+def test_hibernation_is_not_held_up_by_a_backup_jobs_pod_either():
+    cluster = running()
+    job_pod = {"kind": "Pod", "metadata": {"name": "nightly-backup-x7k2p", "namespace": "db", "uid": "job-pod",
+               "labels": {"app.kubernetes.io/name": "etcd", "app.kubernetes.io/instance": "main"}}}  # fmt: skip
+    cluster.kube.objects[("Pod", "db", "nightly-backup-x7k2p")] = job_pod
+    cluster.edit(hibernate=True)
+    cluster.converge()
+    assert cluster.conditions()["Progressing"] == ("False", "Hibernated")
