@@ -269,6 +269,18 @@ def containers(kube: Kube, namespace: str, cluster: str) -> dict[str, tuple[str,
                                     p["status"]["containerStatuses"][0]["restartCount"]) for p in pods}  # fmt: skip
 
 
+FAILPOINT_EXIT = 86  # the operator's exit code at an ETCD_OPERATOR_FAILPOINT
+
+
+def operator_crashed_at_failpoint(kube: Kube, operator: str) -> bool:
+    """The operator's container last ended with the failpoint's exit code."""
+    for pod in kube.items(operator, "pod", "app.kubernetes.io/name=etcd-operator"):
+        for status in pod["status"].get("containerStatuses", []):
+            if ((status.get("lastState") or {}).get("terminated") or {}).get("exitCode") == FAILPOINT_EXIT:
+                return True
+    return False
+
+
 def etcdctl(
     kube: Kube, namespace: str, cluster: str, *args: str, tls: str = "cert", check: bool = True, timeout: float = 30,
     cert_dir: str = "/tls",

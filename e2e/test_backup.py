@@ -28,6 +28,7 @@ from e2e.support import (
     etcd_cluster,
     etcdctl,
     member_ids,
+    operator_crashed_at_failpoint,
     patch_spec,
     restricted,
     start_client_pod,
@@ -390,14 +391,6 @@ def test_a_running_cluster_is_restored_in_place_under_its_name(kube: Kube, names
     assert_stays_settled(kube, namespace, cluster, replicas=3, seconds=10)
 
 
-def operator_crashed(kube: Kube, operator: str) -> bool:
-    for pod in kube.items(operator, "pod", "app.kubernetes.io/name=etcd-operator"):
-        for status in pod["status"].get("containerStatuses", []):
-            if ((status.get("lastState") or {}).get("terminated") or {}).get("exitCode") == 86:
-                return True
-    return False
-
-
 @pytest.mark.parametrize("failpoint", ["after-restore-stop", "after-restore-request"])
 def test_an_in_place_restore_survives_an_operator_crash(kube: Kube, namespace: str, store: str, operator: str,
                                                         failpoint: str) -> None:  # fmt: skip
@@ -421,7 +414,7 @@ def test_an_in_place_restore_survives_an_operator_crash(kube: Kube, namespace: s
     kube.run("-n", operator, "rollout", "status", deploy, "--timeout=180s", timeout=200)
     try:
         patch_spec(kube, namespace, cluster, restore={"backupRef": {"name": "snap"}, "requestID": "r1"})
-        wait_until(f"the operator to crash at {failpoint}", lambda: operator_crashed(kube, operator) or None,
+        wait_until(f"the operator to crash at {failpoint}", lambda: operator_crashed_at_failpoint(kube, operator) or None,
                    timeout=300)  # fmt: skip
     finally:
         kube.run("-n", operator, "set", "env", deploy, "ETCD_OPERATOR_FAILPOINT-")

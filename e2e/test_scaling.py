@@ -19,6 +19,7 @@ from e2e.support import (
     create_namespace,
     etcd_cluster,
     member_ids,
+    operator_crashed_at_failpoint,
     patch_spec,
     start_client_pod,
     wait_settled,
@@ -94,15 +95,6 @@ def test_member_that_lost_its_volume_is_replaced(kube: Kube, cluster: str) -> No
     assert_no_acknowledged_write_lost(kube, NAMESPACE, NAME)
 
 
-def operator_crashed_with(kube: Kube, operator: str, code: int) -> bool:
-    for pod in kube.items(operator, "pod", "app.kubernetes.io/name=etcd-operator"):
-        for status in pod["status"].get("containerStatuses", []):
-            terminated = (status.get("lastState") or {}).get("terminated") or {}
-            if terminated.get("exitCode") == code:
-                return True
-    return False
-
-
 @pytest.mark.parametrize(
     ("failpoint", "replicas"),
     [("after-member-add", 4), ("after-promote", 5), ("after-remove", 4)],
@@ -116,7 +108,7 @@ def test_operator_crash_mid_change_converges_after_restart(
     try:
         patch_spec(kube, NAMESPACE, NAME, replicas=replicas)
         try:
-            wait_until(f"the operator to crash at {failpoint}", lambda: operator_crashed_with(kube, operator, 86),
+            wait_until(f"the operator to crash at {failpoint}", lambda: operator_crashed_at_failpoint(kube, operator),
                        timeout=300)  # fmt: skip
         except pytest.fail.Exception:
             print(kube.diagnostics(NAMESPACE, operator))  # why the step never came (CI saw this once)
