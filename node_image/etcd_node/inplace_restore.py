@@ -32,13 +32,13 @@ on, which is moved aside too) or finds it done.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from .bootstrap_restore import RestoreRequest
 from .findings import Finding, error
+from .objectstore import write_atomically
 
 
 @dataclass(frozen=True)
@@ -95,17 +95,8 @@ def read_applied(path: Path) -> frozenset[str]:
 
 def write_applied(path: Path, applied: frozenset[str]) -> None:
     """Atomically, and synced: once etcd has started on the restored data, the marker must say so."""
-    staged = path.with_name(path.name + ".tmp")
-    with open(staged, "w", encoding="utf-8") as fh:
-        json.dump({"applied": sorted(applied)}, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(staged, path)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    body = json.dumps({"applied": sorted(applied)}).encode()
+    write_atomically(path, lambda fh: fh.write(body))
 
 
 def move_aside(options: Mapping[str, str], aside: Path) -> None:

@@ -120,7 +120,7 @@ class S3Store:
             raise self._fail("cannot delete", exc) from exc
 
 
-def _write_atomically(path: Path, write: Any) -> None:
+def write_atomically(path: Path, write: Any) -> None:
     """write(fh) into path.partial, fsync, rename over path, fsync the directory."""
     partial = path.with_name(path.name + ".partial")
     with open(partial, "wb") as fh:
@@ -157,8 +157,8 @@ class DirectoryStore:
 
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            _write_atomically(self.path, copy)
-            _write_atomically(self.record_path, lambda fh: fh.write(json.dumps(dict(record), indent=1).encode()))
+            write_atomically(self.path, copy)
+            write_atomically(self.record_path, lambda fh: fh.write(json.dumps(dict(record), indent=1).encode()))
         except OSError as exc:
             raise StoreError(f"cannot write {self.path}: {exc}") from exc
         return self.location
