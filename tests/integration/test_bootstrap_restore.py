@@ -13,7 +13,7 @@ import json
 import pytest
 
 from tests.support.loopback import LoopbackCluster
-from tests.support.snapshot_cli import agent, all_keys, backup_args
+from tests.support.snapshot_cli import agent, all_keys, backup_args, damaged_snapshot
 
 pytestmark = pytest.mark.etcd
 
@@ -64,11 +64,7 @@ def test_a_request_for_another_cluster_is_not_applied(tmp_path, source):
 
 
 def test_a_damaged_backup_stops_the_member_before_etcd_starts(tmp_path, source):
-    snapshot = tmp_path / "vol" / "bad.db"
-    assert agent("backup", [*backup_args(source, tmp_path / "scratch"), f"--path={snapshot}"], tmp_path)[0].returncode == 0
-    body = bytearray(snapshot.read_bytes())
-    body[100] ^= 0xFF
-    snapshot.write_bytes(bytes(body))
+    snapshot = damaged_snapshot(source, tmp_path)
     termination = tmp_path / "termination.log"
     env = {"ETCD_NODE_RESTORE_FILE": request_file(tmp_path, "bad", snapshot), "ETCD_NODE_TERMINATION_LOG": str(termination)}
     target = LoopbackCluster(tmp_path / "bad", source.pki, size=1, token="bad", agent_env=env)

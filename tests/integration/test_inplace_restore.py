@@ -16,7 +16,7 @@ import json
 import pytest
 
 from tests.support.loopback import LoopbackCluster
-from tests.support.snapshot_cli import agent, all_keys, backup_args
+from tests.support.snapshot_cli import agent, all_keys, backup_args, damaged_snapshot
 
 pytestmark = pytest.mark.etcd
 
@@ -89,11 +89,7 @@ def test_members_restore_in_place_once_and_keep_their_old_data(tmp_path, source)
 
 
 def test_a_damaged_snapshot_stops_the_member_and_keeps_its_data(tmp_path, source):
-    snapshot = tmp_path / "vol" / "bad.db"
-    assert agent("backup", [*backup_args(source, tmp_path / "scratch"), f"--path={snapshot}"], tmp_path)[0].returncode == 0
-    body = bytearray(snapshot.read_bytes())
-    body[100] ^= 0xFF
-    snapshot.write_bytes(bytes(body))
+    snapshot = damaged_snapshot(source, tmp_path)
     request = tmp_path / "restore.json"
     termination = tmp_path / "termination.log"
     one = LoopbackCluster(tmp_path / "one", source.pki, size=1, token="one-r1",

@@ -39,3 +39,13 @@ def all_keys(cluster: LoopbackCluster, prefix: str = "/") -> dict[str, str]:
     out = cluster.etcdctl("get", prefix, "--prefix", "-w", "json").stdout
     kvs = json.loads(out).get("kvs") or []
     return {base64.b64decode(kv["key"]).decode(): base64.b64decode(kv["value"]).decode() for kv in kvs}
+
+
+def damaged_snapshot(source: LoopbackCluster, workdir: Path) -> Path:
+    """A backup of `source` on a volume with one byte flipped: what every restore path must refuse."""
+    snapshot = workdir / "vol" / "bad.db"
+    assert agent("backup", [*backup_args(source, workdir / "scratch"), f"--path={snapshot}"], workdir)[0].returncode == 0
+    body = bytearray(snapshot.read_bytes())
+    body[100] ^= 0xFF
+    snapshot.write_bytes(bytes(body))
+    return snapshot
