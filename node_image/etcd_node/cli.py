@@ -19,13 +19,14 @@ import os
 import shutil
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from structlog.typing import FilteringBoundLogger
 
 from . import datadir, flags, gateway, kube, plan, preflight, watch
-from .contract import ENV_RESTORE_FILE, ENV_TERMINATION_LOG, RESTORE_FILE
+from .contract import ENV_RECOVERY_FILE, ENV_RESTORE_FILE, ENV_TERMINATION_LOG, RECOVERY_FILE, RESTORE_FILE
 from .findings import Finding, Severity, error, errors
 from .log import configure
 
@@ -92,6 +93,10 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         findings += _set_aside(options, facts)
     if not errors(findings):
         findings += _restore_if_asked(decided, environ, log, options.dry_run)
+    if not errors(findings):
+        forced, recovered = _recover_if_asked(decided, facts, environ, log, options.dry_run)
+        findings += recovered
+        decided = replace(decided, argv=[*decided.argv, *forced])
     _report(log, findings, environ)
     if errors(findings):
         return 1
@@ -158,6 +163,23 @@ def _restore_if_asked(decided: plan.Plan, environ: Mapping[str, str], log: Filte
         return []
     log.info("restoring the data dir from the backup before etcd starts", source=list(request.source))
     return list(bootstrap_restore.restore(request, decided.options))
+
+
+def _recover_if_asked(decided: plan.Plan, facts: plan.Facts, environ: Mapping[str, str], log: FilteringBoundLogger,
+                      dry_run: bool) -> tuple[list[str], list[Finding]]:  # fmt: skip
+    """A cluster recovering from quorum loss: the survivor forces a new cluster once; the others wait for it."""
+    from . import recovery
+
+    request = recovery.read_request(Path(environ.get(ENV_RECOVERY_FILE) or RECOVERY_FILE))
+    if request is None:
+        return [], []
+    if isinstance(request, Finding):
+        return [], [request]
+    flags_, done, findings = recovery.apply(request, decided.options, facts.member_data, facts.members is not None,
+                                            dry_run)  # fmt: skip
+    if done:
+        log.info("recovery request", request=request.request_id, member=request.member, decided=done)
+    return flags_, findings
 
 
 def _etcd_bin(agent: Mapping[str, str], environ: Mapping[str, str]) -> str:

@@ -32,6 +32,10 @@ ENV_SRV_NAME = "ETCD_NODE_SRV_NAME"
 # cluster has bootstrapped, so a member started later (a restart, a replacement) never restores.
 ENV_RESTORE_FILE = "ETCD_NODE_RESTORE_FILE"
 RESTORE_FILE = "/etc/etcd-node/restore/restore.json"
+# A cluster recovering from quorum loss (spec.recovery): which member restarts once with
+# --force-new-cluster; every other member refuses to start until that one answers.
+ENV_RECOVERY_FILE = "ETCD_NODE_RECOVERY_FILE"
+RECOVERY_FILE = "/etc/etcd-node/recovery/recovery.json"
 
 _POD = re.compile(r"^(?P<set>.+)-(?P<ordinal>\d+)$")
 # First line of a refusal in the termination log: `etcd-node: error[Code]: message`.

@@ -15,7 +15,7 @@ import hashlib
 import os
 import ssl
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,7 +30,7 @@ from .reconcile import maintenance as maint
 from .reconcile import membership as mp
 from .reconcile.access import ClientAccess, client_access, discovery_of
 from .reconcile.desired import ClusterIdentity, default_token, needs_generated_tls
-from .reconcile.observed import REPLICAS_MANAGER, DiscoveryService, EtcdView, Observed, RestoreSources
+from .reconcile.observed import REPLICAS_MANAGER, DiscoveryService, EtcdView, Observed, RestoreSources, Survey
 from .reconcile.plan import ClusterContext, Plan, plan
 from .reconcile.pods import pod_view, statefulset_view
 from .reconcile.problems import Problem
@@ -43,7 +43,7 @@ from .resources.naming import ClusterNames
 from .resources.secrets import secret_bytes
 
 DEFAULT_NODE_IMAGE = "etcd-node"
-EVER_AVAILABLE_PHASES = ("Running", "Degraded", "Unavailable", "Hibernated", "Restoring")
+EVER_AVAILABLE_PHASES = ("Running", "Degraded", "Unavailable", "Hibernated", "Restoring", "Recovering")
 
 
 class KubeAPI(Protocol):
@@ -57,6 +57,7 @@ class KubeAPI(Protocol):
 
 class EtcdAPI(Protocol):
     async def view(self) -> EtcdView: ...
+    async def survey(self, endpoints: Sequence[str]) -> Survey: ...
     async def put(self, key: str, value: str) -> None: ...
     async def member_add(self, peer_urls: list[str], learner: bool = True) -> Any: ...
     async def member_promote(self, member_id: int) -> None: ...
@@ -170,11 +171,11 @@ async def observe(kube: KubeAPI, ctx: ClusterContext, clients: EtcdClients) -> t
         backups = kube.list(f"{GROUP}/{VERSION}", BACKUP_KIND, ns, {SCHEDULE_LABEL: names.name}) if ctx.spec.backup else []
         provided_tls = {name: secret_bytes(found) if (found := kube.get("v1", "Secret", name, ns)) is not None else None
                         for name in provided_tls_secrets(ctx.spec)}  # fmt: skip
-        restores = _restore_sources(kube, ctx), _in_place_sources(kube, ctx)
+        restores = _restore_sources(kube, ctx), _in_place_sources(kube, ctx), _recovery_request(kube, ctx)
         return sts, pods, services, pdb, secrets, discovery, backups, restores, provided_tls
 
     sts, pods, services, pdb, secrets, discovery, backups, restores, provided_tls = await asyncio.to_thread(kube_reads)
-    restore, in_place = restores
+    restore, in_place, recovery_request = restores
     uid = ctx.identity.owner.uid
     objects = {f"Service/{s['metadata']['name']}": s for s in services if _owned(s, uid)}
     if pdb is not None:
@@ -186,7 +187,7 @@ async def observe(kube: KubeAPI, ctx: ClusterContext, clients: EtcdClients) -> t
     access = client_access(names, ctx.spec, sts_view.replicas if sts_view else 0)
     got = await clients.get(uid, access, client_secret if provided else secret_data.get(access.secret or "", {}))
     client = None if isinstance(got, str) else got
-    view, error = None, got if isinstance(got, str) else ""
+    view, error, survey = None, got if isinstance(got, str) else "", None
     if client is not None and not (sts_view and sts_view.replicas):
         error = "no member is running"
     elif client is not None:
@@ -194,6 +195,8 @@ async def observe(kube: KubeAPI, ctx: ClusterContext, clients: EtcdClients) -> t
             view = await client.view()
         except EtcdError as exc:
             error = f"cannot reach etcd at {','.join(access.endpoints[:1])}: {exc.message}"
+            # The cluster did not answer as a whole: ask each member on its own, which needs no quorum.
+            survey = await client.survey(access.endpoints[1:])
     observed = Observed(
         generation=ctx.generation,
         statefulset=sts_view,
@@ -208,6 +211,8 @@ async def observe(kube: KubeAPI, ctx: ClusterContext, clients: EtcdClients) -> t
         restore=restore,
         in_place=in_place,
         provided_tls=provided_tls,
+        survey=survey,
+        recovery_request=recovery_request,
     )
     return observed, client
 
@@ -264,6 +269,14 @@ def _in_place_sources(kube: KubeAPI, ctx: ClusterContext) -> RestoreSources:
         ca=data(store.ca_secret) if store else None,
         request=request,
     )
+
+
+def _recovery_request(kube: KubeAPI, ctx: ClusterContext) -> Mapping[str, bytes] | None:
+    """spec.recovery's request Secret: read only by a cluster that asked for a recovery, now or before."""
+    if ctx.spec.recovery is None and ctx.status.recovery is None:
+        return None
+    found = kube.get("v1", "Secret", ctx.identity.names.recovery_secret, ctx.identity.names.namespace)
+    return secret_bytes(found) if found is not None and _owned(found, ctx.identity.owner.uid) else None
 
 
 def _owned(obj: Mapping[str, Any], uid: str) -> bool:
@@ -327,6 +340,8 @@ async def apply(
             problems.append(_failed_apply(exc))
     if planned.in_place.request is not None and applied == len(objects):
         scaling.crash_at("after-restore-request")  # the request and template written, no member started
+    if planned.recovery.request is not None and applied == len(objects):
+        scaling.crash_at("after-recovery-request")  # the request and template written, the survivor not started
     scheduled, schedule_writes = await _apply_schedule(kube, names.namespace, planned, problems)
     applied += schedule_writes
     for secret in planned.retire_secrets:
@@ -336,6 +351,10 @@ async def apply(
     if planned.restore.retire_request or planned.in_place.retire_request:
         # Every initial member started from the snapshot: no later pod may find the request.
         await asyncio.to_thread(kube.delete, "v1", "Secret", names.restore_secret, names.namespace)
+        applied += 1
+    if planned.recovery.retire_request:
+        # The survivor runs alone with its data: members started from now on start as usual.
+        await asyncio.to_thread(kube.delete, "v1", "Secret", names.recovery_secret, names.namespace)
         applied += 1
 
     async def scale_to(replicas: int) -> None:
@@ -354,6 +373,8 @@ async def apply(
             await scaling.execute(step, etcd, scale_to, restart)  # type: ignore[arg-type]
             if planned.in_place.active and step == mp.ScaleStatefulSet(0):
                 scaling.crash_at("after-restore-stop")  # every member stopping, nothing recorded
+            if planned.recovery.active and step == mp.ScaleStatefulSet(0):
+                scaling.crash_at("after-recovery-stop")  # every member stopping, no request written
             if planned.follow_up is not None:
                 # The StatefulSet follows an add or a remove in the same pass; a crash in
                 # between leaves it to the next pass, which plans it again from etcd.
@@ -368,7 +389,9 @@ async def apply(
             maintained = await scaling.execute_maintenance(planned.upkeep, etcd)
         except EtcdError as exc:
             problems.append(Problem("MaintenanceFailed", f"{type(planned.upkeep).__name__} failed: {exc.message}"))
-    return Outcome(step, step_error, tuple(problems), applied, scheduled, maintained, planned.in_place.progress)
+    progress, reason = (planned.recovery.progress, "Recovering") if planned.recovery.progress else (
+        planned.in_place.progress, "Restoring")  # fmt: skip
+    return Outcome(step, step_error, tuple(problems), applied, scheduled, maintained, progress, reason)
 
 
 async def _apply_schedule(
@@ -441,6 +464,7 @@ async def reconcile_once(
         backup=schedule_status(ctx.spec.backup, observed.backups, ctx.status.backup, now, outcome.scheduled),
         restored_from=planned.restore.restored_from,
         restore=planned.in_place.record,
+        recovery=planned.recovery.record,
         maintenance=maintenance,
         certificates=issued_certificates(ctx.identity.names, observed.secrets),
     )

@@ -92,13 +92,15 @@ class LoopbackCluster:
     def initial_cluster(self) -> str:
         return ",".join(f"{self.name(i)}={self.peer_url(i)}" for i in range(self.size))
 
-    def start(self, i: int) -> None:
+    def start(self, i: int, initial_cluster: str = "", state: str = "new") -> None:
+        """Start member i; `initial_cluster` and `state` for one that joins a running cluster (state existing)."""
         pki = self.pki
         argv = [
             str(self.bin_dir / "etcd"), "--name", self.name(i), "--data-dir", str(self.data_dir(i)),
             "--listen-client-urls", self.endpoints[i], "--advertise-client-urls", self.endpoints[i],
             "--listen-peer-urls", self.peer_url(i), "--initial-advertise-peer-urls", self.peer_url(i),
-            "--initial-cluster", self.initial_cluster, "--initial-cluster-token", self.token,
+            "--initial-cluster", initial_cluster or self.initial_cluster, "--initial-cluster-token", self.token,
+            "--initial-cluster-state", state,
             f"--cert-file={pki.cert}", f"--key-file={pki.key}", f"--trusted-ca-file={pki.ca}", "--client-cert-auth",
             f"--peer-cert-file={pki.cert}", f"--peer-key-file={pki.key}", f"--peer-trusted-ca-file={pki.ca}",
             "--peer-client-cert-auth", *self.extra_flags,

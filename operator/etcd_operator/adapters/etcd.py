@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import aiohttp
 
-from ..reconcile.observed import EtcdView, MaintenanceStatus, Member
+from ..reconcile.observed import EtcdView, MaintenanceStatus, Member, Survey
 
 
 class EtcdError(RuntimeError):
@@ -236,6 +236,33 @@ class EtcdClient:
         answered = next((s.endpoint for s in statuses if s is not None), None)
         speaks = await self.cluster_version(answered) if answered else None
         return EtcdView(tuple(seen), leader, cluster, speaks, reports)
+
+    async def survey(self, endpoints: Sequence[str]) -> Survey:
+        """Each member on its own, for when the cluster does not answer as a whole (see `Survey`).
+
+        Its own status from every endpoint, concurrently, and the membership as
+        the first one that answers knows it (not linearizable: no quorum needed).
+        """
+        statuses = await asyncio.gather(*(self._status_or_none(e) for e in endpoints))
+        answers = {s.member_id: s.maintenance() for s in statuses if s is not None}
+        members = None
+        for status in statuses:
+            if status is None:
+                continue
+            try:
+                data = await self._call(status.endpoint.rstrip("/"), "/v3/cluster/member/list", {"linearizable": False},
+                                        timeout=STATUS_TIMEOUT)  # fmt: skip
+            except EtcdError:
+                continue
+            members = tuple(_member(m) for m in data.get("members", []))
+            break
+        return Survey(answers, members)
+
+    async def _status_or_none(self, endpoint: str) -> EndpointStatus | None:
+        try:
+            return await self.status(endpoint)
+        except EtcdError:
+            return None
 
     async def cluster_version(self, endpoint: str) -> str | None:
         """The version the cluster as a whole speaks (`etcdcluster`): it moves once every member runs the new one."""

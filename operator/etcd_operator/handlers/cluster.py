@@ -88,8 +88,9 @@ async def run_pass(body: kopf.Body, first: bool = False) -> float:
         bound.info("objects applied", drifted=dict(result.plan.drifted))
     for problem in result.outcome.problems:
         bound.warning("problem", reason=problem.reason, detail=problem.message)
-    for event in result.plan.in_place.events:
-        bound.info("restore", reason=event.reason, detail=event.message)
+    for event in (*result.plan.in_place.events, *result.plan.recovery.events):
+        bound.info("restore" if event in result.plan.in_place.events else "recovery", reason=event.reason,
+                   detail=event.message)  # fmt: skip
         kopf.event(body, type=event.type, reason=event.reason, message=event.message)
     for cond in transitions(ctx.status.conditions, result.status.conditions or []):
         kind = "Warning" if cond.type == "Degraded" and cond.status.value == "True" else "Normal"

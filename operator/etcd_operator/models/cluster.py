@@ -828,6 +828,56 @@ CRON = (
 )
 
 
+class QuorumRecovery(ApiModel):
+    """Bring a cluster that lost quorum back from one surviving member (etcd's --force-new-cluster procedure)."""
+
+    from_member: Annotated[
+        str,
+        Field(
+            max_length=63,
+            json_schema_extra=_validations(
+                _cel(f"self.matches(r'^{DNS_LABEL}-[0-9]+$')",
+                     "'recovery.fromMember ' + self + ' must be a member pod name, <cluster>-<ordinal> (e.g. "
+                     "main-0); the QuorumLost condition names the members that still answer'", expression=True),
+            ),
+        ),
+    ] = Field(
+        alias="fromMember",
+        description="The surviving member to recover from, by pod name (e.g. main-0): the Available=False/"
+        "QuorumLost condition lists the members that answer and which holds the highest raft index. It keeps "
+        "every write it had applied; writes it had not applied are lost.",
+    )
+    request_id: Annotated[
+        str,
+        Field(
+            max_length=63,
+            json_schema_extra=_validations(
+                _cel(f"self.matches(r'^{DNS_LABEL}$')",
+                     "'recovery.requestID ' + self + ' must be a DNS label (lowercase letters, digits and -, at "
+                     "most 63), e.g. recover-20260101; a new value starts a new recovery'", expression=True),
+            ),
+        ),
+    ] = Field(
+        alias="requestID",
+        description="Names this recovery: a new value recovers again (only while quorum is lost), the same value "
+        "is carried out once (status.recovery.requestID says when it is done). A DNS label.",
+    )
+
+    @field_validator("request_id")
+    @classmethod
+    def _label(cls, value: str) -> str:
+        if not re.fullmatch(DNS_LABEL, value) or len(value) > 63:
+            raise ValueError(f"requestID {value!r} is not a DNS label")
+        return value
+
+    @field_validator("from_member")
+    @classmethod
+    def _pod(cls, value: str) -> str:
+        if not re.fullmatch(rf"{DNS_LABEL}-[0-9]+", value) or len(value) > 63:
+            raise ValueError(f"fromMember {value!r} is not a member pod name (<cluster>-<ordinal>)")
+        return value
+
+
 class BackupRetention(ApiModel):
     keep: Annotated[int, Field(ge=1, le=1000)] = Field(
         7, description="Completed scheduled backups to keep, newest first; older ones are deleted."
@@ -1003,6 +1053,13 @@ class EtcdClusterSpec(ApiModel):
         "member is stopped, restores the snapshot with a new cluster token and starts as a member of a new "
         "cluster (new member and cluster IDs; same names, Services and Secrets). Carried out once per requestID.",
     )
+    recovery: QuorumRecovery | None = Field(
+        None,
+        description="Recover a cluster that lost quorum from one surviving member, keeping its data: every member "
+        "is stopped, the survivor restarts once with --force-new-cluster as a one-member cluster (same cluster "
+        "ID and data), and the others are added back one at a time as new members. Refused while quorum holds. "
+        "Carried out once per requestID; to recover from a backup instead, use spec.restore.",
+    )
 
 
 class ConditionStatus(StrEnum):
@@ -1064,11 +1121,19 @@ class RestoreRecord(ApiModel):
     completion_time: str = Field(description="When every member was a healthy voter of the restored cluster.")
 
 
+class RecoveryRecord(ApiModel):
+    request_id: str = Field(alias="requestID", description="The spec.recovery.requestID carried out.")
+    member: str = Field(description="The member the cluster was recovered from.")
+    raft_index: int | None = Field(None, alias="raftIndex", description="Its raft index when it was chosen.")
+    completion_time: str = Field(description="When it answered as the healthy one-member cluster the others rejoin.")
+
+
 class EtcdClusterStatus(ApiModel):
     model_config = ConfigDict(extra="ignore")  # tolerate fields written by newer operator versions
 
     phase: str | None = Field(
-        None, description="Bootstrapping, Running, Degraded, Unavailable, Failed, Hibernated or Restoring, from the conditions."
+        None, description="Bootstrapping, Running, Degraded, Unavailable, Failed, Hibernated, Restoring or Recovering, from the "
+        "conditions."
     )
     observed_generation: int | None = Field(
         None, description="The metadata.generation the operator last acted on; written last."
@@ -1096,6 +1161,10 @@ class EtcdClusterStatus(ApiModel):
     restore: RestoreRecord | None = Field(
         None, description="The last in-place restore (spec.restore) carried out, once every member is a healthy "
         "voter of the restored cluster."
+    )  # fmt: skip
+    recovery: RecoveryRecord | None = Field(
+        None, description="The last quorum recovery (spec.recovery) carried out, once the surviving member "
+        "answered as a one-member cluster."
     )  # fmt: skip
 
 

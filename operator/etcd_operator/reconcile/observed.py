@@ -13,7 +13,7 @@ from typing import Any
 
 from etcd_node.contract import AgentError, Member
 
-__all__ = ["BackupView", "Member", "MaintenanceStatus", "EtcdView", "Observed", "PodView", "StatefulSetView", "DiscoveryService", "quorum"]
+__all__ = ["BackupView", "Member", "MaintenanceStatus", "EtcdView", "Observed", "PodView", "StatefulSetView", "DiscoveryService", "Survey", "quorum"]
 
 REPLICAS_MANAGER = "etcd-operator-membership"  # the one field manager that writes StatefulSet.spec.replicas
 
@@ -61,6 +61,20 @@ class EtcdView:
     @property
     def voting(self) -> tuple[Member, ...]:
         return tuple(m for m in self.members if not m.is_learner)
+
+
+@dataclass(frozen=True)
+class Survey:
+    """Members asked one by one when the cluster did not answer as a whole: how a loss of quorum is told.
+
+    Read only when the member list could not be read (it needs quorum); each
+    member's own status and the membership it knows (not linearizable) need
+    none, so the survivors of a loss still say who they are and how far their
+    log goes.
+    """
+
+    answers: Mapping[int, MaintenanceStatus] = field(default_factory=dict)  # member ID -> its own status
+    members: tuple[Member, ...] | None = None  # the membership as an answering member knows it
 
 
 @dataclass(frozen=True)
@@ -131,6 +145,8 @@ class Observed:
     backups: tuple[BackupView, ...] = ()  # scheduled EtcdBackups owned by the cluster (read only with spec.backup)
     restore: RestoreSources = field(default_factory=RestoreSources)  # read only while a restore is pending
     in_place: RestoreSources = field(default_factory=RestoreSources)  # spec.restore's, read only while it may be needed
+    survey: Survey | None = None  # members one by one, when `etcd` is None and members run
+    recovery_request: Mapping[str, bytes] | None = None  # spec.recovery's request Secret's data, when it exists
     # tls mode secret: the user's Secrets the members mount, by name (None: it does not exist)
     provided_tls: Mapping[str, Mapping[str, bytes] | None] = field(default_factory=dict)
 

@@ -29,6 +29,7 @@ from .inplace import RESTORING, InPlacePlan, plan_in_place, restore_token
 from .observed import Member, Observed, PodView, StatefulSetView, quorum
 from .pods import lost_data
 from .problems import Problem
+from .recovery import RECOVERING, RecoveryPlan, plan_recovery, request_of
 from .restore import RestorePlan, plan_restore
 from .rollout import ROLLOUT_REASONS, path_refusal, plan_rollout, running_version
 from .rollover import CA_ROLLOVER, ROTATE_CA
@@ -62,6 +63,7 @@ class Plan:
     schedule: SchedulePlan = field(default_factory=SchedulePlan)  # spec.backup: object writes, not a step
     restore: RestorePlan = field(default_factory=RestorePlan)  # spec.bootstrap.restore: its request Secret
     in_place: InPlacePlan = field(default_factory=InPlacePlan)  # spec.restore: its step, request and record
+    recovery: RecoveryPlan = field(default_factory=RecoveryPlan)  # spec.recovery: its step, request and record
     upkeep: maint.Step = field(default_factory=lambda: maint.Idle("NotPlanned"))  # one maintenance step, if any
     retire_secrets: tuple[str, ...] = ()  # users' certificate Secrets whose certificates are revoked
 
@@ -69,9 +71,11 @@ class Plan:
     def step_in_flight(self) -> bool:
         """A membership change is under way: the next step is possible as soon as etcd settles."""
         settling = (mp.AddLearner, mp.Promote, mp.MoveLeader, mp.RemoveMember, mp.ScaleStatefulSet, mp.RestartMember)
-        catching_up = isinstance(self.step, mp.Wait) and self.step.reason in ("LearnerCatchingUp", RESTORING, *ROLLOUT_REASONS)
+        catching_up = isinstance(self.step, mp.Wait) and self.step.reason in (
+            "LearnerCatchingUp", RESTORING, RECOVERING, *ROLLOUT_REASONS)  # fmt: skip
         restoring = self.in_place.active and self.in_place.problem is None  # a stuck restore is polled slowly
-        return isinstance(self.step, settling) or catching_up or restoring
+        recovering = self.recovery.active and self.recovery.problem is None
+        return isinstance(self.step, settling) or catching_up or restoring or recovering
 
 
 def _available(observed: Observed) -> bool:
@@ -235,8 +239,19 @@ def plan(ctx: ClusterContext, observed: Observed, now: datetime) -> Plan:
 
     pending_bootstrap = "bootstrap.restore has not finished; wait for status.restoredFrom" if (
         spec.bootstrap.restore is not None and not ctx.status.restored_from) else ""  # fmt: skip
-    in_place = plan_in_place(identity.names, identity.owner, spec, ctx.status.restore, observed, token,
-                             now.strftime("%Y-%m-%dT%H:%M:%SZ"), blocked=pending_bootstrap)  # fmt: skip
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    recovering = request_of(observed.recovery_request)
+    recovering_id = str(recovering["requestID"]) if recovering else ""
+    if recovering_id and ctx.status.recovery is not None and ctx.status.recovery.request_id == recovering_id:
+        recovering_id = ""  # done, only its request is left to delete
+    in_place = plan_in_place(identity.names, identity.owner, spec, ctx.status.restore, observed, token, stamp,
+                             blocked=pending_bootstrap or (f"quorum recovery {recovering_id} is under way; set "
+                                                           "spec.restore again once it is done" if recovering_id
+                                                           else ""))  # fmt: skip
+    last_available = next((c.reason for c in ctx.status.conditions or [] if c.type == "Available"), "")
+    recovery = plan_recovery(identity.names, identity.owner, spec, ctx.status.recovery, observed, last_available,
+                             stamp, blocked=pending_bootstrap or ("an in-place restore (spec.restore) is under way"
+                                                                  if in_place.active else ""))  # fmt: skip
     # From its first start on, the restored cluster's members carry its token (and keep the request mounted,
     # so the template does not change again when the request goes).
     member_token = restore_token(token, in_place.restore_id)
@@ -259,9 +274,14 @@ def plan(ctx: ClusterContext, observed: Observed, now: datetime) -> Plan:
             spec = spec.model_copy(update={"version": str(kept)})
     if in_place.problem is not None:
         problems.append(in_place.problem)
+    if recovery.problem is not None:
+        problems.append(recovery.problem)
     if in_place.active:
         # The restore owns the StatefulSet's size: no membership step, rollout or follow-up meanwhile.
         step, follow_up = in_place.step, None
+    elif recovery.active:
+        # So does a quorum recovery, until the survivor runs alone; then membership grows it back.
+        step, follow_up = recovery.step, None
     else:
         step = size_step(ctx, observed, initial, refused=refusal is not None)
         if tls_problem is not None and isinstance(step, mp.AddLearner):
@@ -299,11 +319,14 @@ def plan(ctx: ClusterContext, observed: Observed, now: datetime) -> Plan:
         trusted_ca=tls.trusted_ca,
         client_crl=tls.client_crl,
         restore_mount=bool(in_place.restore_id),
+        recovery_mount=recovery.mount,
     )
     if restore.request is not None:
         objects.append(restore.request)  # before the StatefulSet: the first pods must find it
     if in_place.request is not None:
         objects.append(in_place.request)  # before the StatefulSet that starts the members
+    if recovery.request is not None:
+        objects.append(recovery.request)  # before the StatefulSet that starts the survivor
     drifted = {f"Secret/{o['metadata']['name']}": "data" for o in objects}
     members, voting = _membership_counts(ctx, observed, initial)
     for obj in desired_objects(identity, spec, inputs, members, voting):
@@ -312,7 +335,8 @@ def plan(ctx: ClusterContext, observed: Observed, now: datetime) -> Plan:
         if where := drift(obj, live):
             objects.append(obj)
             drifted[key] = where
-    upkeep = _upkeep(ctx, observed, step, follow_up) if not in_place.active else maint.Idle("Restoring")
+    upkeep = _upkeep(ctx, observed, step, follow_up) if not (in_place.active or recovery.active) else maint.Idle(
+        "Restoring" if in_place.active else RECOVERING)  # fmt: skip
     if isinstance(upkeep, maint.Refuse):
         problems.append(Problem(upkeep.reason, upkeep.message))
     elif observed.etcd is not None and any(maint.nospace(s) for s in observed.etcd.status.values()):
@@ -332,6 +356,7 @@ def plan(ctx: ClusterContext, observed: Observed, now: datetime) -> Plan:
         schedule=_backup_schedule(ctx, observed, now),
         restore=restore,
         in_place=in_place,
+        recovery=recovery,
         upkeep=upkeep,
         retire_secrets=tls.retire,
     )

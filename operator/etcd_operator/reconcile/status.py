@@ -25,12 +25,14 @@ from ..models.cluster import (
     EtcdClusterStatus,
     MaintenanceRecord,
     MemberStatus,
+    RecoveryRecord,
     RestoreRecord,
 )
 from . import maintenance as maint
 from . import membership as mp
 from .observed import Member, Observed, quorum
 from .problems import Problem
+from .recovery import quorum_loss
 from .secrets import IssuedCertificate
 
 
@@ -53,6 +55,7 @@ class Reason(StrEnum):
     LEADER_MOVING = "LeaderMoving"
     MEMBER_REMOVING = "MemberRemoving"
     RESTORING = "Restoring"
+    RECOVERING = "Recovering"
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,8 @@ class Outcome:
     applied: int = 0  # objects written without error
     scheduled: datetime | None = None  # the scheduled backup run whose EtcdBackup this pass created
     maintained: str = ""  # the maintenance step this pass carried out, e.g. "Defragment main-1 (40 MiB free)"
-    progress: str = ""  # an in-place restore under way: Progressing=True/Restoring with these words
+    progress: str = ""  # a restore or recovery under way: Progressing=True/<progress_reason> with these words
+    progress_reason: str = "Restoring"  # Restoring (spec.restore) or Recovering (spec.recovery)
 
     @property
     def apply_failed(self) -> bool:
@@ -141,14 +145,14 @@ def _with_outcome(conds: list[Condition], observed: Observed, outcome: Outcome) 
         refined["Progressing"] = _condition("Progressing", True, reason, outcome.maintained, observed.generation)
     if outcome.progress:
         # Members are stopped and restarted on purpose: unavailable and restoring, not degraded by it.
-        refined["Progressing"] = _condition("Progressing", True, Reason.RESTORING, outcome.progress, observed.generation)
+        why = outcome.progress_reason
+        refined["Progressing"] = _condition("Progressing", True, why, outcome.progress, observed.generation)
         for cond in conds:
             if cond.type == "Available" and cond.status is ConditionStatus.FALSE:
-                refined["Available"] = _condition("Available", False, Reason.RESTORING, outcome.progress,
-                                                  observed.generation)  # fmt: skip
-            if cond.type == "Degraded" and cond.reason == Reason.MEMBER_UNHEALTHY.value:
-                refined["Degraded"] = _condition("Degraded", False, Reason.AS_EXPECTED,
-                                                 "members restart from the snapshot", observed.generation)  # fmt: skip
+                refined["Available"] = _condition("Available", False, why, outcome.progress, observed.generation)
+            if cond.type == "Degraded" and cond.reason in (Reason.MEMBER_UNHEALTHY.value, Reason.QUORUM_LOST.value):
+                planned = "members restart from the snapshot" if why == Reason.RESTORING else "the cluster is recovered"
+                refined["Degraded"] = _condition("Degraded", False, Reason.AS_EXPECTED, planned, observed.generation)
     if outcome.problems and "Degraded" not in refined:
         message = "; ".join(p.message for p in outcome.problems)
         refined["Degraded"] = _condition("Degraded", True, outcome.problems[0].reason, message, observed.generation)
@@ -165,7 +169,10 @@ def conditions(spec: EtcdClusterSpec, observed: Observed, outcome: Outcome | Non
 def _observed_conditions(spec: EtcdClusterSpec, observed: Observed) -> list[Condition]:
     gen = observed.generation
     members = observed.members
-    if members is None:
+    loss = quorum_loss(observed) if observed.ever_available else None
+    if loss is not None:
+        available = _condition("Available", False, Reason.QUORUM_LOST, loss.message, gen)
+    elif members is None:
         reason = Reason.BOOTSTRAPPING if not observed.ever_available else Reason.ETCD_UNREACHABLE
         available = _condition("Available", False, reason, observed.etcd_error or "etcd has not answered yet", gen)
     else:
@@ -203,7 +210,11 @@ def _observed_conditions(spec: EtcdClusterSpec, observed: Observed) -> list[Cond
             f"{observed.sts_ready} of {spec.replicas} members ready",
             gen,
         )
-    if errors := observed.pod_errors():
+    if loss is not None:
+        # The pods' own errors (a member that lost its data asks for `member remove`) cannot be acted on
+        # without quorum: the way out is what the loss says.
+        degraded = _condition("Degraded", True, Reason.QUORUM_LOST, loss.message, gen)
+    elif errors := observed.pod_errors():
         detail = "; ".join(f"{pod}: [{err.code}] {err.message}" for pod, err in sorted(errors.items()))
         degraded = _condition("Degraded", True, Reason.BOOTSTRAP_ERROR, detail, gen)
     elif members is not None and (unhealthy := [m for m in members if not m.healthy and not _joining(m)]):
@@ -231,6 +242,8 @@ def phase(conds: Sequence[Condition], ever_available: bool) -> str:
         return "Hibernated"
     if by_type["Available"].reason == Reason.RESTORING.value:
         return "Restoring"
+    if by_type["Available"].reason == Reason.RECOVERING.value:
+        return "Recovering"
     if by_type["Available"].status is ConditionStatus.TRUE:
         return "Degraded" if by_type["Degraded"].status is ConditionStatus.TRUE else "Running"
     if not ever_available:
@@ -250,6 +263,7 @@ def compute_status(
     maintenance: MaintenanceRecord | None = None,
     certificates: Sequence[IssuedCertificate] = (),
     restore: RestoreRecord | None = None,
+    recovery: RecoveryRecord | None = None,
 ) -> EtcdClusterStatus:
     """Status from the same observation the pass planned from, refined by what it did (`outcome`)."""
     previous = previous or EtcdClusterStatus()
@@ -285,6 +299,7 @@ def compute_status(
         backup=backup,
         restored_from=previous.restored_from or restored_from,
         restore=restore or previous.restore,
+        recovery=recovery or previous.recovery,
         maintenance=maintenance or previous.maintenance,
         certificates=[
             CertificateStatus(secret=c.secret, kind=c.kind, generation=c.generation,

@@ -69,6 +69,11 @@ class ClusterNames:
         return f"{self.name}-restore"
 
     @property
+    def recovery_secret(self) -> str:
+        """The quorum recovery request (spec.recovery), mounted by the members while a recovery is under way."""
+        return f"{self.name}-recovery"
+
+    @property
     def domain(self) -> str:
         """The headless Service's DNS domain, which is also the SRV discovery domain."""
         return contract.service_domain(self.peer_service, self.namespace, self.cluster_domain)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from etcd_node.contract import RESTORE_FILE
+from etcd_node.contract import RECOVERY_FILE, RESTORE_FILE
 
 from .. import GROUP
 from ..models.cluster import BootstrapMode, EtcdClusterSpec, RetentionPolicy, TLSMode, TLSSide
@@ -22,6 +22,7 @@ PEER_TLS_MOUNT = "/etc/etcd/peer-tls"
 SERVER_TLS_MOUNT = "/etc/etcd/server-tls"
 DISCOVERY_TLS_MOUNT = "/etc/etcd/discovery-tls"
 RESTORE_MOUNT = RESTORE_FILE.rsplit("/", 1)[0]  # where etcd-node looks for a restore request
+RECOVERY_MOUNT = RECOVERY_FILE.rsplit("/", 1)[0]  # ... and for a quorum recovery request
 NODE_UID = 65532  # the etcd user of node_image/Dockerfile
 
 
@@ -46,6 +47,7 @@ class MemberTemplateInputs:
     trusted_ca: str = ""  # TRUSTED_CA: a digest of the CAs members trust, set once a CA has been rolled over
     client_crl: bool = False  # the server-tls Secret holds the client CA's revocation list (spec.tls.clients)
     restore_mount: bool = False  # mount the restore request (spec.restore): from its first start on, kept after
+    recovery_mount: bool = False  # mount the recovery request (spec.recovery): from its stop on, kept after
 
 
 def _uses_files(side: TLSSide) -> bool:
@@ -185,6 +187,11 @@ def build_statefulset(
         volumes.append({"name": "restore", "secret": {"secretName": names.restore_secret, "optional": True,
                                                       "defaultMode": 0o440}})  # fmt: skip
         tls_mounts.append({"name": "restore", "mountPath": RESTORE_MOUNT, "readOnly": True})
+    if inputs.recovery_mount:
+        # Optional: the request goes once the survivor runs alone; the mount stays, so the template does not change.
+        volumes.append({"name": "recovery", "secret": {"secretName": names.recovery_secret, "optional": True,
+                                                       "defaultMode": 0o440}})  # fmt: skip
+        tls_mounts.append({"name": "recovery", "mountPath": RECOVERY_MOUNT, "readOnly": True})
     extra_args = [f"--{k}={v}" for k, v in sorted((spec.etcd.extra_args or {}).items())] if spec.etcd else []
     container: dict[str, Any] = {
         "name": "etcd",

@@ -21,7 +21,7 @@ from typing import Any
 
 from etcd_operator.adapters.etcd import EtcdError
 from etcd_operator.adapters.kube import FIELD_MANAGER, ApiError
-from etcd_operator.reconcile.observed import EtcdView, MaintenanceStatus, Member
+from etcd_operator.reconcile.observed import EtcdView, MaintenanceStatus, Member, Survey
 
 
 def _merge(into: dict[str, Any], patch: dict[str, Any]) -> None:
@@ -121,6 +121,14 @@ class FakeEtcd:
     maintenance: list[str] = field(default_factory=list)  # compact/defragment/disarm calls, in order
     live_bytes: int = 2 * 2**20  # what a compaction leaves in use
     cluster_id: int = 0xC1
+    survivors: set[int] = field(default_factory=set)  # while unreachable: members that still answer on their own
+
+    async def survey(self, endpoints: list[str]) -> Survey:
+        """What members say one by one when quorum is lost: their own status (no leader) and the membership."""
+        self.calls += len(endpoints)
+        answers = {i: replace(self.statuses.get(i, MaintenanceStatus(i, raft_index=1000 + i)), leader_id=0)
+                   for i in self.survivors if i in self.members}  # fmt: skip
+        return Survey(answers, tuple(self.members.values()) if answers else None)
 
     async def view(self) -> EtcdView:
         self.calls += 1 + len(self.members)  # the member list, then each member's status
@@ -197,6 +205,7 @@ class World:
     restarts: dict[int, int] = field(default_factory=dict)  # ordinal -> times its pod was recreated
     uids: int = 0
     restored: list[str] = field(default_factory=list)  # in-place requests the members carried out, in order
+    recovered: list[str] = field(default_factory=list)  # recovery requests a survivor carried out, in order
 
     def replicas(self) -> int:
         sts = self.kube.objects.get(("StatefulSet", self.namespace, self.name))
@@ -235,6 +244,7 @@ class World:
                 del pods[name]
         if replicas and not pods:
             self._restore_in_place(sts)
+            self._recover(sts)
         listed = {self._ordinal(m): m for m in self.etcd.members.values()}
         if not self.etcd.members and replicas:  # first start: the initial members bootstrap together
             for ordinal in range(replicas):
@@ -290,6 +300,21 @@ class World:
             self.etcd.members[member.id] = member
         self.etcd.leader = next(iter(self.etcd.members))
         self.etcd.cluster_id += 1
+
+    def _recover(self, sts: dict[str, Any]) -> None:
+        """The survivor of a recovery request starting with its data (etcd-node's --force-new-cluster, once):
+        the same member ID and cluster ID, alone in the membership; etcd answers again."""
+        secret = self.kube.objects.get(("Secret", self.namespace, f"{self.name}-recovery"))
+        volumes = sts["spec"]["template"]["spec"].get("volumes") or []
+        if secret is None or not any(v["name"] == "recovery" for v in volumes):
+            return
+        request = json.loads(base64.b64decode(secret["data"]["recovery.json"]))
+        survivor = next((m for m in self.etcd.members.values() if self._ordinal(m) == request["ordinal"]), None)
+        if request["requestID"] in self.recovered or survivor is None or survivor.id not in self.etcd.survivors:
+            return
+        self.recovered.append(request["requestID"])
+        self.etcd.members = {survivor.id: survivor}
+        self.etcd.leader, self.etcd.reachable, self.etcd.survivors = survivor.id, True, set()
 
     def next_id(self) -> int:
         self.etcd.next_id += 1

@@ -635,3 +635,112 @@ def test_each_user_gets_a_certificate_and_a_removed_one_is_revoked_before_its_se
     cluster.now += timedelta(days=366)
     cluster.once()
     assert crl.read(cluster.kube.secret("db", "main-server-tls")["client.crl"]) == {}
+
+
+def _lose_quorum(cluster: Cluster) -> int:
+    """Members 1 and 2 lose their volumes while member 0 keeps its data: etcd has no quorum. Returns 0's ID."""
+    by_name = {m.name: m.id for m in cluster.etcd.members.values()}
+    cluster.etcd.reachable = False
+    cluster.etcd.survivors = {by_name["main-0"]}
+    cluster.world.wiped |= {1, 2}
+    cluster.world.settle()
+    return by_name["main-0"]
+
+
+def test_quorum_loss_names_the_survivor_and_the_way_out_and_changes_nothing():
+    cluster = Cluster({"replicas": 3})
+    cluster.converge()
+    _lose_quorum(cluster)
+    result = cluster.once()
+    assert cluster.conditions()["Available"] == ("False", "QuorumLost")
+    assert cluster.conditions()["Degraded"] == ("True", "QuorumLost")
+    available = next(c for c in cluster.status.conditions if c.type == "Available")
+    assert "1 of 3 voting members answer, 2 needed" in available.message
+    assert "main-0 (raft index" in available.message and "silent: main-1, main-2" in available.message
+    assert "main-1, main-2 lost their data" in available.message
+    assert "spec.recovery {fromMember: main-0" in available.message
+    assert result.outcome.step is None and cluster.world.replicas() == 3  # nothing is planned without a request
+    assert cluster.status.phase == "Unavailable"
+
+
+def test_recovery_from_the_survivor_keeps_its_member_and_grows_back_to_three():
+    cluster = Cluster({"replicas": 3})
+    cluster.converge()
+    cluster_id = cluster.status.cluster_id
+    survivor = _lose_quorum(cluster)
+    cluster.once()
+    events = []
+
+    cluster.edit(recovery={"fromMember": "main-1", "requestID": "r1"})
+    result = cluster.once()
+    assert cluster.conditions()["Degraded"] == ("True", "RecoveryRefused")
+    assert "main-1 does not answer" in result.outcome.problems[0].message
+    assert cluster.world.replicas() == 3
+
+    cluster.edit(recovery={"fromMember": "main-0", "requestID": "r2"})
+    result = cluster.once()  # 1: every member stops
+    events += [e.reason for e in result.plan.recovery.events]
+    assert result.outcome.step == mp.ScaleStatefulSet(0) and cluster.world.replicas() == 0
+    assert cluster.status.phase == "Recovering"
+    assert cluster.conditions()["Progressing"] == ("True", "Recovering")
+    result = cluster.once()  # 2: the request, then the survivor alone
+    assert result.outcome.step == mp.ScaleStatefulSet(1)
+    assert cluster.kube.secret("db", "main-recovery")
+    assert cluster.world.recovered == ["r2"]
+    result = cluster.once()  # 3: it answers alone: recorded
+    events += [e.reason for e in result.plan.recovery.events]
+    assert cluster.status.recovery is not None and cluster.status.recovery.request_id == "r2"
+    assert cluster.status.recovery.member == "main-0"
+    cluster.converge()
+    assert ("Secret", "db", "main-recovery") not in cluster.kube.objects  # retired once recorded
+    cluster.assert_settled(3)
+    assert events == ["RecoveryStarted", "Recovered"]
+    ids = {m.name: int(m.id, 16) for m in cluster.status.members}
+    assert ids["main-0"] == survivor and cluster.status.cluster_id == cluster_id  # the same member, the same cluster
+    assert cluster.world.recovered == ["r2"]  # forced once: later starts of main-0 are plain restarts
+    volumes = cluster.kube.objects[("StatefulSet", "db", "main")]["spec"]["template"]["spec"]["volumes"]
+    assert any(v["name"] == "recovery" for v in volumes)  # kept, so the template does not change again
+
+
+def test_a_recovery_request_while_quorum_holds_is_refused_and_stops_nothing():
+    cluster = Cluster({"replicas": 3})
+    cluster.converge()
+    cluster.edit(recovery={"fromMember": "main-0", "requestID": "r1"})
+    result = cluster.once()
+    assert cluster.conditions()["Degraded"] == ("True", "RecoveryRefused")
+    assert "quorum holds" in result.outcome.problems[0].message
+    assert cluster.world.replicas() == 3 and isinstance(result.outcome.step, mp.Noop)
+    volumes = cluster.kube.objects[("StatefulSet", "db", "main")]["spec"]["template"]["spec"]["volumes"]
+    assert not any(v["name"] == "recovery" for v in volumes)  # no template change, so no rolling restart
+
+
+class _Crash(BaseException):
+    """The operator process dies here (raised where a failpoint would exit)."""
+
+
+@pytest.mark.parametrize("crash_after", ["stop", "request"])
+def test_a_recovery_resumes_after_an_operator_crash(crash_after, monkeypatch):
+    """The operator dies right after the stop, or after writing the request but before starting the survivor:
+    a new process, with nothing remembered but Kubernetes and the last status, finishes the same recovery once."""
+    from etcd_operator import scaling
+
+    cluster = Cluster({"replicas": 3})
+    cluster.converge()
+    _lose_quorum(cluster)
+    cluster.once()
+    cluster.edit(recovery={"fromMember": "main-0", "requestID": "r1"})
+    cluster.once()  # stopped
+    if crash_after == "request":
+        def die(*args, **kwargs):
+            raise _Crash
+
+        with monkeypatch.context() as patched:
+            patched.setattr(scaling, "execute", die)
+            with pytest.raises(_Crash):
+                cluster.once()  # the request and the template are applied, then the process dies
+        cluster.world.settle()
+        assert cluster.kube.secret("db", "main-recovery") and cluster.world.replicas() == 0
+    cluster.clients = EtcdClients(lambda access, secret: cluster.etcd)  # a new operator process
+    cluster.converge()
+    cluster.assert_settled(3)
+    assert cluster.world.recovered == ["r1"]
