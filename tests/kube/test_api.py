@@ -59,6 +59,16 @@ INVALID = [
      "restore.markCompacted needs bumpRevision > 0 (etcdutl marks the revisions it skipped); to restore without either"),
     ({"hibernate": True, "restore": {"backupRef": {"name": "nightly"}, "requestID": "r1"}},
      "hibernate and restore cannot be set together: a restore starts every member"),
+    # spec.recovery (quorum lost): a member pod name and a request ID; never while hibernated.
+    ({"recovery": {"requestID": "r1"}}, "spec.recovery.fromMember: Required value"),
+    ({"recovery": {"fromMember": "main-0"}}, "spec.recovery.requestID: Required value"),
+    ({"recovery": {"fromMember": "main", "requestID": "r1"}},
+     "recovery.fromMember main must be a member pod name, <cluster>-<ordinal> (e.g. main-0)"),
+    ({"recovery": {"fromMember": "Main-0", "requestID": "r1"}}, "recovery.fromMember Main-0 must be a member pod name"),
+    ({"recovery": {"fromMember": "main-0", "requestID": "Recover_1"}},
+     "recovery.requestID Recover_1 must be a DNS label (lowercase letters, digits and -, at most 63)"),
+    ({"hibernate": True, "recovery": {"fromMember": "main-0", "requestID": "r1"}},
+     "hibernate and recovery cannot be set together: a recovery starts the surviving member"),
     ({"replicas": 0}, "spec.replicas: Invalid value: 0: spec.replicas in body should be greater than or equal to 1"),
     ({"replicas": 10}, "should be less than or equal to 9"),
     ({"version": "2.3.8"}, "spec.version in body should match"),
@@ -157,6 +167,7 @@ def test_invalid_specs_are_rejected_with_the_field_and_fix(kubectl, namespace, s
 
 VALID = [
     {"restore": {"backupRef": {"name": "nightly"}, "requestID": "restore-20260101"}},
+    {"recovery": {"fromMember": "main-0", "requestID": "recover-20260101"}},
     {"restore": {"backupRef": {"name": "nightly"}, "requestID": "0", "bumpRevision": 0, "markCompacted": False}},
     {"restore": {"backupRef": {"name": "nightly"}, "requestID": "r2", "bumpRevision": 5000}},
     {"storage": {"size": "512Mi", "storageClassName": "fast.ssd-1"}},

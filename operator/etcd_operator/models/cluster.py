@@ -987,6 +987,12 @@ class EtcdClusterSpec(ApiModel):
                     ".restore",
                 ),
                 _cel(
+                    "!self.hibernate || !has(self.recovery)",
+                    "hibernate and recovery cannot be set together: a recovery starts the surviving member; remove "
+                    "spec.recovery (once status.recovery.requestID shows it done) before hibernating",
+                    ".recovery",
+                ),
+                _cel(
                     "!self.hibernate || !has(self.storage) || !self.storage.emptyDir",
                     "hibernate needs persistent storage: with storage.emptyDir every member's data would be lost; "
                     "delete the cluster instead",
