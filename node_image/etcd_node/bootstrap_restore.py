@@ -26,11 +26,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from .findings import Finding, error
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -61,20 +64,25 @@ class RestoreRequest:
                    bool(raw.get("markCompacted")), request_id, initial)  # fmt: skip
 
 
-def read_request(path: Path) -> RestoreRequest | Finding | None:
-    """The request at path; None when there is none (the normal case); a Finding when it cannot be read."""
+def read_request_file(path: Path, parse: Callable[[str], T], kind: str, fix: str) -> T | Finding | None:
+    """A request the operator mounts (`kind`: Restore, Recovery): None when there is none (the normal case);
+    a Finding, `<kind>RequestUnreadable` or `<kind>RequestInvalid`, when it cannot be read."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return None
     except OSError as exc:
-        return error("RestoreRequestUnreadable", f"cannot read the restore request {path}: {exc}",
-                     "check the mounted restore Secret")  # fmt: skip
+        return error(f"{kind}RequestUnreadable", f"cannot read the {kind.lower()} request {path}: {exc}",
+                     f"check the mounted {kind.lower()} Secret")  # fmt: skip
     try:
-        return RestoreRequest.parse(text)
+        return parse(text)
     except (ValueError, TypeError) as exc:
-        return error("RestoreRequestInvalid", f"the restore request {path} is invalid: {exc}",
-                     "the operator writes this file; recreate the cluster's restore request")  # fmt: skip
+        return error(f"{kind}RequestInvalid", f"the {kind.lower()} request {path} is invalid: {exc}", fix)
+
+
+def read_request(path: Path) -> RestoreRequest | Finding | None:
+    return read_request_file(path, RestoreRequest.parse, "Restore",
+                             "the operator writes this file; recreate the cluster's restore request")  # fmt: skip
 
 
 def applies(request: RestoreRequest, options: Mapping[str, str], restarting: bool) -> bool:

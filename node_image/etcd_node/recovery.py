@@ -38,6 +38,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from .bootstrap_restore import read_request_file
 from .findings import Finding, error
 from .inplace_restore import data_dir, read_applied, write_applied
 
@@ -76,18 +77,8 @@ def marker_path(options: Mapping[str, str]) -> Path:
 
 def read_request(path: Path) -> RecoveryRequest | Finding | None:
     """The request at path; None when there is none (the normal case); a Finding when it cannot be read."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        return error("RecoveryRequestUnreadable", f"cannot read the recovery request {path}: {exc}",
-                     "check the mounted recovery Secret")  # fmt: skip
-    try:
-        return RecoveryRequest.parse(text)
-    except (ValueError, TypeError) as exc:
-        return error("RecoveryRequestInvalid", f"the recovery request {path} is invalid: {exc}",
-                     "the operator writes this file; remove spec.recovery and set it again with a new requestID")  # fmt: skip
+    return read_request_file(path, RecoveryRequest.parse, "Recovery", "the operator writes this file; remove "
+                             "spec.recovery and set it again with a new requestID")  # fmt: skip
 
 
 def decide(request: RecoveryRequest, options: Mapping[str, str], applied: frozenset[str], member_data: bool,

@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from croniter import croniter
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 from pydantic.json_schema import JsonDict, JsonValue
 
@@ -747,6 +747,24 @@ class BootstrapRestore(ApiModel):
     )  # fmt: skip
 
 
+def _request_id(field: str, example: str) -> Any:
+    """A requestID's schema: a DNS label naming one carrying-out of a request (a new value asks again)."""
+    return Field(
+        max_length=63,
+        json_schema_extra=_validations(
+            _cel(f"self.matches(r'^{DNS_LABEL}$')",
+                 f"'{field}.requestID ' + self + ' must be a DNS label (lowercase letters, digits and -, at "
+                 f"most 63), e.g. {example}; a new value starts a new {field}'", expression=True),
+        ),
+    )  # fmt: skip
+
+
+def _dns_label(value: str) -> str:
+    if not re.fullmatch(DNS_LABEL, value) or len(value) > 63:
+        raise ValueError(f"requestID {value!r} is not a DNS label")
+    return value
+
+
 # etcd's advice for clusters whose clients watch (Kubernetes among them): raise every revision well past any
 # a client may have seen, and mark the skipped ones compacted so old watches fail instead of missing events.
 IN_PLACE_BUMP_REVISION = 1_000_000_000
@@ -766,17 +784,7 @@ class InPlaceRestore(ApiModel):
     )  # fmt: skip
 
     backup_ref: BackupRef = Field(description="The Completed EtcdBackup (s3 destination) to restore.")
-    request_id: Annotated[
-        str,
-        Field(
-            max_length=63,
-            json_schema_extra=_validations(
-                _cel(f"self.matches(r'^{DNS_LABEL}$')",
-                     "'restore.requestID ' + self + ' must be a DNS label (lowercase letters, digits and -, at "
-                     "most 63), e.g. restore-20260101; a new value starts a new restore'", expression=True),
-            ),
-        ),
-    ] = Field(
+    request_id: Annotated[str, _request_id("restore", "restore-20260101"), AfterValidator(_dns_label)] = Field(
         alias="requestID",
         description="Names this restore: a new value restores again, the same value is carried out once "
         "(status.restore.requestID says when it is done). A DNS label, e.g. restore-20260101.",
@@ -790,13 +798,6 @@ class InPlaceRestore(ApiModel):
         True, description="etcdutl --mark-compacted (default true; needs bumpRevision): watches from revisions "
         "before the restore fail with 'compacted' and start over instead of missing events."
     )  # fmt: skip
-
-    @field_validator("request_id")
-    @classmethod
-    def _label(cls, value: str) -> str:
-        if not re.fullmatch(DNS_LABEL, value) or len(value) > 63:
-            raise ValueError(f"requestID {value!r} is not a DNS label")
-        return value
 
     @model_validator(mode="after")
     def _compacted_needs_bump(self) -> InPlaceRestore:
@@ -847,28 +848,11 @@ class QuorumRecovery(ApiModel):
         "QuorumLost condition lists the members that answer and which holds the highest raft index. It keeps "
         "every write it had applied; writes it had not applied are lost.",
     )
-    request_id: Annotated[
-        str,
-        Field(
-            max_length=63,
-            json_schema_extra=_validations(
-                _cel(f"self.matches(r'^{DNS_LABEL}$')",
-                     "'recovery.requestID ' + self + ' must be a DNS label (lowercase letters, digits and -, at "
-                     "most 63), e.g. recover-20260101; a new value starts a new recovery'", expression=True),
-            ),
-        ),
-    ] = Field(
+    request_id: Annotated[str, _request_id("recovery", "recover-20260101"), AfterValidator(_dns_label)] = Field(
         alias="requestID",
         description="Names this recovery: a new value recovers again (only while quorum is lost), the same value "
         "is carried out once (status.recovery.requestID says when it is done). A DNS label.",
     )
-
-    @field_validator("request_id")
-    @classmethod
-    def _label(cls, value: str) -> str:
-        if not re.fullmatch(DNS_LABEL, value) or len(value) > 63:
-            raise ValueError(f"requestID {value!r} is not a DNS label")
-        return value
 
     @field_validator("from_member")
     @classmethod

@@ -76,16 +76,21 @@ def restore_token(base: str, request_id: str) -> str:
     return f"{base}-{request_id}" if request_id else base
 
 
-def request_of(sources: RestoreSources) -> dict[str, Any] | None:
-    """The in-place request the request Secret holds, or None (no Secret, or a bootstrap.restore request)."""
-    raw = (sources.request or {}).get("restore.json")
+def json_request(data: Mapping[str, bytes] | None, key: str, *required: str) -> dict[str, Any] | None:
+    """The JSON object a request Secret holds under `key`, if it has every `required` field; else None."""
+    raw = (data or {}).get(key)
     if not raw:
         return None
     try:
         parsed = json.loads(bytes(raw))
     except ValueError:
         return None
-    return parsed if isinstance(parsed, dict) and parsed.get("requestID") else None
+    return parsed if isinstance(parsed, dict) and all(parsed.get(f) for f in required) else None
+
+
+def request_of(sources: RestoreSources) -> dict[str, Any] | None:
+    """The in-place request the request Secret holds, or None (no Secret, or a bootstrap.restore request)."""
+    return json_request(sources.request, "restore.json", "requestID")
 
 
 def initial_cluster(names: ClusterNames, replicas: int, peer_tls: bool) -> str:

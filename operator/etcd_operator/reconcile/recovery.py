@@ -45,7 +45,7 @@ from ..resources.meta import Owner
 from ..resources.naming import ClusterNames
 from ..resources.secrets import build_secret
 from . import membership as mp
-from .inplace import Event
+from .inplace import Event, json_request
 from .observed import Observed, quorum
 from .pods import lost_data
 from .problems import Problem
@@ -129,14 +129,8 @@ class RecoveryPlan:
 
 
 def request_of(data: Mapping[str, bytes] | None) -> dict[str, Any] | None:
-    raw = (data or {}).get(REQUEST_KEY)
-    if not raw:
-        return None
-    try:
-        parsed = json.loads(bytes(raw))
-    except ValueError:
-        return None
-    return parsed if isinstance(parsed, dict) and parsed.get("requestID") and parsed.get("member") else None
+    """The recovery request the request Secret holds, or None."""
+    return json_request(data, REQUEST_KEY, "requestID", "member")
 
 
 def plan_recovery(
