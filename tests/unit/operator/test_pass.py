@@ -637,14 +637,14 @@ def test_each_user_gets_a_certificate_and_a_removed_one_is_revoked_before_its_se
     assert crl.read(cluster.kube.secret("db", "main-server-tls")["client.crl"]) == {}
 
 
-def _lose_quorum(cluster: Cluster) -> int:
-    """Members 1 and 2 lose their volumes while member 0 keeps its data: etcd has no quorum. Returns 0's ID."""
+def _lose_quorum(cluster: Cluster, survivor: int = 0) -> int:
+    """All members but `survivor` lose their volumes, which keeps its data: etcd has no quorum. Returns its ID."""
     by_name = {m.name: m.id for m in cluster.etcd.members.values()}
     cluster.etcd.reachable = False
-    cluster.etcd.survivors = {by_name["main-0"]}
-    cluster.world.wiped |= {1, 2}
+    cluster.etcd.survivors = {by_name[f"main-{survivor}"]}
+    cluster.world.wiped |= {0, 1, 2} - {survivor}
     cluster.world.settle()
-    return by_name["main-0"]
+    return by_name[f"main-{survivor}"]
 
 
 def test_quorum_loss_names_the_survivor_and_the_way_out_and_changes_nothing():
@@ -663,11 +663,12 @@ def test_quorum_loss_names_the_survivor_and_the_way_out_and_changes_nothing():
     assert cluster.status.phase == "Unavailable"
 
 
-def test_recovery_from_the_survivor_keeps_its_member_and_grows_back_to_three():
+@pytest.mark.parametrize("survivor", [0, 2])
+def test_recovery_from_the_survivor_keeps_its_member_and_grows_back_to_three(survivor):
     cluster = Cluster({"replicas": 3})
     cluster.converge()
     cluster_id = cluster.status.cluster_id
-    survivor = _lose_quorum(cluster)
+    survivor_id = _lose_quorum(cluster, survivor)
     cluster.once()
     events = []
 
@@ -677,26 +678,26 @@ def test_recovery_from_the_survivor_keeps_its_member_and_grows_back_to_three():
     assert "main-1 does not answer" in result.outcome.problems[0].message
     assert cluster.world.replicas() == 3
 
-    cluster.edit(recovery={"fromMember": "main-0", "requestID": "r2"})
+    cluster.edit(recovery={"fromMember": f"main-{survivor}", "requestID": "r2"})
     result = cluster.once()  # 1: every member stops
     events += [e.reason for e in result.plan.recovery.events]
     assert result.outcome.step == mp.ScaleStatefulSet(0) and cluster.world.replicas() == 0
     assert cluster.status.phase == "Recovering"
     assert cluster.conditions()["Progressing"] == ("True", "Recovering")
-    result = cluster.once()  # 2: the request, then the survivor alone
-    assert result.outcome.step == mp.ScaleStatefulSet(1)
+    result = cluster.once()  # 2: the request, then the pods up to the survivor's
+    assert result.outcome.step == mp.ScaleStatefulSet(survivor + 1)
     assert cluster.kube.secret("db", "main-recovery")
     assert cluster.world.recovered == ["r2"]
     result = cluster.once()  # 3: it answers alone: recorded
     events += [e.reason for e in result.plan.recovery.events]
     assert cluster.status.recovery is not None and cluster.status.recovery.request_id == "r2"
-    assert cluster.status.recovery.member == "main-0"
+    assert cluster.status.recovery.member == f"main-{survivor}"
     cluster.converge()
     assert ("Secret", "db", "main-recovery") not in cluster.kube.objects  # retired once recorded
     cluster.assert_settled(3)
     assert events == ["RecoveryStarted", "Recovered"]
     ids = {m.name: int(m.id, 16) for m in cluster.status.members}
-    assert ids["main-0"] == survivor and cluster.status.cluster_id == cluster_id  # the same member, the same cluster
+    assert ids[f"main-{survivor}"] == survivor_id and cluster.status.cluster_id == cluster_id  # the same member
     assert cluster.world.recovered == ["r2"]  # forced once: later starts of main-0 are plain restarts
     volumes = cluster.kube.objects[("StatefulSet", "db", "main")]["spec"]["template"]["spec"]["volumes"]
     assert any(v["name"] == "recovery" for v in volumes)  # kept, so the template does not change again
