@@ -116,7 +116,13 @@ sync_images() {
   done
 }
 
-if [ -e "/run/netns/$netns" ] && all_running && apiserver_ready && node_ready && dns_ready; then
+# How often the kubelet syncs each pod, and so rewrites the Secrets mounted in it: 10s here, so that
+# certificates of a few minutes (the renewal tests) reach the members in seconds, not in up to 90 s.
+# A running kubelet started with another value is restarted (its pods keep running).
+kubelet_sync=10s
+kubelet_sync_current() { [ "$(cat "$run/kubelet.sync" 2>/dev/null)" = "$kubelet_sync" ]; }
+
+if [ -e "/run/netns/$netns" ] && all_running && apiserver_ready && node_ready && dns_ready && kubelet_sync_current; then
   sync_images
   echo "KUBECONFIG=$kubeconfig"
   exit 0
@@ -339,12 +345,17 @@ imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 evictionHard: {memory.available: 100Mi, nodefs.available: 1%, imagefs.available: 1%, nodefs.inodesFree: 1%}
 serializeImagePulls: false
+syncFrequency: $kubelet_sync
 EOF
+if running kubelet "$kube_bin/kubelet" && ! kubelet_sync_current; then
+  stop_pid kubelet ours 15
+fi
 if ! running kubelet "$kube_bin/kubelet"; then
   start kubelet 127.0.0.1 10248 "$kube_bin/kubelet" \
     --config "$conf/kubelet.yaml" --kubeconfig "$conf/kubelet.kubeconfig" \
     --root-dir "$state/kubelet" --cert-dir "$pki/kubelet" \
     --hostname-override "$node_name" --node-ip "$node_ip"
+  echo "$kubelet_sync" >"$run/kubelet.sync"
 fi
 
 cat >"$conf/kube-proxy.yaml" <<EOF
