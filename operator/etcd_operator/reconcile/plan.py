@@ -258,7 +258,8 @@ def plan(ctx: ClusterContext, observed: Observed, now: datetime) -> Plan:
 
     hosts_for = max(spec.replicas, observed.sts_replicas, len(observed.members or ()))
     tls_problem = provided_tls_problem(spec, observed.provided_tls, identity.names, hosts_for, now)
-    if tls_problem is not None and sts is None:
+    unusable = tls_problem is not None and tls_problem.reason == "TLSSecretInvalid"  # not only ending soon
+    if unusable and tls_problem is not None and sts is None:
         # Pods would hang in ContainerCreating on a volume that cannot be mounted: say why, start nothing.
         return Plan(step=mp.Wait("WaitingForTLSSecret", tls_problem.message), problems=(tls_problem,),
                     initial_members=spec.replicas if first else None, restore=restore)  # fmt: skip
@@ -284,7 +285,7 @@ def plan(ctx: ClusterContext, observed: Observed, now: datetime) -> Plan:
         step, follow_up = recovery.step, None
     else:
         step = size_step(ctx, observed, initial, refused=refusal is not None)
-        if tls_problem is not None and isinstance(step, mp.AddLearner):
+        if unusable and tls_problem is not None and isinstance(step, mp.AddLearner):
             # The new member would refuse to start with these certificates: a learner that never starts.
             step = mp.Refuse(tls_problem.reason, f"not adding member {step.ordinal}: {tls_problem.message}")
         follow_up = _follow_up(ctx, observed, step)

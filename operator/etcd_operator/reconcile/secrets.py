@@ -236,7 +236,8 @@ def provided_tls_problem(
     (its pod name is what etcd advertises), so a Secret the members would refuse is reported before
     they restart or a new member is added, in the words and codes the agent would use.
     """
-    wrong = []
+    wrong, ending = [], []
+    renew_before = parse_duration(spec.tls.certificates.renew_before)
     for name in provided_tls_secrets(spec):
         data = found.get(name)
         if data is None:
@@ -257,10 +258,18 @@ def provided_tls_problem(
         srv = names.domain if side == "peer" and spec.bootstrap.mode is BootstrapMode.DNS_SRV else None
         hosts = [names.pod_fqdn(o) for o in range(members)] + ([srv] if srv else [])
         wrong += [f"[{f.code}] {f.message}: {f.fix}" for f in node_errors(node_tls.check(loaded, hosts, now, srv))]
-    if not wrong:
-        return None
-    return Problem("TLSSecretInvalid", "; ".join(wrong) + " (members refuse to start with it; running members "
-                   "keep the certificate they loaded until they restart)")  # fmt: skip
+        if loaded.cert is not None and loaded.cert.not_valid_after_utc - now < renew_before:
+            ending.append(f"Secret {name} tls.crt ends {loaded.cert.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ}")
+    if wrong:
+        return Problem("TLSSecretInvalid", "; ".join(wrong) + " (members refuse to start with it; running members "
+                       "keep the certificate they loaded until they restart)")  # fmt: skip
+    if ending:
+        # Not the operator's to renew: say so while there is time, in the cluster's own renewal window.
+        return Problem("TLSCertificateExpiring", "; ".join(ending) + f", within tls.certificates.renewBefore "
+                       f"({spec.tls.certificates.renew_before}), and the operator does not renew certificates it did "
+                       "not issue: renew the Secret (cert-manager renews its Certificates by itself; check its "
+                       "Certificate's status) before then, or members refuse new connections once it ends")  # fmt: skip
+    return None
 
 
 @dataclass(frozen=True)

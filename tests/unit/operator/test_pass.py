@@ -745,3 +745,25 @@ def test_a_recovery_resumes_after_an_operator_crash(crash_after, monkeypatch):
     cluster.converge()
     cluster.assert_settled(3)
     assert cluster.world.recovered == ["r1"]
+
+
+def test_a_user_certificate_ending_within_renew_before_is_reported_but_changes_nothing():
+    ca = make_ca(T0, "byo CA")
+    cluster = Cluster({"replicas": 3, "tls": SECRET_MODE})
+    hosts = [f"main-{o}.main.db.svc.cluster.local" for o in range(5)]
+    provide_data(cluster, "byo-peer", make_cert(ca, "byo-peer", hosts, T0).cert_manager_secret(ca))
+    provide_data(cluster, "byo-server", make_cert(ca, "byo-server", hosts, T0, days=20).cert_manager_secret(ca))
+    provide_data(cluster, "byo-operator", make_cert(ca, "etcd-operator", [], T0).cert_manager_secret(ca))
+    for _ in range(30):
+        cluster.once()
+    assert cluster.world.replicas() == 3 and len(cluster.etcd.members) == 3  # it started: the certificate works
+    degraded = next(c for c in cluster.status.conditions if c.type == "Degraded")
+    assert degraded.status.value == "True" and degraded.reason == "TLSCertificateExpiring"
+    assert "Secret byo-server tls.crt ends 2026-01-20T23:55:00Z" in degraded.message and "renewBefore (720h)" in degraded.message
+    cluster.edit(replicas=4)  # a scale-out is not held back by it
+    cluster.once()
+    cluster.once()
+    assert len(cluster.etcd.members) == 4
+    provide_data(cluster, "byo-server", make_cert(ca, "byo-server", hosts, T0).cert_manager_secret(ca))  # renewed
+    cluster.converge()
+    cluster.assert_settled(4)
