@@ -43,8 +43,8 @@ def helm_template(*values: str, namespace: str, release: str = "etcd-operator") 
 
 @pytest.fixture
 def namespaces(kubectl, crd_installed) -> Iterator[list[str]]:
-    """Three fresh namespaces, deleted (without waiting) afterwards."""
-    names = [f"t-{uuid.uuid4().hex[:10]}" for _ in range(3)]
+    """Two fresh namespaces, deleted (without waiting) afterwards."""
+    names = [f"t-{uuid.uuid4().hex[:10]}" for _ in range(2)]
     for name in names:
         kubectl("create", "namespace", name)
     yield names
@@ -52,8 +52,22 @@ def namespaces(kubectl, crd_installed) -> Iterator[list[str]]:
         kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
+@pytest.fixture
+def kopf_crds(kubectl, crd_installed) -> None:
+    """kopf's peering CRDs from the chart's crds/, Established."""
+    kubectl("apply", "--server-side", "-f", str(CHART / "crds" / "kopf-peering.yaml"))
+    for crd in ("clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev"):
+        wait_until(lambda c=crd: kubectl("get", "crd", c, "-o", "jsonpath={.status.conditions[?(@.type=='Established')].status}",
+                                         check=False).stdout.strip() == "True", 60, message=f"{crd} not Established")  # fmt: skip
+
+
+def deployment_env(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    return {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+
 def test_network_policies_are_accepted_by_the_api_server(kubectl, namespaces):
-    first, second, _ = namespaces
+    first, second = namespaces
     prometheus = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
                   "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}  # fmt: skip
     docs = helm_template("--set", "networkPolicy.enabled=true", "--set", f"networkPolicy.namespaces={{{first},{second}}}",
@@ -67,19 +81,31 @@ def test_network_policies_are_accepted_by_the_api_server(kubectl, namespaces):
         assert stored["spec"] == policy["spec"]
 
 
-def test_namespaced_operator_needs_no_cluster_wide_permission(kubectl, kubeconfig, namespaces, tmp_path):
-    watched, other, _ = namespaces
-    sa = chart_service_account_kubeconfig(kubectl, kubeconfig, tmp_path, "--set", "rbac.scope=namespaced",
-                                          "--set", f"watchNamespaces={{{watched}}}",
-                                          namespace="etcd-operator-namespaced", release="namespaced")  # fmt: skip
+@pytest.mark.parametrize("peering", [False, True], ids=["standalone", "peering"])
+def test_namespaced_operator_needs_no_cluster_wide_permission(
+    kubectl, kubeconfig, kopf_crds, namespaces, tmp_path, peering
+):
+    watched, other = namespaces
+    values = ("--set", "rbac.scope=namespaced", "--set", f"watchNamespaces={{{watched}}}",
+              *(("--set", "peering.enabled=true") if peering else ()))  # fmt: skip
+    release = "namespaced-peering" if peering else "namespaced"
+    env = deployment_env(helm_template(*values, namespace="etcd-operator-namespaced", release=release))
+    sa = chart_service_account_kubeconfig(kubectl, kubeconfig, tmp_path, *values,
+                                          namespace="etcd-operator-namespaced", release=release)  # fmt: skip
     # The token may do nothing outside the watched namespace.
     for args in (("get", "crd"), ("get", "namespaces"), ("get", "etcdclusters", "-n", other)):
-        denied = subprocess.run([str(bin_dir() / "kubectl"), "--kubeconfig", str(sa), *args], capture_output=True, text=True)
+        denied = subprocess.run(
+            [str(bin_dir() / "kubectl"), "--kubeconfig", str(sa), *args], capture_output=True, text=True
+        )
         assert denied.returncode != 0 and "forbidden" in denied.stderr.lower(), (args, denied.stderr)
 
-    op = Operator(sa, tmp_path, args=("--namespace", watched), name="namespaced")
+    peering_env = {"ETCD_OPERATOR_PEERING": env["ETCD_OPERATOR_PEERING"], "POD_ID": "replica"} if peering else {}
+    op = Operator(sa, tmp_path, args=("--namespace", watched), env=peering_env, name=release)
     op.start()
     try:
+        if peering:  # kopf peers through the chart's KopfPeering in the watched namespace
+            wait_until(lambda: "replica" in (get(kubectl, watched, "kopfpeering", env["ETCD_OPERATOR_PEERING"]) or {})
+                       .get("status", {}), 60, message="no keep-alive in the KopfPeering")  # fmt: skip
         ignored = apply_example(kubectl, other, "etcdcluster.yaml")
         name = apply_example(kubectl, watched, "etcdcluster.yaml")
         wait_for(kubectl, watched, "statefulset", name)
@@ -104,17 +130,12 @@ def reconciled(op: Operator, namespace: str) -> bool:
     return any('"reconciling"' in line and f'"namespace": "{namespace}"' in line for line in op.log().splitlines())
 
 
-def test_two_peering_replicas_one_active(kubectl, kubeconfig, namespaces, tmp_path):
-    first, second, _ = namespaces
-    kubectl("apply", "--server-side", "-f", str(CHART / "crds" / "kopf-peering.yaml"))
-    for crd in ("clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev"):
-        wait_until(lambda c=crd: kubectl("get", "crd", c, "-o", "jsonpath={.status.conditions[?(@.type=='Established')].status}",
-                                         check=False).stdout.strip() == "True", 60, message=f"{crd} not Established")  # fmt: skip
+def test_two_peering_replicas_one_active(kubectl, kubeconfig, kopf_crds, namespaces, tmp_path):
+    first, second = namespaces
     values = ("--set", "peering.enabled=true", "--set", "replicas=2")
-    docs = helm_template(*values, namespace="etcd-operator-peering", release="peering")
-    env = {e["name"]: e.get("value") for e in next(d for d in docs if d["kind"] == "Deployment")
-           ["spec"]["template"]["spec"]["containers"][0]["env"]}  # fmt: skip
-    peering = env["ETCD_OPERATOR_PEERING"]
+    peering = deployment_env(helm_template(*values, namespace="etcd-operator-peering", release="peering"))[
+        "ETCD_OPERATOR_PEERING"
+    ]
     sa = chart_service_account_kubeconfig(kubectl, kubeconfig, tmp_path, *values,
                                           namespace="etcd-operator-peering", release="peering")  # fmt: skip
     kubectl("get", "clusterkopfpeering", peering)  # the chart made the object kopf writes into

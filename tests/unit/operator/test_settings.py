@@ -11,7 +11,9 @@ from etcd_operator.__main__ import namespace_name
 from etcd_operator.handlers.settings import configure, peering_priority
 
 
-def settings_for(monkeypatch: pytest.MonkeyPatch, namespaces: tuple[str, ...], peering: str = "") -> kopf.OperatorSettings:
+def settings_for(
+    monkeypatch: pytest.MonkeyPatch, namespaces: tuple[str, ...], peering: str = ""
+) -> kopf.OperatorSettings:
     monkeypatch.setenv("ETCD_OPERATOR_PEERING", peering)
     settings = kopf.OperatorSettings()
     configure(settings=settings, memo=kopf.Memo(namespaces=namespaces))
