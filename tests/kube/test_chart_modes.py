@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -157,6 +158,9 @@ def test_two_peering_replicas_one_active(kubectl, kubeconfig, kopf_crds, namespa
         wait_until(lambda: reconciled(a, first), 60, message="replica-a never reconciled the cluster")
         assert not any('"reconciling"' in line for line in b.log().splitlines()), b.log()[-2000:]
         assert "Resuming operations" not in b.log()  # kopf starts a mandatory peer paused
+        # Paused is alive: the chart's liveness probe leaves the waiting replica running.
+        with urllib.request.urlopen(b.liveness, timeout=10) as response:
+            assert response.status == 200
 
         # When it goes, the other takes over.
         a.stop()

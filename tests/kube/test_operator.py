@@ -42,8 +42,9 @@ class Operator:
         self.runs += 1
         self.log_path = self.log_dir / f"{self.name}-{self.runs}.log"
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "ETCD_OPERATOR_NODE_IMAGE": "etcd-node", **self.env}
+        self.liveness = f"http://127.0.0.1:{free_port()}/healthz"
         argv = [sys.executable, "-m", "etcd_operator", "--log-format", "json", *self.args,
-                "--liveness", f"http://127.0.0.1:{free_port()}/healthz",
+                "--liveness", self.liveness,
                 "--metrics-address", f"127.0.0.1:{free_port()}"]  # fmt: skip
         self.proc = subprocess.Popen(argv, env=env, stdout=self.log_path.open("w"), stderr=subprocess.STDOUT)
 
