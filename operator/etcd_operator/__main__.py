@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 
 import kopf
@@ -30,9 +31,22 @@ def configure_logging(json: bool) -> None:
     root.setLevel(logging.INFO)
 
 
+_NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+
+
+def namespace_name(value: str) -> str:
+    """A namespace's exact name: with --namespace kopf lists no namespaces, so a glob would match nothing."""
+    if not _NAMESPACE.fullmatch(value):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a namespace name (a DNS label: a-z, 0-9 and '-')")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="etcd-operator")
-    parser.add_argument("--namespace", action="append", default=[], help="watch these namespaces (default: all)")
+    parser.add_argument(
+        "--namespace", action="append", default=[], type=namespace_name,
+        help="watch only this namespace (repeat for several); needs no cluster-wide permission. Default: all",
+    )  # fmt: skip
     parser.add_argument("--liveness", default=os.environ.get("ETCD_OPERATOR_LIVENESS", "http://0.0.0.0:8080/healthz"))
     parser.add_argument(
         "--metrics-address", default=os.environ.get("ETCD_OPERATOR_METRICS", "0.0.0.0:8081"),
@@ -50,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         clusterwide=not args.namespace,
         namespaces=args.namespace,
         liveness_endpoint=args.liveness or None,
+        memo=kopf.Memo(namespaces=tuple(args.namespace)),  # for the settings handler
     )
     return 0
 

@@ -111,13 +111,21 @@ NAMESPACED_GRANTS: dict[tuple[str, str], tuple[set[str], str]] = {
     ("apps", "statefulsets"): ({"get", "create", "patch"}, "controller.observe gets it; apply and scale steps"),
     ("policy", "poddisruptionbudgets"): ({"get", "create", "patch"}, "controller.observe gets it; apply"),
 }
-# kopf's own needs, cluster-wide whatever it watches (in the discovery ClusterRole with rbac.scope=namespaced).
+# kopf's own needs cluster-wide when it watches every namespace. With --namespace the operator turns
+# kopf's CRD and namespace observation off (handlers/settings.py), so the chart grants nothing cluster-wide.
 CLUSTER_GRANTS: dict[tuple[str, str], tuple[set[str], str]] = {
     ("apiextensions.k8s.io", "customresourcedefinitions"): (
         {"list", "watch"},
-        "kopf's resource observer finds EtcdClusters and EtcdBackups among the CRDs",
+        "kopf's resource observer finds EtcdClusters and EtcdBackups among the CRDs, also ones added later",
     ),
-    ("", "namespaces"): ({"list", "watch"}, "kopf's namespace observer follows the --namespace ones"),
+}
+# kopf peering (peering.enabled): kopf's peering watcher lists and watches the object, its keep-alive
+# merge-patches the object's status (the CRD has no status subresource, crds/kopf-peering.yaml).
+CLUSTER_PEERING_GRANTS: dict[tuple[str, str], tuple[set[str], str]] = {
+    ("kopf.dev", "clusterkopfpeerings"): ({"list", "watch", "patch"}, "kopf peering, watching every namespace"),
+}
+NAMESPACED_PEERING_GRANTS: dict[tuple[str, str], tuple[set[str], str]] = {
+    ("kopf.dev", "kopfpeerings"): ({"list", "watch", "patch"}, "kopf peering with --namespace, in each namespace"),
 }
 
 
@@ -128,13 +136,27 @@ def triples(grants: dict[tuple[str, str], tuple[set[str], str]]) -> set[tuple[st
 NAMESPACED_RULES = triples(NAMESPACED_GRANTS)
 KOPF_CLUSTER_RULES = triples(CLUSTER_GRANTS)
 
+Grants = dict[tuple[str, str], tuple[set[str], str]]
+
 
 def beyond(a: dict[tuple[str, str], set[str]], b: dict[tuple[str, str], set[str]]) -> dict[tuple[str, str], list[str]]:
     """The verbs of `a` that `b` lacks, per (apiGroup, resource)."""
     return {key: sorted(verbs - b.get(key, set())) for key, verbs in a.items() if verbs - b.get(key, set())}
 
 
-RBAC_SCOPES = {"cluster": (), "namespaced": ("--set", "rbac.scope=namespaced", "--set", "watchNamespaces={a,b}")}
+NAMESPACED = ("--set", "rbac.scope=namespaced", "--set", "watchNamespaces={a,b}")
+PEERING = ("--set", "peering.enabled=true", "--set", "replicas=2")
+# Each way to install the chart: its values, and what each ClusterRole and each Role must grant.
+RBAC_SCOPES: dict[str, tuple[tuple[str, ...], Grants | None, Grants | None]] = {
+    "cluster": ((), {**NAMESPACED_GRANTS, **CLUSTER_GRANTS}, None),
+    "cluster-some-namespaces": (("--set", "watchNamespaces={a}"), NAMESPACED_GRANTS, None),
+    "namespaced": (NAMESPACED, None, NAMESPACED_GRANTS),
+    "cluster-peering": (PEERING, {**NAMESPACED_GRANTS, **CLUSTER_GRANTS, **CLUSTER_PEERING_GRANTS}, None),
+    "cluster-some-namespaces-peering": (
+        ("--set", "watchNamespaces={a}", *PEERING), {**NAMESPACED_GRANTS, **NAMESPACED_PEERING_GRANTS}, None,
+    ),
+    "namespaced-peering": ((*NAMESPACED, *PEERING), None, {**NAMESPACED_GRANTS, **NAMESPACED_PEERING_GRANTS}),
+}
 
 
 def test_lint_strict(helm: Path) -> None:
@@ -143,10 +165,9 @@ def test_lint_strict(helm: Path) -> None:
     assert "1 chart(s) linted, 0 chart(s) failed" in done.stdout
 
 
-def test_lint_strict_namespaced(helm: Path) -> None:
-    done = run_helm(
-        helm, "lint", "--strict", str(CHART), "--set", "rbac.scope=namespaced", "--set", "watchNamespaces={a,b}"
-    )
+@pytest.mark.parametrize("scope", sorted(RBAC_SCOPES))
+def test_lint_strict_each_scope(helm: Path, scope: str) -> None:
+    done = run_helm(helm, "lint", "--strict", str(CHART), *RBAC_SCOPES[scope][0])
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -163,10 +184,10 @@ def test_default_kinds(helm: Path) -> None:
 def test_include_crds_are_the_generated_crds(helm: Path) -> None:
     docs = template(helm, "--include-crds")
     crds = {d["spec"]["names"]["plural"]: d for d in of_kind(docs, "CustomResourceDefinition")}
-    assert sorted(crds) == ["etcdbackups", "etcdclusters"]
-    for plural, crd in crds.items():
-        assert crd == yaml.safe_load((CHART / "crds" / f"{plural}.yaml").read_text())
-    assert len(docs) == 7
+    assert sorted(crds) == ["clusterkopfpeerings", "etcdbackups", "etcdclusters", "kopfpeerings"]
+    for plural in ("etcdbackups", "etcdclusters"):
+        assert crds[plural] == yaml.safe_load((CHART / "crds" / f"{plural}.yaml").read_text())
+    assert len(docs) == 9
 
 
 def test_deployment(helm: Path) -> None:
@@ -216,6 +237,8 @@ def test_default_rbac_is_least_privilege(helm: Path) -> None:
     docs = template(helm)
     role = only(docs, "ClusterRole")
     assert rule_set(role) == NAMESPACED_RULES | KOPF_CLUSTER_RULES
+    # kopf watches every namespace: it lists none (namespaces are not granted).
+    assert not {r for r in rule_set(role) if r[1] == "namespaces"}
     binding = only(docs, "ClusterRoleBinding")
     assert binding["roleRef"] == {
         "apiGroup": "rbac.authorization.k8s.io",
@@ -229,9 +252,11 @@ def test_default_rbac_is_least_privilege(helm: Path) -> None:
 @pytest.mark.parametrize("scope", sorted(RBAC_SCOPES))
 def test_rbac_grants_exactly_what_the_code_uses(helm: Path, scope: str) -> None:
     """Each Role and ClusterRole grants the table's rows and nothing more: no extra verb, no wildcard."""
-    docs = template(helm, *RBAC_SCOPES[scope])
+    values, cluster_grants, namespace_grants = RBAC_SCOPES[scope]
+    docs = template(helm, *values)
     roles = of_kind(docs, "ClusterRole") + of_kind(docs, "Role")
-    assert len(roles) == (1 if scope == "cluster" else 3)
+    assert len(of_kind(docs, "ClusterRole")) == (1 if cluster_grants else 0)
+    assert len(of_kind(docs, "Role")) == (2 if namespace_grants else 0)
     for role in roles:
         where = (role["kind"], role["metadata"]["name"])
         # An aggregated ClusterRole would take in whatever other roles' labels match.
@@ -240,10 +265,8 @@ def test_rbac_grants_exactly_what_the_code_uses(helm: Path, scope: str) -> None:
             for key in ("apiGroups", "resources", "verbs"):
                 assert rule[key] and all("*" not in item for item in rule[key]), (where, rule)
             assert "nonResourceURLs" not in rule and "resourceNames" not in rule, (where, rule)
-        if role["kind"] == "Role":
-            expected = NAMESPACED_GRANTS
-        else:
-            expected = {**NAMESPACED_GRANTS, **CLUSTER_GRANTS} if scope == "cluster" else CLUSTER_GRANTS
+        expected = namespace_grants if role["kind"] == "Role" else cluster_grants
+        assert expected is not None
         granted: dict[tuple[str, str], set[str]] = {}
         for rule in role["rules"]:
             for group in rule["apiGroups"]:
@@ -272,12 +295,8 @@ def test_namespaced(helm: Path) -> None:
         }
         assert bindings[ns]["subjects"] == subject
 
-    # kopf's cluster-wide needs, and nothing else cluster-wide.
-    cluster_role = only(docs, "ClusterRole")
-    assert rule_set(cluster_role) == KOPF_CLUSTER_RULES
-    cluster_binding = only(docs, "ClusterRoleBinding")
-    assert cluster_binding["roleRef"]["name"] == cluster_role["metadata"]["name"]
-    assert cluster_binding["subjects"] == subject
+    # Nothing cluster-wide: the operator turns kopf's CRD and namespace observation off with --namespace.
+    assert not of_kind(docs, "ClusterRole") and not of_kind(docs, "ClusterRoleBinding")
 
     args = container(docs)["args"]
     assert args == ["--log-format", "json", "--namespace", "a", "--namespace", "b"]
@@ -287,7 +306,7 @@ def test_watch_namespaces_with_cluster_rbac(helm: Path) -> None:
     docs = template(helm, "--set", "watchNamespaces={a}")
     assert container(docs)["args"][-2:] == ["--namespace", "a"]
     assert not of_kind(docs, "Role")
-    assert rule_set(only(docs, "ClusterRole")) >= NAMESPACED_RULES
+    assert rule_set(only(docs, "ClusterRole")) == NAMESPACED_RULES
 
 
 @pytest.mark.parametrize(
@@ -296,6 +315,9 @@ def test_watch_namespaces_with_cluster_rbac(helm: Path) -> None:
         ("rbac.scope=namespaced", "rbac.scope=namespaced needs the namespaces to watch: set watchNamespaces"),
         ("rbac.scope=everywhere", 'rbac.scope must be "cluster" or "namespaced"'),
         ("logFormat=xml", 'logFormat must be "json" or "console"'),
+        ("replicas=2", "replicas=2 needs peering.enabled=true"),
+        ("replicas=0", "replicas must be at least 1"),
+        ("networkPolicy.enabled=true", "networkPolicy.enabled needs the namespaces of the EtcdClusters"),
     ],
 )
 def test_bad_values_fail_with_a_clear_message(helm: Path, setting: str, message: str) -> None:
@@ -336,6 +358,172 @@ def test_kube_version_constraint(helm: Path) -> None:
     old = run_helm(helm, "template", "etcd-operator", str(CHART), "--kube-version", "1.29.9")
     assert old.returncode != 0
     assert "kubeVersion" in old.stderr or "incompatible" in old.stderr
+
+
+# Several replicas: kopf peering.
+
+
+def test_one_replica_runs_standalone(helm: Path) -> None:
+    docs = template(helm)
+    assert not [d for d in docs if d["apiVersion"].startswith("kopf.dev/")]
+    assert "ETCD_OPERATOR_PEERING" not in {e["name"] for e in container(docs)["env"]}
+
+
+def test_peering_cluster_wide(helm: Path) -> None:
+    docs = template(helm, *PEERING)
+    deployment = only(docs, "Deployment")
+    assert deployment["spec"]["replicas"] == 2
+    # The oldest replica stays active: a new pod waits, so a rolling update neither gaps nor overlaps.
+    assert deployment["spec"]["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    peering = only(docs, "ClusterKopfPeering")
+    assert peering["apiVersion"] == "kopf.dev/v1" and "namespace" not in peering["metadata"]
+    env = {e["name"]: e for e in container(docs)["env"]}
+    assert env["ETCD_OPERATOR_PEERING"]["value"] == peering["metadata"]["name"] == "etcd-operator"
+    assert env["POD_ID"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert not of_kind(docs, "KopfPeering")
+    # The object's kind and group are the CRD's in crds/, and kopf's own.
+    crds = {d["spec"]["names"]["kind"]: d for d in template(helm, "--include-crds") if d["kind"] == "CustomResourceDefinition"}
+    crd = crds["ClusterKopfPeering"]
+    assert (crd["spec"]["group"], crd["spec"]["scope"]) == ("kopf.dev", "Cluster")
+    assert (crds["KopfPeering"]["spec"]["group"], crds["KopfPeering"]["spec"]["scope"]) == ("kopf.dev", "Namespaced")
+    for kind in ("ClusterKopfPeering", "KopfPeering"):
+        (version,) = crds[kind]["spec"]["versions"]
+        assert version["name"] == "v1" and version["served"] and version["storage"]
+        # kopf merge-patches its keep-alives into .status of the object itself: no status subresource.
+        assert "subresources" not in version
+        assert version["schema"]["openAPIV3Schema"]["properties"]["status"]["x-kubernetes-preserve-unknown-fields"]
+
+
+def test_peering_with_watched_namespaces(helm: Path) -> None:
+    docs = template(helm, *NAMESPACED, *PEERING, "--set", "peering.name=etcd-ha")
+    peerings = {p["metadata"]["namespace"]: p for p in of_kind(docs, "KopfPeering")}
+    assert sorted(peerings) == ["a", "b"]
+    assert {p["metadata"]["name"] for p in peerings.values()} == {"etcd-ha"}
+    assert not of_kind(docs, "ClusterKopfPeering")
+    env = {e["name"]: e.get("value") for e in container(docs)["env"]}
+    assert env["ETCD_OPERATOR_PEERING"] == "etcd-ha"
+    assert container(docs)["args"][-4:] == ["--namespace", "a", "--namespace", "b"]
+
+
+def test_peering_settings_match_the_operator(helm: Path) -> None:
+    """The chart's peering env makes the operator peer by that name, mandatory, with kopf's namespaced or cluster kind."""
+    import kopf
+
+    from etcd_operator.handlers.settings import configure
+
+    env = {e["name"]: e.get("value") for e in container(template(helm, *PEERING))["env"]}
+    settings = kopf.OperatorSettings()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ETCD_OPERATOR_PEERING", env["ETCD_OPERATOR_PEERING"])
+        configure(settings=settings, memo=kopf.Memo(namespaces=()))
+    assert settings.peering.name == "etcd-operator" and settings.peering.mandatory and not settings.peering.standalone
+
+
+# NetworkPolicy for the members.
+
+NETPOL = ("--set", "networkPolicy.enabled=true")
+
+
+def member_pod_template() -> dict[str, Any]:
+    """The member pods' template as the operator builds it."""
+    from etcd_operator.models.cluster import EtcdClusterSpec
+    from etcd_operator.reconcile.desired import ClusterIdentity, desired_objects
+    from etcd_operator.resources.statefulset import MemberTemplateInputs
+
+    identity = ClusterIdentity.of("main", "db", "6f1c2d3e-0000-4000-8000-000000000000")
+    inputs = MemberTemplateInputs(replicas=3, initial_members=3, cluster_token="t", node_image="etcd-node:3.6.16")
+    spec = EtcdClusterSpec.model_validate({"replicas": 3, "pod": {"labels": {"team": "db"}}})
+    objects = desired_objects(identity, spec, inputs, 3, 3)
+    return next(o for o in objects if o["kind"] == "StatefulSet")["spec"]["template"]
+
+
+def backup_pod_labels() -> dict[str, str]:
+    from etcd_operator.models.cluster import BackupDestination
+    from etcd_operator.resources.backup_job import BackupJobInputs, backup_job
+
+    destination = BackupDestination.model_validate({"volume": {"claimName": "backups"}})
+    inputs = BackupJobInputs(namespace="db", cluster="main", backup="b1", backup_uid="u", destination=destination,
+                             endpoints=("https://main-client.db.svc:2379",), image="etcd-node:3.6.16",
+                             client_secret="main-client-tls")  # fmt: skip
+    return backup_job(inputs)["spec"]["template"]["metadata"]["labels"]
+
+
+def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    assert set(selector) == {"matchLabels"}, selector
+    return selector["matchLabels"].items() <= labels.items()
+
+
+def test_network_policy_is_off_by_default(helm: Path) -> None:
+    assert not of_kind(template(helm), "NetworkPolicy")
+    assert not of_kind(template(helm, *NAMESPACED), "NetworkPolicy")
+
+
+def test_network_policy_admits_exactly_what_the_members_need(helm: Path) -> None:
+    from etcd_node.contract import CLIENT_PORT, METRICS_PORT, PEER_PORT
+
+    prometheus = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+                  "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}  # fmt: skip
+    docs = template(helm, *NETPOL, *NAMESPACED, "--set-json", f"networkPolicy.metrics=[{json_dumps(prometheus)}]")
+    policies = {p["metadata"]["namespace"]: p for p in of_kind(docs, "NetworkPolicy")}
+    assert sorted(policies) == ["a", "b"]
+    pod = member_pod_template()
+    member_labels = pod["metadata"]["labels"]
+    # Every port a member listens on is one the policy speaks for.
+    (etcd,) = pod["spec"]["containers"]
+    assert {p["containerPort"] for p in etcd["ports"]} == {CLIENT_PORT, PEER_PORT, METRICS_PORT}
+    operator_labels = only(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    backup_labels = backup_pod_labels()
+    for ns, policy in policies.items():
+        spec = policy["spec"]
+        assert selects(spec["podSelector"], member_labels), ns
+        assert not selects(spec["podSelector"], backup_labels) and not selects(spec["podSelector"], operator_labels)
+        assert spec["policyTypes"] == ["Ingress"]  # egress (S3 stores, discovery URLs, DNS) is left alone
+        by_port: dict[int, list[dict[str, Any]]] = {}
+        for rule in spec["ingress"]:
+            (port,) = rule["ports"]
+            assert port["protocol"] == "TCP"
+            by_port.setdefault(port["port"], []).extend(rule["from"])
+        assert sorted(by_port) == [CLIENT_PORT, PEER_PORT, METRICS_PORT]
+        # Peers: members only.
+        assert len(by_port[PEER_PORT]) == 1 and selects(by_port[PEER_PORT][0]["podSelector"], member_labels)
+        # Client port: the operator's pods in the release namespace, members, backup Jobs, and the clients value.
+        client = by_port[CLIENT_PORT]
+        operator_peer = next(p for p in client if "namespaceSelector" in p and "podSelector" in p)
+        assert operator_peer["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": NAMESPACE}}
+        assert selects(operator_peer["podSelector"], operator_labels)
+        same_namespace = [p["podSelector"] for p in client if set(p) == {"podSelector"}]
+        assert any(selects(s, member_labels) for s in same_namespace)
+        assert any(selects(s, backup_labels) for s in same_namespace)
+        assert {"namespaceSelector": {}} in client  # the default clients value: every pod
+        # The metrics port: the monitoring path and nothing else.
+        assert by_port[METRICS_PORT] == [prometheus]
+
+
+def test_network_policy_values(helm: Path) -> None:
+    docs = template(helm, *NETPOL, "--set", "networkPolicy.namespaces={c}", "--set-json",
+                    'networkPolicy.clients=[{"podSelector": {"matchLabels": {"role": "etcd-client"}}}]')  # fmt: skip
+    policy = only(docs, "NetworkPolicy")
+    assert policy["metadata"]["namespace"] == "c"
+    client_rules = [r for r in policy["spec"]["ingress"] if r["ports"][0]["port"] == 2379]
+    assert client_rules[-1]["from"] == [{"podSelector": {"matchLabels": {"role": "etcd-client"}}}]
+    # No metrics source given: no one reaches the metrics port (the kubelet's probe comes from the node).
+    assert {r["ports"][0]["port"] for r in policy["spec"]["ingress"]} == {2379, 2380}
+    # No clients: only the operator, the members and the backup Jobs reach the client port.
+    docs = template(helm, *NETPOL, "--set", "watchNamespaces={d}", "--set-json", "networkPolicy.clients=[]")
+    policy = only(docs, "NetworkPolicy")
+    assert policy["metadata"]["namespace"] == "d"
+    assert [len(r["from"]) for r in policy["spec"]["ingress"]] == [1, 3]
+
+
+def test_lint_strict_with_everything_on(helm: Path) -> None:
+    done = run_helm(helm, "lint", "--strict", str(CHART), *NAMESPACED, *PEERING, *NETPOL, *ALL_MONITORING)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def json_dumps(value: Any) -> str:
+    import json
+
+    return json.dumps(value)
 
 
 # Metrics and monitoring objects.

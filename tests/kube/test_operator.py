@@ -33,15 +33,19 @@ def free_port() -> int:
 class Operator:
     """The operator as a subprocess, like it runs in its pod, with the kubeconfig it is given."""
 
-    def __init__(self, kubeconfig: Path, log_dir: Path):
+    def __init__(self, kubeconfig: Path, log_dir: Path, args: tuple[str, ...] = (), env: dict[str, str] | None = None,
+                 name: str = "operator"):  # fmt: skip
         self.kubeconfig, self.log_dir, self.proc, self.runs = kubeconfig, log_dir, None, 0
+        self.args, self.env, self.name = args, env or {}, name
 
     def start(self) -> None:
         self.runs += 1
-        self.log_path = self.log_dir / f"operator-{self.runs}.log"
-        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "ETCD_OPERATOR_NODE_IMAGE": "etcd-node"}
-        argv = [sys.executable, "-m", "etcd_operator", "--log-format", "json",
-                "--liveness", f"http://127.0.0.1:{free_port()}/healthz"]  # fmt: skip
+        self.log_path = self.log_dir / f"{self.name}-{self.runs}.log"
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "ETCD_OPERATOR_NODE_IMAGE": "etcd-node", **self.env}
+        self.liveness = f"http://127.0.0.1:{free_port()}/healthz"
+        argv = [sys.executable, "-m", "etcd_operator", "--log-format", "json", *self.args,
+                "--liveness", self.liveness,
+                "--metrics-address", f"127.0.0.1:{free_port()}"]  # fmt: skip
         self.proc = subprocess.Popen(argv, env=env, stdout=self.log_path.open("w"), stderr=subprocess.STDOUT)
 
     def log(self) -> str:
@@ -60,8 +64,16 @@ class Operator:
 CHART_NAMESPACE = "etcd-operator-rbac"
 
 
-def chart_service_account_kubeconfig(kubectl, admin: Path, directory: Path) -> Path:
-    """A kubeconfig holding only a token of the chart's ServiceAccount, bound to the chart's own RBAC."""
+# What the operator's permissions are made of, among the chart's objects.
+RBAC_KINDS = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "ClusterKopfPeering", "KopfPeering")
+
+
+def chart_service_account_kubeconfig(kubectl, admin: Path, directory: Path, *values: str,
+                                     namespace: str = CHART_NAMESPACE, release: str = "etcd-operator") -> Path:  # fmt: skip
+    """A kubeconfig holding only a token of the chart's ServiceAccount, bound to the chart's own RBAC.
+
+    `values` are helm's --set flags; the chart's peering objects come along (kopf's CRDs must be installed).
+    """
     from tests.support.binaries import bin_dir
 
     helm = bin_dir() / "helm"
@@ -70,17 +82,16 @@ def chart_service_account_kubeconfig(kubectl, admin: Path, directory: Path) -> P
         if os.environ.get("HELM_REQUIRED") == "1":
             pytest.fail(reason, pytrace=False)
         pytest.skip(reason)
-    rendered = subprocess.run([str(helm), "template", "etcd-operator", str(ROOT / "charts" / "etcd-operator"),
-                               "--namespace", CHART_NAMESPACE], capture_output=True, text=True, check=True).stdout  # fmt: skip
-    rbac = [d for d in yaml.safe_load_all(rendered) if d and d["kind"] in
-            ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")]  # fmt: skip
-    kubectl("create", "namespace", CHART_NAMESPACE, check=False)
-    kubectl("apply", "-n", CHART_NAMESPACE, "-f", "-", input=yaml.safe_dump_all(rbac))
+    rendered = subprocess.run([str(helm), "template", release, str(ROOT / "charts" / "etcd-operator"),
+                               "--namespace", namespace, *values], capture_output=True, text=True, check=True).stdout  # fmt: skip
+    rbac = [d for d in yaml.safe_load_all(rendered) if d and d["kind"] in RBAC_KINDS]
+    kubectl("create", "namespace", namespace, check=False)
+    kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(rbac))  # each object names its namespace
     account = next(d["metadata"]["name"] for d in rbac if d["kind"] == "ServiceAccount")
-    token = kubectl("create", "token", account, "-n", CHART_NAMESPACE, "--duration=2h").stdout.strip()
+    token = kubectl("create", "token", account, "-n", namespace, "--duration=2h").stdout.strip()
     config = yaml.safe_load(admin.read_text())
     cluster = config["clusters"][0]
-    path = directory / "service-account.kubeconfig"
+    path = directory / f"{release}.kubeconfig"
     path.write_text(yaml.safe_dump({
         "apiVersion": "v1", "kind": "Config", "clusters": [cluster],
         "users": [{"name": account, "user": {"token": token}}],
@@ -98,12 +109,18 @@ def operator(kubectl, kubeconfig, crd_installed, tmp_path_factory):
     op.start()
     yield op
     op.stop()
-    # Anything the chart's RBAC does not allow shows as a 403 naming the ServiceAccount in the operator's log
-    # (a namespace being deleted also answers 403, but names no user).
-    denied = re.compile(r'forbidden: User \\?"system:serviceaccount:[^"\\]+\\?" cannot')
+    assert_never_forbidden(op)
+
+
+# Anything the chart's RBAC does not allow shows as a 403 naming the ServiceAccount in the operator's log
+# (a namespace being deleted also answers 403, but names no user).
+DENIED = re.compile(r'forbidden: User \\?"system:serviceaccount:[^"\\]+\\?" cannot')
+
+
+def assert_never_forbidden(op: Operator) -> None:
     for run in range(1, op.runs + 1):
-        text = (directory / f"operator-{run}.log").read_text()
-        assert not denied.search(text), [line for line in text.splitlines() if denied.search(line)][:5]
+        text = (op.log_dir / f"{op.name}-{run}.log").read_text()
+        assert not DENIED.search(text), [line for line in text.splitlines() if DENIED.search(line)][:5]
 
 
 @pytest.fixture(autouse=True)

@@ -63,6 +63,41 @@ Refuse settings that cannot work, with the fix in the message.
 {{- if not (has .Values.logFormat (list "json" "console")) }}
 {{- fail (printf "logFormat must be \"json\" or \"console\", not %q" (toString .Values.logFormat)) }}
 {{- end }}
+{{- if lt (int .Values.replicas) 1 }}
+{{- fail (printf "replicas must be at least 1, not %v" .Values.replicas) }}
+{{- end }}
+{{- if and (gt (int .Values.replicas) 1) (not .Values.peering.enabled) }}
+{{- fail (printf "replicas=%v needs peering.enabled=true: without kopf peering every replica would reconcile the same clusters at once" .Values.replicas) }}
+{{- end }}
+{{- if and .Values.networkPolicy.enabled (empty (include "etcd-operator.networkPolicyNamespaces" .)) }}
+{{- fail "networkPolicy.enabled needs the namespaces of the EtcdClusters: set networkPolicy.namespaces (or watchNamespaces), e.g. --set 'networkPolicy.namespaces={team-a,team-b}'; the chart cannot follow namespaces created later" }}
+{{- end }}
+{{- end }}
+
+{{/*
+The namespaces that get a NetworkPolicy, one per line: networkPolicy.namespaces, else watchNamespaces.
+*/}}
+{{- define "etcd-operator.networkPolicyNamespaces" -}}
+{{- range uniq (.Values.networkPolicy.namespaces | default .Values.watchNamespaces) }}
+{{ . }}
+{{- end }}
+{{- end }}
+
+{{/*
+The kopf peering object: a ClusterKopfPeering when the operator watches every namespace, a
+KopfPeering in each watched namespace otherwise (kopf picks the kind by --namespace).
+*/}}
+{{- define "etcd-operator.peeringName" -}}
+{{- .Values.peering.name | default (include "etcd-operator.fullname" .) }}
+{{- end }}
+
+{{/*
+The labels the operator puts on every member pod (operator/etcd_operator/resources/meta.py).
+*/}}
+{{- define "etcd-operator.memberLabels" -}}
+app.kubernetes.io/name: etcd
+app.kubernetes.io/component: member
+app.kubernetes.io/managed-by: etcd-operator
 {{- end }}
 
 {{/*
@@ -122,19 +157,31 @@ tests/chart/test_chart.py holds the same table and fails on any verb added.
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
   verbs: ["get", "create", "patch"]
+{{- if and .Values.peering.enabled .Values.watchNamespaces }}
+# kopf peering with --namespace: lists and watches the KopfPeering, patches its keep-alive into it.
+- apiGroups: ["kopf.dev"]
+  resources: ["kopfpeerings"]
+  verbs: ["list", "watch", "patch"]
+{{- end }}
 {{- end }}
 
 {{/*
-What kopf itself needs cluster-wide, whatever it watches: CRDs (to find its
-resources) and namespaces (to follow the watched ones).
+What kopf needs cluster-wide when it watches every namespace (no watchNamespaces): the CRDs, so
+it serves EtcdClusters even when their CRD comes after it, and the ClusterKopfPeering. With
+--namespace the operator turns kopf's CRD and namespace observation off and peers through a
+KopfPeering in each namespace: nothing here.
 */}}
 {{- define "etcd-operator.clusterRules" -}}
+{{- if not .Values.watchNamespaces }}
 # kopf's resource observer: lists and watches CRDs to find EtcdClusters and EtcdBackups.
 - apiGroups: ["apiextensions.k8s.io"]
   resources: ["customresourcedefinitions"]
   verbs: ["list", "watch"]
-# kopf's namespace observer, with --namespace: lists and watches namespaces to follow the watched ones.
-- apiGroups: [""]
-  resources: ["namespaces"]
-  verbs: ["list", "watch"]
+{{- if .Values.peering.enabled }}
+# kopf peering: lists and watches the ClusterKopfPeering, patches its keep-alive into it.
+- apiGroups: ["kopf.dev"]
+  resources: ["clusterkopfpeerings"]
+  verbs: ["list", "watch", "patch"]
+{{- end }}
+{{- end }}
 {{- end }}
