@@ -7,7 +7,9 @@ the tests skip with the command that builds it, or fail under CI
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -174,8 +176,9 @@ def test_lint_strict_each_scope(helm: Path, scope: str) -> None:
 def test_default_kinds(helm: Path) -> None:
     docs = template(helm)
     assert sorted(d["kind"] for d in docs) == sorted(
-        ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment", "Service"]
-    )
+        ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment", "Service",
+         "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"]
+    )  # fmt: skip
     for doc in docs:
         if doc["kind"] in ("ServiceAccount", "Deployment", "Service"):
             assert doc["metadata"]["namespace"] == NAMESPACE
@@ -187,7 +190,7 @@ def test_include_crds_are_the_generated_crds(helm: Path) -> None:
     assert sorted(crds) == ["clusterkopfpeerings", "etcdbackups", "etcdclusters", "kopfpeerings"]
     for plural in ("etcdbackups", "etcdclusters"):
         assert crds[plural] == yaml.safe_load((CHART / "crds" / f"{plural}.yaml").read_text())
-    assert len(docs) == 9
+    assert len(docs) == 11
 
 
 def test_deployment(helm: Path) -> None:
@@ -781,3 +784,17 @@ def test_the_member_alerts_read_metrics_etcd_serves(tmp_path: Path, version_key:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_the_version_policy_lists_exactly_the_node_images_this_release_builds(helm: Path) -> None:
+    """spec.version is refused at admission unless a node image exists for it: the chart's list is the build's."""
+    env = (ROOT / "hack" / "versions.env").read_text()
+    pins = dict(re.findall(r"^(ETCD_[A-Z0-9_]*VERSION)=v?(\S+)$", env, re.M))
+    built = [pins[name.strip("${}")] for name in re.search(r'^NODE_ETCD_VERSIONS="([^"]*)"', env, re.M)[1].split()]
+    policy = only(template(helm), "ValidatingAdmissionPolicy")
+    (validation,) = policy["spec"]["validations"]
+    assert f"object.spec.version in {json.dumps(built, separators=(',', ':'))}" in validation["expression"]
+    assert policy["spec"]["matchConstraints"]["resourceRules"][0]["resources"] == ["etcdclusters"]
+    binding = only(template(helm), "ValidatingAdmissionPolicyBinding")
+    assert binding["spec"] == {"policyName": policy["metadata"]["name"], "validationActions": ["Deny"]}
+    assert not of_kind(template(helm, "--set-json", "nodeImage.versions=[]"), "ValidatingAdmissionPolicy")

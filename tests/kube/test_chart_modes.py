@@ -174,3 +174,42 @@ def test_two_peering_replicas_one_active(kubectl, kubeconfig, kopf_crds, namespa
             op.stop()
     for op in replicas:
         assert_never_forbidden(op)
+
+
+def _cluster(name: str, version: str, replicas: int = 3) -> str:
+    return json.dumps({"apiVersion": "etcd.operator.dev/v1alpha1", "kind": "EtcdCluster", "metadata": {"name": name},
+                       "spec": {"version": version, "replicas": replicas}})  # fmt: skip
+
+
+def test_a_version_without_a_node_image_is_refused_at_admission(kubectl, namespaces):
+    """The chart's ValidatingAdmissionPolicy, bound here to one namespace only (it is cluster-wide in an install,
+    and other tests create clusters of versions the chart does not list)."""
+    ns = namespaces[0]
+    docs = helm_template(namespace="etcd-operator")
+    policy = next(d for d in docs if d["kind"] == "ValidatingAdmissionPolicy")
+    binding = next(d for d in docs if d["kind"] == "ValidatingAdmissionPolicyBinding")
+    binding["metadata"]["name"] = policy["metadata"]["name"] = f"{policy['metadata']['name']}-{ns}"
+    binding["spec"]["policyName"] = policy["metadata"]["name"]
+    binding["spec"]["matchResources"] = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}}
+    # A cluster of a version the chart does not list, created before the policy: it must stay editable.
+    kubectl("apply", "-n", ns, "-f", "-", input=_cluster("older", "3.6.10"))
+    kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump_all([policy, binding]))
+    try:
+        def refused() -> str:
+            got = kubectl("apply", "-n", ns, "--dry-run=server", "-f", "-", input=_cluster("typo", "3.6.99"), check=False)
+            return got.stderr if got.returncode != 0 else ""
+
+        wait_until(lambda: bool(refused()), 60, message="the version policy never took effect")
+        assert "spec.version 3.6.99 has no node image in this installation, which has 3.5.35, 3.6.16 (chart value " \
+               "nodeImage.versions): set spec.version to one of them" in refused()
+        kubectl("apply", "-n", ns, "-f", "-", input=_cluster("listed", "3.6.16"))
+        bad = kubectl("patch", "-n", ns, "etcdcluster", "listed", "--type=merge", "-p",
+                      '{"spec": {"version": "3.6.17"}}', check=False)  # fmt: skip
+        assert bad.returncode != 0 and "spec.version 3.6.17 has no node image" in bad.stderr
+        kubectl("patch", "-n", ns, "etcdcluster", "older", "--type=merge", "-p", '{"spec": {"replicas": 5}}')
+        moved = kubectl("patch", "-n", ns, "etcdcluster", "older", "--type=merge", "-p",
+                        '{"spec": {"version": "3.6.16"}}', check=False)  # fmt: skip
+        assert moved.returncode == 0, moved.stderr  # from an unlisted version to a listed one
+    finally:
+        kubectl("delete", "validatingadmissionpolicybinding", binding["metadata"]["name"], check=False)
+        kubectl("delete", "validatingadmissionpolicy", policy["metadata"]["name"], check=False)
