@@ -32,6 +32,9 @@ ENV_SRV_NAME = "ETCD_NODE_SRV_NAME"
 # cluster has bootstrapped, so a member started later (a restart, a replacement) never restores.
 ENV_RESTORE_FILE = "ETCD_NODE_RESTORE_FILE"
 RESTORE_FILE = "/etc/etcd-node/restore/restore.json"
+# A restore from a snapshot on a PersistentVolumeClaim: the members mount the claim here, read-only, only while
+# they restore; the request's source is then `--path=<this>/<file inside the claim>`.
+RESTORE_VOLUME_DIR = "/etc/etcd-node/restore-volume"
 
 _POD = re.compile(r"^(?P<set>.+)-(?P<ordinal>\d+)$")
 # First line of a refusal in the termination log: `etcd-node: error[Code]: message`.

@@ -299,6 +299,7 @@ def plan(ctx: ClusterContext, observed: Observed, now: datetime) -> Plan:
         trusted_ca=tls.trusted_ca,
         client_crl=tls.client_crl,
         restore_mount=bool(in_place.restore_id),
+        restore_claim=restore.claim or in_place.claim,
     )
     if restore.request is not None:
         objects.append(restore.request)  # before the StatefulSet: the first pods must find it
