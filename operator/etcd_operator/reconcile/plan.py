@@ -29,7 +29,7 @@ from .inplace import RESTORING, InPlacePlan, plan_in_place, restore_token
 from .observed import Member, Observed, PodView, StatefulSetView, quorum
 from .pods import lost_data
 from .problems import Problem
-from .restore import RestorePlan, plan_restore
+from .restore import RestorePlan, claim_problem, plan_restore
 from .rollout import ROLLOUT_REASONS, path_refusal, plan_rollout, running_version
 from .rollover import CA_ROLLOVER, ROTATE_CA
 from .schedule import SchedulePlan, plan_schedule
@@ -259,6 +259,8 @@ def plan(ctx: ClusterContext, observed: Observed, now: datetime) -> Plan:
             spec = spec.model_copy(update={"version": str(kept)})
     if in_place.problem is not None:
         problems.append(in_place.problem)
+    if stuck := claim_problem(restore.claim or in_place.claim, observed.pods):
+        problems.append(stuck)
     if in_place.active:
         # The restore owns the StatefulSet's size: no membership step, rollout or follow-up meanwhile.
         step, follow_up = in_place.step, None

@@ -27,7 +27,7 @@ carries out one member at a time, health-gated; an S3 restore needs none.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,10 +38,12 @@ from ..resources.backup_job import VOLUME_DIR, s3_args
 from ..resources.meta import Owner
 from ..resources.naming import ClusterNames
 from ..resources.secrets import build_secret
-from .observed import RestoreSources
+from .observed import PodView, RestoreSources
+from .problems import Problem
 
 REQUEST_DIR = RESTORE_FILE.rsplit("/", 1)[0]
 CREDENTIAL_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+RESTORE_VOLUME_UNAVAILABLE = "RestoreVolumeUnavailable"
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,20 @@ def request_claim(request: Mapping[str, bytes] | None) -> str:
     except ValueError:
         return ""
     return str(parsed.get("claim") or "") if isinstance(parsed, dict) else ""
+
+
+def claim_problem(claim: str, pods: Sequence[PodView]) -> Problem | None:
+    """Members that must mount the restore's claim and cannot be placed: most often a ReadWriteOnce claim (or a
+    volume bound to one node or zone) that the other members' nodes cannot attach, or a claim that is missing."""
+    stuck = [p for p in pods if p.ordinal is not None and p.unschedulable]
+    if not claim or not stuck:
+        return None
+    names = ", ".join(sorted(p.name for p in stuck))
+    return Problem(RESTORE_VOLUME_UNAVAILABLE, (
+        f"member pods {names} cannot be scheduled while they must mount claim {claim} to restore from it: "
+        f"{stuck[0].unschedulable}; the claim must exist in the cluster's namespace, and a ReadWriteOnce claim is "
+        "attached to one node at a time: use a ReadOnlyMany or ReadWriteMany claim, or keep the members on the "
+        "claim's node (spec.pod.nodeSelector) while they restore"))  # fmt: skip
 
 
 def _source(restore: BootstrapRestore, sources: RestoreSources) -> Source | str:

@@ -200,3 +200,23 @@ def test_a_restore_from_s3_restarts_nobody_after_the_start():
     cluster.assert_settled(3)
     assert cluster.status.restored_from and cluster.world.restarts == {0: 0, 1: 0, 2: 0}
     assert "restore-volume" not in {v["name"] for v in template_volumes(cluster)[0]}
+
+
+def test_members_that_cannot_be_placed_with_the_claim_are_reported_with_the_schedulers_words():
+    from etcd_operator.reconcile.pods import pod_view
+    from etcd_operator.reconcile.restore import claim_problem
+
+    message = "0/3 nodes are available: 2 node(s) had volume node affinity conflict."
+
+    def pod(name, scheduled):
+        condition = {"type": "PodScheduled", "status": "True"} if scheduled else {
+            "type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message}
+        return pod_view({"metadata": {"name": name}, "status": {"conditions": [condition]}}, "main")
+
+    pods = [pod("main-0", True), pod("main-2", False), pod("main-1", False), pod("nightly-backup-x", False)]
+    problem = claim_problem("backups", pods)
+    assert problem.reason == "RestoreVolumeUnavailable" and message in problem.message
+    assert "main-1, main-2 cannot be scheduled while they must mount claim backups" in problem.message
+    assert "ReadWriteOnce claim is attached to one node at a time" in problem.message
+    assert claim_problem("", pods) is None  # no claim to restore from: not this problem
+    assert claim_problem("backups", pods[:1]) is None
