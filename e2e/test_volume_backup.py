@@ -56,26 +56,26 @@ def finished(kube: Kube, namespace: str, name: str) -> dict | None:
     return obj if phase in ("Completed", "Failed") else None
 
 
-def start_reader(kube: Kube, namespace: str) -> None:
-    """The node image (etcd, etcdutl, etcd-node) with the claim mounted read-only at /backup, as the Job lays it out."""
+def start_reader(kube: Kube, namespace: str, claim: str = CLAIM, name: str = READER, writable: bool = False) -> None:
+    """The node image (etcd, etcdutl, etcd-node) with a claim mounted (read-only unless asked) at /backup."""
     kube.apply(namespace, {
-        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": READER},
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
         "spec": {
             "terminationGracePeriodSeconds": 1,
             "containers": [restricted({
                 "name": "reader", "image": NODE_IMAGE, "imagePullPolicy": "IfNotPresent", "command": ["sleep", "infinity"],
-                "volumeMounts": [{"name": "claim", "mountPath": "/backup", "readOnly": True},
+                "volumeMounts": [{"name": "claim", "mountPath": "/backup", "readOnly": not writable},
                                  {"name": "work", "mountPath": "/work"}],
             })],
-            "volumes": [{"name": "claim", "persistentVolumeClaim": {"claimName": CLAIM, "readOnly": True}},
+            "volumes": [{"name": "claim", "persistentVolumeClaim": {"claimName": claim, "readOnly": not writable}},
                         {"name": "work", "emptyDir": {}}],
         },
     })  # fmt: skip
-    kube.run("-n", namespace, "wait", "--for=condition=Ready", f"pod/{READER}", "--timeout=120s", timeout=150)
+    kube.run("-n", namespace, "wait", "--for=condition=Ready", f"pod/{name}", "--timeout=120s", timeout=150)
 
 
-def reader(kube: Kube, namespace: str, script: str, timeout: float = 120) -> str:
-    return kube.run("-n", namespace, "exec", READER, "--", "sh", "-c", script, timeout=timeout).stdout
+def reader(kube: Kube, namespace: str, script: str, timeout: float = 120, pod: str = READER) -> str:
+    return kube.run("-n", namespace, "exec", pod, "--", "sh", "-c", script, timeout=timeout).stdout
 
 
 def check_snapshot(kube: Kube, namespace: str, status: dict) -> set[int]:
@@ -243,3 +243,49 @@ def test_a_running_cluster_is_restored_in_place_from_a_volume_backup(kube: Kube,
     assert not missing, f"{len(missing)} writes acknowledged before the backup are gone: {missing[:10]}"
     print(f"acknowledged before the backup: {len(before_backup)} (all present after the in-place restore)")
     assert_stays_settled(kube, namespace, cluster, replicas=3, seconds=10)
+
+
+def degraded(kube: Kube, namespace: str, cluster: str, reason: str) -> dict | None:
+    found = condition(kube.get(namespace, "etcdcluster", cluster) or {}, "Degraded") or {}
+    return found if found.get("status") == "True" and found.get("reason") == reason else None
+
+
+def test_a_volume_source_that_cannot_be_restored_is_refused_with_a_condition_and_nothing_in_the_data_dir(
+    kube: Kube, namespace: str
+) -> None:
+    """bootstrap.restore.volume: a claim that does not exist keeps the members unscheduled with a condition that
+    says so; a tampered snapshot stops the member before etcd starts, with the agent's code in the condition,
+    and its data volume stays empty."""
+    kube.apply(namespace, etcd_cluster("nowhere", replicas=1, bootstrap={"restore": {
+        "volume": {"claimName": "no-such-claim", "path": "etcd/x.db"}}}))  # fmt: skip
+    missing = wait_until("Degraded=True/RestoreVolumeUnavailable",
+                         lambda: degraded(kube, namespace, "nowhere", "RestoreVolumeUnavailable"), timeout=120)  # fmt: skip
+    assert "nowhere-0 cannot be scheduled while they must mount claim no-such-claim" in missing["message"]
+    assert 'persistentvolumeclaim "no-such-claim" not found' in missing["message"], missing["message"]
+
+    make_claim(kube, namespace)
+    kube.apply(namespace, etcd_cluster("src", replicas=1))
+    wait_settled(kube, namespace, "src", replicas=1)
+    kube.apply(namespace, volume_backup("seed", "src"))
+    done = wait_until("EtcdBackup seed to finish", lambda: finished(kube, namespace, "seed"), timeout=300)
+    assert done["status"]["phase"] == "Completed", json.dumps(done["status"], indent=1)
+    key = f"etcd/{namespace}/src/seed.db"
+    start_reader(kube, namespace, name="tamper", writable=True)
+    reader(kube, namespace, f"python3 -c \"f = open('/backup/{key}', 'r+b'); f.seek(100); b = f.read(1); f.seek(100); "
+                            f"f.write(bytes([b[0] ^ 0xFF])); f.close()\"", pod="tamper")  # fmt: skip
+    kube.run("-n", namespace, "delete", "pod", "tamper", "--wait=true", timeout=120)
+
+    kube.apply(namespace, etcd_cluster("bad", replicas=1, bootstrap={"restore": {
+        "volume": {"claimName": CLAIM, "path": key}}}))  # fmt: skip
+    refused = wait_until("Degraded=True/BootstrapError", lambda: degraded(kube, namespace, "bad", "BootstrapError"),
+                         timeout=180)  # fmt: skip
+    assert "bad-0: [SnapshotHashMismatch] restoring the backup failed" in refused["message"], refused["message"]
+    assert "the snapshot is damaged; restore another backup" in refused["message"]
+    assert (kube.get(namespace, "etcdcluster", "bad") or {})["status"]["phase"] == "Failed"
+    # Nothing reached the member's volume: no data dir, no scratch copy, no half-restored dir.
+    kube.run("-n", namespace, "delete", "etcdcluster", "bad", "--wait=true", timeout=180)
+    wait_until("bad-0 gone", lambda: not kube.items(namespace, "pods", "app.kubernetes.io/instance=bad") or None,
+               timeout=120)  # fmt: skip
+    start_reader(kube, namespace, claim="data-bad-0", name="data-reader")
+    left = reader(kube, namespace, "ls -A /backup", pod="data-reader").split()
+    assert not [f for f in left if f != "lost+found"], f"the refused restore left {left} on the member's volume"
