@@ -95,13 +95,18 @@ def completed_backup_source(name: str, backup: Mapping[str, Any]) -> Source | st
     return f"EtcdBackup {name} records no location a member can restore from ({location or 'none'})"
 
 
-def request_claim(request: Mapping[str, bytes] | None) -> str:
-    """The claim a written request reads its snapshot from ("" for a store, or no request)."""
+def _written(request: Mapping[str, bytes] | None, key: str) -> str:
+    """A field of a written request ("" when there is no request or no such field)."""
     try:
         parsed = json.loads(bytes((request or {}).get("restore.json") or b"{}"))
     except ValueError:
         return ""
-    return str(parsed.get("claim") or "") if isinstance(parsed, dict) else ""
+    return str(parsed.get(key) or "") if isinstance(parsed, dict) else ""
+
+
+def request_claim(request: Mapping[str, bytes] | None) -> str:
+    """The claim a written request reads its snapshot from ("" for a store, or no request)."""
+    return _written(request, "claim")
 
 
 def claim_problem(claim: str, pods: Sequence[PodView]) -> Problem | None:
@@ -154,6 +159,10 @@ def plan_restore(
     # Members that started keep the claim they restore from until the cluster has started from it.
     claim = request_claim(sources.request) if started else ""
     if isinstance(found, str):
+        if done and sources.request is not None:
+            # The EtcdBackup went after the members started from it: what they restored is in the request.
+            label = _written(sources.request, "from") or "the snapshot of bootstrap.restore (its source is gone since)"
+            return RestorePlan(restored_from=label, retire_request=True)
         # Once members run, they have restored (or are restoring) already: nothing to wait for.
         return RestorePlan(waiting="" if started else found, claim=claim)
     if done:
@@ -170,7 +179,7 @@ def plan_restore(
                 return RestorePlan(waiting="" if started else f"Secret {store.ca_secret} with ca.crt is missing")
             data["ca.crt"] = bytes(sources.ca["ca.crt"])
     request: dict[str, Any] = {"token": token, "source": list(found.args), "bumpRevision": restore.bump_revision,
-                               "markCompacted": restore.mark_compacted}  # fmt: skip
+                               "markCompacted": restore.mark_compacted, "from": found.label}  # fmt: skip
     if found.claim:
         request["claim"] = found.claim
     data["restore.json"] = json.dumps(request, sort_keys=True).encode()

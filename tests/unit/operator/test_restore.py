@@ -56,7 +56,8 @@ def test_a_volume_backup_is_read_from_its_claim_mounted_where_the_request_says()
     assert plan.waiting == "" and plan.claim == "backups"
     request, data = request_of(plan.request)
     assert request == {"token": "tok", "bumpRevision": 0, "markCompacted": False, "claim": "backups",
-                       "source": ["--path=/etc/etcd-node/restore-volume/etcd/db/old/nightly.db"]}  # fmt: skip
+                       "source": ["--path=/etc/etcd-node/restore-volume/etcd/db/old/nightly.db"],
+                       "from": "EtcdBackup nightly (etcd/db/old/nightly.db on claim backups, revision 4242)"}  # fmt: skip
     assert set(data) == {"restore.json"}  # nothing copied: the members read the claim itself
     done = planned(RestoreSources(backup=VOLUME_BACKUP, request=data), started=True, done=True)
     assert done.restored_from == "EtcdBackup nightly (etcd/db/old/nightly.db on claim backups, revision 4242)"
@@ -75,6 +76,10 @@ def test_members_that_started_keep_the_claim_their_request_names_even_if_the_bac
     data = request_of(planned(RestoreSources(backup=VOLUME_BACKUP)).request)[1]
     gone = planned(RestoreSources(request=data), started=True)
     assert gone.waiting == "" and gone.claim == "backups" and gone.request is None
+    # ... and the restore is still recorded, the request retired and the claim released once they run.
+    done = planned(RestoreSources(request=data), started=True, done=True)
+    assert done.restored_from == "EtcdBackup nightly (etcd/db/old/nightly.db on claim backups, revision 4242)"
+    assert done.retire_request and done.claim == ""
 
 
 def test_a_backup_without_a_usable_location_keeps_the_members_waiting():
@@ -103,7 +108,8 @@ def test_the_request_names_the_backups_object_and_carries_the_stores_secrets():
     request, data = request_of(plan.request)
     assert request == {"token": "tok", "bumpRevision": 1000, "markCompacted": True, "source": [
         "--s3-bucket=backups", "--s3-key=etcd/db/old/nightly.db", "--s3-region=us-east-1",
-        "--s3-endpoint=https://s3.example", "--s3-ca-file=/etc/etcd-node/restore/ca.crt", "--s3-force-path-style"]}
+        "--s3-endpoint=https://s3.example", "--s3-ca-file=/etc/etcd-node/restore/ca.crt", "--s3-force-path-style"],
+        "from": "EtcdBackup nightly (s3://backups/etcd/db/old/nightly.db, revision 4242)"}
     assert data["AWS_ACCESS_KEY_ID"] == b"id" and data["ca.crt"] == b"PEM"
     assert plan.request["metadata"]["ownerReferences"][0]["uid"] == IDENTITY.owner.uid
     # The same request already in place: nothing to write.
