@@ -36,6 +36,9 @@ RESTORE_FILE = "/etc/etcd-node/restore/restore.json"
 # --force-new-cluster; every other member refuses to start until that one answers.
 ENV_RECOVERY_FILE = "ETCD_NODE_RECOVERY_FILE"
 RECOVERY_FILE = "/etc/etcd-node/recovery/recovery.json"
+# A restore from a snapshot on a PersistentVolumeClaim: the members mount the claim here, read-only, only while
+# they restore; the request's source is then `--path=<this>/<file inside the claim>`.
+RESTORE_VOLUME_DIR = "/etc/etcd-node/restore-volume"
 
 _POD = re.compile(r"^(?P<set>.+)-(?P<ordinal>\d+)$")
 # First line of a refusal in the termination log: `etcd-node: error[Code]: message`.

@@ -37,12 +37,21 @@ def test_defaults_are_applied_by_the_server(kubectl, namespace):
 
 
 RESTORE_S3 = {"bucket": "backups", "key": "etcd/x.db", "credentialsSecret": "c"}
+RESTORE_VOLUME = {"claimName": "backups", "path": "etcd/db/main/nightly.db"}
 
 INVALID = [
     ({"maintenance": {"defrag": {"minFragmentationRatio": 2}}}, "spec.maintenance.defrag.minFragmentationRatio"),
     ({"maintenance": {"defrag": {"minSizeBytes": -1}}}, "spec.maintenance.defrag.minSizeBytes"),
     ({"bootstrap": {"restore": {"backupRef": {"name": "b"}, "s3": RESTORE_S3}}},
-     "bootstrap.restore needs exactly one of backupRef or s3"),
+     "bootstrap.restore needs exactly one of backupRef, s3 or volume"),
+    ({"bootstrap": {"restore": {"s3": RESTORE_S3, "volume": RESTORE_VOLUME}}},
+     "bootstrap.restore needs exactly one of backupRef, s3 or volume"),
+    ({"bootstrap": {"restore": {}}}, "bootstrap.restore needs exactly one of backupRef, s3 or volume"),
+    ({"bootstrap": {"restore": {"volume": {**RESTORE_VOLUME, "path": "../other/x.db"}}}},
+     "spec.bootstrap.restore.volume.path in body should match"),
+    ({"bootstrap": {"restore": {"volume": {**RESTORE_VOLUME, "path": "/abs.db"}}}},
+     "spec.bootstrap.restore.volume.path in body should match"),
+    ({"bootstrap": {"restore": {"volume": {"path": "x.db"}}}}, "spec.bootstrap.restore.volume.claimName: Required value"),
     ({"bootstrap": {"restore": {"backupRef": {"name": "b"}, "markCompacted": True}}},
      "markCompacted needs bumpRevision > 0"),
     ({"bootstrap": {"mode": "dnsSRV", "restore": {"backupRef": {"name": "b"}}}}, "bootstrap.restore needs mode static"),
@@ -168,6 +177,8 @@ def test_invalid_specs_are_rejected_with_the_field_and_fix(kubectl, namespace, s
 VALID = [
     {"restore": {"backupRef": {"name": "nightly"}, "requestID": "restore-20260101"}},
     {"recovery": {"fromMember": "main-0", "requestID": "recover-20260101"}},
+    {"bootstrap": {"restore": {"volume": RESTORE_VOLUME, "bumpRevision": 10, "markCompacted": True}}},
+    {"bootstrap": {"restore": {"s3": RESTORE_S3}}},
     {"restore": {"backupRef": {"name": "nightly"}, "requestID": "0", "bumpRevision": 0, "markCompacted": False}},
     {"restore": {"backupRef": {"name": "nightly"}, "requestID": "r2", "bumpRevision": 5000}},
     {"storage": {"size": "512Mi", "storageClassName": "fast.ssd-1"}},

@@ -720,9 +720,34 @@ class BackupDestination(ApiModel):
     volume: VolumeDestination | None = Field(None, description="Store the snapshot on a PersistentVolumeClaim.")
 
 
+# A ReadWriteOnce claim is attached to one node at a time: every pod that mounts it must run there.
+_RWO_NOTE = (
+    "A ReadWriteOnce claim can be mounted by several pods only on one node: members scheduled elsewhere stay in "
+    "ContainerCreating (the pod's events say Multi-Attach error) or Pending (a volume node affinity conflict, "
+    "reported in Progressing); use a ReadOnlyMany or ReadWriteMany claim, or keep the members on the claim's node "
+    "(pod.nodeSelector) while they restore."
+)
+
+
 class BackupRef(ApiModel):
     name: Annotated[str, Field(min_length=1, max_length=63)] = Field(
-        description="A Completed EtcdBackup in the same namespace, with an s3 destination."
+        description="A Completed EtcdBackup in the same namespace, with an s3 or a volume destination. From a "
+        "volume, the members mount the backup's claim read-only while they restore, and the operator restarts them "
+        "one at a time afterwards to release it. " + _RWO_NOTE
+    )
+
+
+class VolumeSnapshot(ApiModel):
+    """One snapshot file on a PersistentVolumeClaim, written by etcd-node backup (its record <file>.json beside it)."""
+
+    claim_name: Annotated[str, Field(min_length=1, max_length=253, pattern=_NAME)] = Field(
+        description="The claim, in the cluster's namespace. Each initial member mounts it read-only while it "
+        "restores; once the cluster has started from it the members are restarted one at a time without it. "
+        + _RWO_NOTE
+    )
+    path: Annotated[str, Field(min_length=1, max_length=1024, pattern=r"^[^/.][^/]*(/[^/.][^/]*)*$")] = Field(
+        description="The snapshot file inside the claim (relative, no '..'), e.g. etcd/prod/main/nightly.db (an "
+        "EtcdBackup's status.location without the leading /backup/); its record nightly.db.json must be beside it."
     )
 
 
@@ -732,7 +757,8 @@ class BootstrapRestore(ApiModel):
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                _cel("has(self.backupRef) != has(self.s3)", "bootstrap.restore needs exactly one of backupRef or s3"),
+                _cel("(has(self.backupRef) ? 1 : 0) + (has(self.s3) ? 1 : 0) + (has(self.volume) ? 1 : 0) == 1",
+                     "bootstrap.restore needs exactly one of backupRef, s3 or volume"),
                 _cel("!self.markCompacted || self.bumpRevision > 0",
                      "bootstrap.restore.markCompacted needs bumpRevision > 0 (etcdutl marks the revisions it skipped)"),  # fmt: skip
             ]
@@ -741,6 +767,7 @@ class BootstrapRestore(ApiModel):
 
     backup_ref: BackupRef | None = Field(None, description="Restore the snapshot an EtcdBackup took.")
     s3: S3Snapshot | None = Field(None, description="Restore a snapshot from an S3-compatible bucket by its key.")
+    volume: VolumeSnapshot | None = Field(None, description="Restore a snapshot file from a PersistentVolumeClaim.")
     bump_revision: Annotated[int, Field(ge=0, le=10**12)] = Field(
         0, description="etcdutl --bump-revision: raise every revision by this much (default 0), so clients that "
         "watched another cluster never see a revision twice."
@@ -749,6 +776,12 @@ class BootstrapRestore(ApiModel):
         False, description="etcdutl --mark-compacted (needs bumpRevision): watches from older revisions fail with "
         "'compacted' instead of missing events."
     )  # fmt: skip
+
+    @model_validator(mode="after")
+    def _one_source(self) -> BootstrapRestore:
+        if sum(x is not None for x in (self.backup_ref, self.s3, self.volume)) != 1:
+            raise ValueError("bootstrap.restore needs exactly one of backupRef, s3 or volume")
+        return self
 
 
 def _request_id(field: str, example: str) -> Any:
@@ -787,7 +820,9 @@ class InPlaceRestore(ApiModel):
         }
     )  # fmt: skip
 
-    backup_ref: BackupRef = Field(description="The Completed EtcdBackup (s3 destination) to restore.")
+    backup_ref: BackupRef = Field(description="The Completed EtcdBackup (s3 or volume destination) to restore. "
+                                  "From a volume, the members mount its claim read-only from their restart for the "
+                                  "restore until the restore is recorded, then restart one at a time without it.")
     request_id: Annotated[str, _request_id("restore", "restore-20260101"), AfterValidator(_dns_label)] = Field(
         alias="requestID",
         description="Names this restore: a new value restores again, the same value is carried out once "

@@ -45,7 +45,7 @@ from ..resources.secrets import build_secret
 from . import membership as mp
 from .observed import EtcdView, Observed, RestoreSources
 from .problems import Problem
-from .restore import CREDENTIAL_KEYS, REQUEST_DIR, backup_store
+from .restore import CREDENTIAL_KEYS, Source, completed_backup_source
 
 RESTORING = "Restoring"
 REFUSED = "RestoreRefused"
@@ -67,6 +67,7 @@ class InPlacePlan:
     request: dict[str, Any] | None = None  # the request Secret to apply
     retire_request: bool = False
     restore_id: str = ""  # the restore the pod template's token and mount belong to ("" none yet)
+    claim: str = ""  # a volume backup's claim, mounted read-only by the members until the restore is recorded
     record: RestoreRecord | None = None  # status.restore to write
     events: tuple[Event, ...] = ()
 
@@ -97,8 +98,8 @@ def initial_cluster(names: ClusterNames, replicas: int, peer_tls: bool) -> str:
     return ",".join(f"{names.pod(o)}={names.peer_url(o, peer_tls)}" for o in range(replicas))
 
 
-def _source(spec: EtcdClusterSpec, sources: RestoreSources) -> tuple[dict[str, bytes], str, int | None] | str:
-    """(the request's Secret data less restore.json, the source's description, its revision) or what is wrong."""
+def _source(spec: EtcdClusterSpec, sources: RestoreSources) -> tuple[dict[str, bytes], Source] | str:
+    """(the request's Secret data less restore.json, where the snapshot is) or what is wrong."""
     assert spec.restore is not None
     name = spec.restore.backup_ref.name
     backup = sources.backup
@@ -110,11 +111,12 @@ def _source(spec: EtcdClusterSpec, sources: RestoreSources) -> tuple[dict[str, b
         return (f"spec.restore: EtcdBackup {name} is {status.get('phase') or 'Pending'}, not Completed; the restore "
                 "starts once it has Completed (if it Failed, take a new backup and name it in "
                 "spec.restore.backupRef)")  # fmt: skip
-    store = backup_store(backup)
-    location = str(status.get("location") or "")
-    if store is None or not location.startswith("s3://"):
-        return (f"spec.restore: EtcdBackup {name} was stored on a volume; members restore only from an s3 backup "
-                "(copy the snapshot to a bucket and take an EtcdBackup there)")  # fmt: skip
+    found = completed_backup_source(name, backup)
+    if isinstance(found, str):
+        return f"spec.restore: {found}; take a new backup and name it in spec.restore.backupRef"
+    store = found.store
+    if store is None:
+        return {}, found  # a claim: the members mount it, nothing to copy
     if sources.credentials is None or any(k not in sources.credentials for k in CREDENTIAL_KEYS):
         return (f"spec.restore: Secret {store.credentials_secret} with {' and '.join(CREDENTIAL_KEYS)} (the "
                 f"store's credentials of EtcdBackup {name}) is missing; create it")  # fmt: skip
@@ -123,12 +125,7 @@ def _source(spec: EtcdClusterSpec, sources: RestoreSources) -> tuple[dict[str, b
         if sources.ca is None or "ca.crt" not in sources.ca:
             return f"spec.restore: Secret {store.ca_secret} with ca.crt (the store's CA) is missing; create it"
         data["ca.crt"] = bytes(sources.ca["ca.crt"])
-    key = location.removeprefix("s3://").split("/", 1)[1]
-    from ..resources.backup_job import s3_args
-
-    data["source"] = json.dumps(s3_args(store, key, REQUEST_DIR)).encode()
-    revision = status.get("revision")
-    return data, f"EtcdBackup {name} ({location}, revision {revision})", int(revision) if revision else None
+    return data, found
 
 
 def _done(etcd: EtcdView | None, replicas: int) -> bool:
@@ -173,7 +170,8 @@ def plan_in_place(
         message = f"{found}; members stay stopped until then, or remove spec.restore to start the old members again"
         return InPlacePlan(active=True, step=mp.Wait(REFUSED, message), problem=Problem(REFUSED, message),
                            restore_id=done_id)  # fmt: skip
-    data, label, revision = found
+    data, source = found
+    label, revision = source.label, source.revision
     what = f"restore {wanted.request_id} from {label}"
     if not stopped:
         return InPlacePlan(
@@ -189,7 +187,7 @@ def plan_in_place(
     peer_tls = spec.tls.peer.mode is not TLSMode.NONE
     request = {
         "token": restore_token(base_token, wanted.request_id),
-        "source": json.loads(data.pop("source")),
+        "source": list(source.args),
         "bumpRevision": wanted.bump_revision,
         "markCompacted": wanted.mark_compacted,
         "requestID": wanted.request_id,
@@ -197,22 +195,24 @@ def plan_in_place(
         "members": replicas,
         "from": label,
         "revision": revision,
+        **({"claim": source.claim} if source.claim else {}),
     }
     data["restore.json"] = json.dumps(request, sort_keys=True).encode()
     secret = build_secret(names.restore_secret, names.namespace, owner, data, "restore")
     return InPlacePlan(
         active=True, step=mp.ScaleStatefulSet(replicas), request=secret, restore_id=wanted.request_id,
-        progress=f"{what}: starting {replicas} members from the snapshot with a new cluster token (2 of 3)",
+        claim=source.claim, progress=f"{what}: starting {replicas} members from the snapshot with a new cluster token (2 of 3)",
     )  # fmt: skip
 
 
 def _resume(request: Mapping[str, Any], observed: Observed, now: str) -> InPlacePlan:
     """A request is written and not yet recorded: start the members (again), or wait for them, or record."""
     request_id, replicas = str(request["requestID"]), int(request.get("members") or 0)
+    claim = str(request.get("claim") or "")
     what = f"restore {request_id} from {request.get('from') or 'the backup'}"
     if observed.sts_replicas == 0:
         # A crash between writing the request and scaling: start them now.
-        return InPlacePlan(active=True, step=mp.ScaleStatefulSet(replicas), restore_id=request_id,
+        return InPlacePlan(active=True, step=mp.ScaleStatefulSet(replicas), restore_id=request_id, claim=claim,
                            progress=f"{what}: starting {replicas} members from the snapshot (2 of 3)")  # fmt: skip
     if _done(observed.etcd, replicas):
         assert observed.etcd is not None
@@ -220,9 +220,10 @@ def _resume(request: Mapping[str, Any], observed: Observed, now: str) -> InPlace
         record = RestoreRecord(request_id=request_id, source=str(request.get("from") or ""),
                                revision=request.get("revision"), cluster_id=cluster_id, completion_time=now)  # fmt: skip
         message = f"{what}: done, {replicas} members form the new cluster {cluster_id or ''}".rstrip()
-        return InPlacePlan(active=True, step=mp.Noop(), restore_id=request_id, record=record,
+        return InPlacePlan(active=True, step=mp.Noop(), restore_id=request_id, record=record, claim=claim,
                            events=(Event("Normal", "Restored", message),))  # fmt: skip
     healthy = sum(m.healthy and not m.is_learner for m in observed.etcd.members) if observed.etcd else 0
     message = (f"{what}: waiting for {replicas} healthy voting members of the restored cluster, {healthy} so far "
                "(3 of 3)")  # fmt: skip
-    return InPlacePlan(active=True, step=mp.Wait(RESTORING, message), progress=message, restore_id=request_id)
+    return InPlacePlan(active=True, step=mp.Wait(RESTORING, message), progress=message, restore_id=request_id,
+                       claim=claim)  # fmt: skip

@@ -88,6 +88,7 @@ class PodView:
     revision: str = ""  # the StatefulSet revision (controller-revision-hash) the pod was created from
     ready: bool = False
     deleting: bool = False
+    unschedulable: str = ""  # the scheduler's message while the pod cannot be placed (PodScheduled False)
 
 
 @dataclass(frozen=True)

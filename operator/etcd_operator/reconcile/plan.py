@@ -30,7 +30,7 @@ from .observed import Member, Observed, PodView, StatefulSetView, quorum
 from .pods import lost_data
 from .problems import Problem
 from .recovery import RECOVERING, RecoveryPlan, plan_recovery, request_of
-from .restore import RestorePlan, plan_restore
+from .restore import RestorePlan, claim_problem, plan_restore
 from .rollout import ROLLOUT_REASONS, path_refusal, plan_rollout, running_version
 from .rollover import CA_ROLLOVER, ROTATE_CA
 from .schedule import SchedulePlan, plan_schedule
@@ -277,6 +277,8 @@ def plan(ctx: ClusterContext, observed: Observed, now: datetime) -> Plan:
         problems.append(in_place.problem)
     if recovery.problem is not None:
         problems.append(recovery.problem)
+    if stuck := claim_problem(restore.claim or in_place.claim, observed.pods):
+        problems.append(stuck)
     if in_place.active:
         # The restore owns the StatefulSet's size: no membership step, rollout or follow-up meanwhile.
         step, follow_up = in_place.step, None
@@ -321,6 +323,7 @@ def plan(ctx: ClusterContext, observed: Observed, now: datetime) -> Plan:
         client_crl=tls.client_crl,
         restore_mount=bool(in_place.restore_id),
         recovery_mount=recovery.mount,
+        restore_claim=restore.claim or in_place.claim,
     )
     if restore.request is not None:
         objects.append(restore.request)  # before the StatefulSet: the first pods must find it

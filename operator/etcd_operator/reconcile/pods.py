@@ -24,6 +24,8 @@ def pod_view(pod: Mapping[str, Any], statefulset: str) -> PodView:
     error = None
     meta, status_ = pod.get("metadata") or {}, pod.get("status") or {}
     ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status_.get("conditions") or [])
+    unschedulable = next((str(c.get("message") or c.get("reason") or "unschedulable") for c in status_.get("conditions") or []
+                          if c.get("type") == "PodScheduled" and c.get("status") == "False"), "")  # fmt: skip
     for status in status_.get("containerStatuses") or []:
         state = status.get("state") or {}
         if "running" in state:
@@ -38,6 +40,7 @@ def pod_view(pod: Mapping[str, Any], statefulset: str) -> PodView:
         revision=(meta.get("labels") or {}).get("controller-revision-hash", ""),
         ready=ready,
         deleting=bool(meta.get("deletionTimestamp")),
+        unschedulable=unschedulable,
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from etcd_node.contract import RECOVERY_FILE, RESTORE_FILE
+from etcd_node.contract import RECOVERY_FILE, RESTORE_FILE, RESTORE_VOLUME_DIR
 
 from .. import GROUP
 from ..models.cluster import BootstrapMode, EtcdClusterSpec, RetentionPolicy, TLSMode, TLSSide
@@ -48,6 +48,7 @@ class MemberTemplateInputs:
     client_crl: bool = False  # the server-tls Secret holds the client CA's revocation list (spec.tls.clients)
     restore_mount: bool = False  # mount the restore request (spec.restore): from its first start on, kept after
     recovery_mount: bool = False  # mount the recovery request (spec.recovery): from its stop on, kept after
+    restore_claim: str = ""  # a restore from this claim is pending: mounted read-only until it is done
 
 
 def _uses_files(side: TLSSide) -> bool:
@@ -192,6 +193,10 @@ def build_statefulset(
         volumes.append({"name": "recovery", "secret": {"secretName": names.recovery_secret, "optional": True,
                                                        "defaultMode": 0o440}})  # fmt: skip
         tls_mounts.append({"name": "recovery", "mountPath": RECOVERY_MOUNT, "readOnly": True})
+    if inputs.restore_claim:
+        volumes.append({"name": "restore-volume",
+                        "persistentVolumeClaim": {"claimName": inputs.restore_claim, "readOnly": True}})  # fmt: skip
+        tls_mounts.append({"name": "restore-volume", "mountPath": RESTORE_VOLUME_DIR, "readOnly": True})
     extra_args = [f"--{k}={v}" for k, v in sorted((spec.etcd.extra_args or {}).items())] if spec.etcd else []
     container: dict[str, Any] = {
         "name": "etcd",

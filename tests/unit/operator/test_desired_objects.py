@@ -136,3 +136,29 @@ def test_member_pods_are_locked_down(case):
         assert context == {**context, "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True}
         assert context["capabilities"] == {"drop": ["ALL"]}
         assert "privileged" not in context
+
+
+def test_a_restore_claim_is_mounted_read_only_and_only_while_asked_for():
+    from etcd_node.contract import RESTORE_VOLUME_DIR
+
+    spec = EtcdClusterSpec.model_validate({"bootstrap": {"restore": {"volume": {"claimName": "backups", "path": "a.db"}}}})
+
+    def pod(claim: str) -> dict:
+        inputs = MemberTemplateInputs(3, 3, "tok", "etcd-node:3.6.16", restore_claim=claim)
+        sts = next(o for o in desired_objects(IDENTITY, spec, inputs, 3, 3) if o["kind"] == "StatefulSet")
+        return sts["spec"]["template"]["spec"]
+
+    mounting = pod("backups")
+    assert {"name": "restore-volume", "persistentVolumeClaim": {"claimName": "backups", "readOnly": True}} in mounting["volumes"]
+    assert {"name": "restore-volume", "mountPath": RESTORE_VOLUME_DIR, "readOnly": True} in mounting["containers"][0]["volumeMounts"]
+    released = pod("")
+    assert "restore-volume" not in {v["name"] for v in released["volumes"]}
+    assert "restore-volume" not in {m["name"] for m in released["containers"][0]["volumeMounts"]}
+    # The claim is the only difference: the request Secret's mount stays, so nothing else moves.
+    def without_claim(p: dict) -> dict:
+        container = p["containers"][0]
+        mounts = [m for m in container["volumeMounts"] if m["name"] != "restore-volume"]
+        return {**p, "volumes": [v for v in p["volumes"] if v["name"] != "restore-volume"],
+                "containers": [{**container, "volumeMounts": mounts}]}  # fmt: skip
+
+    assert without_claim(mounting) == released

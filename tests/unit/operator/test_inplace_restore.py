@@ -276,3 +276,35 @@ def test_hibernation_is_not_held_up_by_a_backup_jobs_pod_either():
     cluster.edit(hibernate=True)
     cluster.converge()
     assert cluster.conditions()["Progressing"] == ("False", "Hibernated")
+
+
+def test_a_volume_backup_is_restored_with_its_claim_mounted_only_until_the_restore_is_recorded():
+    """All members are stopped for the restore anyway: the claim joins the template then, at no cost; it leaves
+    once the restore is recorded, one member at a time, as any template change does."""
+    cluster = running()
+    cluster.kube.objects[("EtcdBackup", "db", "nightly")] = {
+        **backup(), "spec": {"clusterRef": {"name": "main"}, "destination": {"volume": {"claimName": "backups"}}},
+        "status": {"phase": "Completed", "location": "/backup/db/main/nightly.db", "revision": 4242}}  # fmt: skip
+    cluster.kube.remove("Secret", "db", "s3-creds")  # a volume needs no store credentials
+    ask(cluster)
+
+    def claim() -> dict | None:
+        pod = cluster.kube.objects[("StatefulSet", "db", "main")]["spec"]["template"]["spec"]
+        return next((v for v in pod["volumes"] if v["name"] == "restore-volume"), None)
+
+    cluster.once()  # stop
+    assert cluster.world.replicas() == 0 and claim() is None
+    cluster.once()  # start: request, token and claim in the template before the members start
+    req = request(cluster)
+    assert req["source"] == ["--path=/etc/etcd-node/restore-volume/db/main/nightly.db"] and req["claim"] == "backups"
+    assert req["from"] == "EtcdBackup nightly (db/main/nightly.db on claim backups, revision 4242)"
+    assert set(cluster.kube.objects[("Secret", "db", "main-restore")]["data"]) == {"restore.json"}
+    assert claim() == {"name": "restore-volume", "persistentVolumeClaim": {"claimName": "backups", "readOnly": True}}
+    started = dict(cluster.world.restarts)
+
+    cluster.converge()
+    cluster.assert_settled(3)
+    assert cluster.world.restored == ["r1"] and cluster.status.restore.request_id == "r1"
+    assert claim() is None and request(cluster) is None
+    assert cluster.world.restarts == {o: n + 1 for o, n in started.items()}  # one rolling restart releases it
+    assert template_token(cluster) == f"{TOKEN}-r1"
