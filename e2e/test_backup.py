@@ -35,7 +35,7 @@ from e2e.support import (
     wait_settled,
     wait_until,
 )
-from e2e.writer import acked_writes, assert_no_acknowledged_write_lost, start_writer
+from e2e.writer import acked_writes, assert_no_acknowledged_write_lost, run_under_writer
 from tests.support.pki import make_ca, make_cert
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
@@ -141,11 +141,7 @@ def finished(kube: Kube, namespace: str, name: str) -> dict | None:
 
 def test_a_backup_of_a_running_cluster_holds_every_write_acknowledged_before_it(kube: Kube, namespace: str, store: str) -> None:
     cluster = "main"
-    kube.apply(namespace, etcd_cluster(cluster, replicas=3))
-    wait_settled(kube, namespace, cluster, replicas=3)
-    start_client_pod(kube, namespace, cluster)
-    start_writer(kube, namespace, cluster)
-    wait_until("the writer's first acknowledged writes", lambda: len(acked_writes(kube, namespace)) >= 20, timeout=120)
+    run_under_writer(kube, namespace, etcd_cluster(cluster, replicas=3), acked=20)
     before = acked_writes(kube, namespace)  # acknowledged before the backup was asked for
 
     kube.apply(namespace, backup("first", cluster, store))
@@ -315,11 +311,7 @@ def test_a_running_cluster_is_restored_in_place_under_its_name(kube: Kube, names
     serves, with no client configuration changed.
     """
     cluster = "main"
-    kube.apply(namespace, etcd_cluster(cluster, replicas=3))
-    wait_settled(kube, namespace, cluster, replicas=3)
-    start_client_pod(kube, namespace, cluster)
-    start_writer(kube, namespace, cluster)
-    wait_until("the writer's first acknowledged writes", lambda: len(acked_writes(kube, namespace)) >= 20, timeout=120)
+    run_under_writer(kube, namespace, etcd_cluster(cluster, replicas=3), acked=20)
     etcdctl(kube, namespace, cluster, "put", "config/mode", "good")
     before_backup = acked_writes(kube, namespace)
     kube.apply(namespace, backup("good", cluster, store))

@@ -26,7 +26,7 @@ from e2e.support import (
     wait_settled,
     wait_until,
 )
-from e2e.writer import acked_writes, assert_no_acknowledged_write_lost, start_writer
+from e2e.writer import acked_writes, assert_no_acknowledged_write_lost, run_under_writer
 from etcd_operator.pki import certs
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
@@ -41,10 +41,7 @@ RUN = 300  # seconds under the writer
 def test_short_lived_certificates_are_renewed_twice_with_no_restart_and_no_failed_write(
     kube: Kube, namespace: str
 ) -> None:
-    kube.apply(namespace, etcd_cluster(NAME, replicas=3, tls={"certificates": LIFETIME}))
-    wait_settled(kube, namespace, NAME, replicas=3)
-    start_client_pod(kube, namespace, NAME)
-    start_writer(kube, namespace, NAME)
+    run_under_writer(kube, namespace, etcd_cluster(NAME, replicas=3, tls={"certificates": LIFETIME}))
     before = containers(kube, namespace, NAME)
     assert all(restarts == 0 for _, restarts in before.values()), before
 
@@ -82,10 +79,7 @@ def test_a_ca_rollover_on_request_restarts_members_twice_and_loses_no_acknowledg
     kube: Kube, namespace: str
 ) -> None:
     name = "roll"
-    kube.apply(namespace, etcd_cluster(name, replicas=3))
-    wait_settled(kube, namespace, name, replicas=3)
-    start_client_pod(kube, namespace, name)
-    start_writer(kube, namespace, name)
+    run_under_writer(kube, namespace, etcd_cluster(name, replicas=3))
     old = {side: secret_data(kube, namespace, f"{name}-{side}-ca")["tls.crt"] for side in ("peer", "client")}
     pods_before = {uid for uid, _ in containers(kube, namespace, name).values()}
     kube.run("-n", namespace, "annotate", "etcdcluster", name, "etcd.operator.dev/rotate-ca=e2e-1")

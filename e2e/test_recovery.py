@@ -23,11 +23,10 @@ from e2e.support import (
     etcd_cluster,
     member_ids,
     patch_spec,
-    start_client_pod,
     wait_settled,
     wait_until,
 )
-from e2e.writer import acked_writes, assert_no_acknowledged_write_lost, start_writer
+from e2e.writer import acked_writes, assert_no_acknowledged_write_lost, run_under_writer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
@@ -39,10 +38,7 @@ NAMESPACE = "e2e-recovery"
 def cluster(kube: Kube, operator: str) -> Iterator[str]:
     kube.run("delete", "namespace", NAMESPACE, "--ignore-not-found", "--timeout=120s", timeout=150)
     create_namespace(kube, NAMESPACE)
-    kube.apply(NAMESPACE, etcd_cluster(NAME, replicas=3))
-    wait_settled(kube, NAMESPACE, NAME, replicas=3)
-    start_client_pod(kube, NAMESPACE, NAME)
-    start_writer(kube, NAMESPACE, NAME)
+    run_under_writer(kube, NAMESPACE, etcd_cluster(NAME, replicas=3))
     yield NAMESPACE
     kube.run("delete", "namespace", NAMESPACE, "--wait=false", check=False)
 

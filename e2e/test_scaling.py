@@ -21,11 +21,10 @@ from e2e.support import (
     member_ids,
     operator_crashed_at_failpoint,
     patch_spec,
-    start_client_pod,
     wait_settled,
     wait_until,
 )
-from e2e.writer import assert_no_acknowledged_write_lost, start_writer
+from e2e.writer import assert_no_acknowledged_write_lost, run_under_writer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
@@ -39,10 +38,7 @@ def cluster(kube: Kube, operator: str) -> Iterator[str]:
     kube.run("delete", "namespace", NAMESPACE, "--ignore-not-found", "--timeout=120s", timeout=150)
     create_namespace(kube, NAMESPACE)
     # whenScaled: Delete, so scale-in also proves the removed members' claims go with them.
-    kube.apply(NAMESPACE, etcd_cluster(NAME, replicas=1, storage={"size": "1Gi", "whenScaled": "Delete"}))
-    wait_settled(kube, NAMESPACE, NAME, replicas=1)
-    start_client_pod(kube, NAMESPACE, NAME)
-    start_writer(kube, NAMESPACE, NAME)
+    run_under_writer(kube, NAMESPACE, etcd_cluster(NAME, replicas=1, storage={"size": "1Gi", "whenScaled": "Delete"}))
     yield NAMESPACE
     kube.run("delete", "namespace", NAMESPACE, "--wait=false", check=False)
 

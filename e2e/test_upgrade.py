@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from e2e.support import Kube, create_namespace, etcd_cluster, patch_spec, start_client_pod, wait_settled, wait_until
-from e2e.writer import assert_no_acknowledged_write_lost, start_writer
+from e2e.support import Kube, create_namespace, etcd_cluster, patch_spec, wait_settled, wait_until
+from e2e.writer import assert_no_acknowledged_write_lost, run_under_writer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
@@ -29,10 +29,7 @@ OLD, NEW = "3.5.35", "3.6.16"
 def cluster(kube: Kube, operator: str) -> Iterator[str]:
     kube.run("delete", "namespace", NAMESPACE, "--ignore-not-found", "--timeout=120s", timeout=150)
     create_namespace(kube, NAMESPACE)
-    kube.apply(NAMESPACE, etcd_cluster(NAME, replicas=3, version=OLD))
-    wait_settled(kube, NAMESPACE, NAME, replicas=3)
-    start_client_pod(kube, NAMESPACE, NAME)
-    start_writer(kube, NAMESPACE, NAME)
+    run_under_writer(kube, NAMESPACE, etcd_cluster(NAME, replicas=3, version=OLD))
     yield NAMESPACE
     kube.run("delete", "namespace", NAMESPACE, "--wait=false", check=False)
 

@@ -26,11 +26,10 @@ from e2e.support import (
     member_ids,
     patch_spec,
     restricted,
-    start_client_pod,
     wait_settled,
     wait_until,
 )
-from e2e.writer import acked_writes, assert_no_acknowledged_write_lost, start_writer
+from e2e.writer import acked_writes, assert_no_acknowledged_write_lost, run_under_writer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
 
@@ -113,11 +112,7 @@ def test_a_backup_taken_while_a_scale_out_is_in_progress_completes_or_fails_clea
     Completed backup without a valid snapshot. The scale-out finishes as usual and loses nothing."""
     cluster = "grow"
     make_claim(kube, namespace)
-    kube.apply(namespace, etcd_cluster(cluster, replicas=3))
-    wait_settled(kube, namespace, cluster, replicas=3)
-    start_client_pod(kube, namespace, cluster)
-    start_writer(kube, namespace, cluster)
-    wait_until("the writer's first acknowledged writes", lambda: len(acked_writes(kube, namespace)) >= 20, timeout=120)
+    run_under_writer(kube, namespace, etcd_cluster(cluster, replicas=3), acked=20)
 
     patch_spec(kube, namespace, cluster, replicas=5)
 
@@ -170,11 +165,7 @@ def test_a_volume_backup_seeds_a_new_cluster_through_backup_ref(kube: Kube, name
     """bootstrap.restore.backupRef to a backup on a claim: every initial member mounts the claim read-only and
     restores it; then the members are restarted one at a time without it, and nothing is lost."""
     make_claim(kube, namespace)
-    kube.apply(namespace, etcd_cluster("src", replicas=3))
-    wait_settled(kube, namespace, "src", replicas=3)
-    start_client_pod(kube, namespace, "src")
-    start_writer(kube, namespace, "src")
-    wait_until("the writer's first acknowledged writes", lambda: len(acked_writes(kube, namespace)) >= 20, timeout=120)
+    run_under_writer(kube, namespace, etcd_cluster("src", replicas=3), acked=20)
     before = acked_writes(kube, namespace)
     kube.apply(namespace, volume_backup("seed", "src"))
     done = wait_until("EtcdBackup seed to finish", lambda: finished(kube, namespace, "seed"), timeout=300)
@@ -213,11 +204,7 @@ def test_a_running_cluster_is_restored_in_place_from_a_volume_backup(kube: Kube,
     restore it, and once the restore is recorded they restart one at a time without it."""
     cluster = "main"
     make_claim(kube, namespace)
-    kube.apply(namespace, etcd_cluster(cluster, replicas=3))
-    wait_settled(kube, namespace, cluster, replicas=3)
-    start_client_pod(kube, namespace, cluster)
-    start_writer(kube, namespace, cluster)
-    wait_until("the writer's first acknowledged writes", lambda: len(acked_writes(kube, namespace)) >= 20, timeout=120)
+    run_under_writer(kube, namespace, etcd_cluster(cluster, replicas=3), acked=20)
     etcdctl(kube, namespace, cluster, "put", "config/mode", "good")
     before_backup = acked_writes(kube, namespace)
     kube.apply(namespace, volume_backup("good", cluster))

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import base64
 import json
+from typing import Any
 
-from e2e.support import CLIENT_POD, Kube, etcdctl
+from e2e.support import CLIENT_POD, Kube, etcdctl, start_client_pod, wait_settled, wait_until
 
 
 def start_writer(kube: Kube, namespace: str, cluster: str) -> None:
@@ -40,3 +41,17 @@ def assert_no_acknowledged_write_lost(kube: Kube, namespace: str, cluster: str) 
     lost = [i for i in acked if values.get(f"w/{i}") != str(i)]
     assert not lost, f"{len(lost)} of {len(acked)} acknowledged writes missing, first: {lost[:10]}"
     return len(acked)
+
+
+def run_under_writer(kube: Kube, namespace: str, cluster: dict[str, Any], acked: int = 0) -> str:
+    """Apply `cluster`, wait until it is settled, start the client pod and the writer, and wait for `acked`
+    acknowledged writes: how every scenario with a writer begins. Returns the cluster's name."""
+    name, replicas = cluster["metadata"]["name"], cluster["spec"]["replicas"]
+    kube.apply(namespace, cluster)
+    wait_settled(kube, namespace, name, replicas=replicas)
+    start_client_pod(kube, namespace, name)
+    start_writer(kube, namespace, name)
+    if acked:
+        wait_until("the writer's first acknowledged writes", lambda: len(acked_writes(kube, namespace)) >= acked,
+                   timeout=120)  # fmt: skip
+    return name
