@@ -230,8 +230,9 @@ def plan(ctx: ClusterContext, observed: Observed, now: datetime) -> Plan:
         return Plan(step=wait, initial_members=spec.replicas if first else None)
     # The members' discovery inputs come from the live template once it exists, so the discovery cluster
     # going away changes nothing; their credential is this cluster's own, and only until it has bootstrapped.
-    via = plan_discovery(identity, spec, discovery, live_discovery(sts.live if sts else None), observed.ever_available,
-                         now)  # fmt: skip
+    # Available once: every initial member registered with the discovery service, which is not asked again.
+    registered = sts is not None and (observed.ever_available or _available(observed))
+    via = plan_discovery(identity, spec, discovery, live_discovery(sts.live if sts else None), registered, now)
     if sts is None and via.wait:
         return Plan(step=mp.Wait("WaitingForDiscovery", via.wait), initial_members=spec.replicas if first else None)
 
