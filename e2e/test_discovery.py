@@ -9,7 +9,7 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from e2e.support import IDLE_INTERVAL, Kube, etcd_cluster, etcdctl, wait_settled, wait_until
+from e2e.support import IDLE_INTERVAL, Kube, etcd_cluster, etcdctl, patch_spec, wait_settled, wait_until
 from e2e.writer import assert_no_acknowledged_write_lost, run_under_writer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
@@ -79,4 +79,10 @@ def test_a_cluster_bootstraps_through_another_with_its_own_credential_and_outliv
     assert kube.get(namespace, "statefulset", name)["metadata"]["generation"] == generation
     got = etcdctl(kube, namespace, name, "get", "before-seed-deleted", "--print-value-only").stdout.strip()
     assert got == "kept"
+    assert assert_no_acknowledged_write_lost(kube, namespace, name) >= 20
+
+    # New members join from the child's own member list: the discovery cluster, gone, is not asked.
+    patch_spec(kube, namespace, name, replicas=5)
+    wait_settled(kube, namespace, name, replicas=5, timeout=600)
+    assert kube.get(namespace, "secret", "child-discovery-tls") is None  # not issued again
     assert assert_no_acknowledged_write_lost(kube, namespace, name) >= 20
