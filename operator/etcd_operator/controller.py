@@ -26,18 +26,19 @@ from .adapters.etcd import EtcdClient, EtcdError, client_ssl_context
 from .adapters.kube import ApiError
 from .models.backup import BACKUP_KIND
 from .models.cluster import EtcdClusterSpec, EtcdClusterStatus, S3Store
+from .reconcile import auth
 from .reconcile import maintenance as maint
 from .reconcile import membership as mp
 from .reconcile.access import ClientAccess, client_access, discovery_of
 from .reconcile.desired import ClusterIdentity, default_token, needs_generated_tls
 from .reconcile.observed import REPLICAS_MANAGER, DiscoveryService, EtcdView, Observed, RestoreSources
-from .reconcile.plan import ClusterContext, Plan, plan
+from .reconcile.plan import ClusterContext, Plan, managing_auth, plan
 from .reconcile.pods import pod_view, statefulset_view
 from .reconcile.problems import Problem
 from .reconcile.restore import backup_store
 from .reconcile.schedule import SCHEDULE_LABEL, backup_view, schedule_status
 from .reconcile.secrets import issued_certificates, provided_tls_secrets
-from .reconcile.status import Outcome, compute_status, maintenance_record
+from .reconcile.status import AccessReport, Outcome, compute_status, maintenance_record
 from .resources.meta import selector
 from .resources.naming import ClusterNames
 from .resources.secrets import secret_bytes
@@ -65,6 +66,9 @@ class EtcdAPI(Protocol):
     async def compact(self, revision: int) -> None: ...
     async def defragment(self, endpoint: str) -> None: ...
     async def disarm_nospace(self, member_id: int) -> None: ...
+    async def auth_status(self) -> tuple[bool, int]: ...
+    async def auth_view(self, desired: auth.DesiredAccess) -> auth.AuthView: ...
+    async def auth_call(self, call: auth.Call) -> None: ...
     async def close(self) -> None: ...
 
 
@@ -90,10 +94,14 @@ def ssl_context_from(secret: Mapping[str, bytes]) -> ssl.SSLContext:
         return client_ssl_context(secret["ca.crt"], str(cert), str(key))
 
 
+AUTH_KEY = "etcd-auth."  # the operator's password Secret's keys, handed to `connect` beside the certificate's
+
+
 def connect(access: ClientAccess, secret: Mapping[str, bytes]) -> EtcdClient:
     # Without a Secret (tls auto) the server's self-signed certificate cannot be verified: the
     # user chose encryption without identity. With one, both sides are verified.
-    return EtcdClient(list(access.endpoints), ssl_context_from(secret) if access.secret else None)
+    creds = auth.credentials({k.removeprefix(AUTH_KEY): v for k, v in secret.items() if k.startswith(AUTH_KEY)})
+    return EtcdClient(list(access.endpoints), ssl_context_from(secret) if access.secret else None, credentials=creds)
 
 
 class EtcdClients:
@@ -183,8 +191,13 @@ async def observe(kube: KubeAPI, ctx: ClusterContext, clients: EtcdClients) -> t
     secret_data = {s["metadata"]["name"]: secret_bytes(s) for s in secrets if _owned(s, uid)}
     client_secret = secret_bytes(next((s for s in secrets if s["metadata"]["name"] == provided), None))
     sts_view = statefulset_view(sts) if sts is not None else None
-    access = client_access(names, ctx.spec, sts_view.replicas if sts_view else 0)
-    got = await clients.get(uid, access, client_secret if provided else secret_data.get(access.secret or "", {}))
+    managing = managing_auth(ctx)
+    gateway = managing and bool(secret_data.get(names.gateway_client_secret))
+    access = client_access(names, ctx.spec, sts_view.replicas if sts_view else 0, gateway)
+    secret = client_secret if provided else secret_data.get(access.secret or "", {})
+    if managing and (password := secret_data.get(names.auth_secret)):
+        secret = {**secret, **{f"{AUTH_KEY}{k}": v for k, v in password.items()}}
+    got = await clients.get(uid, access, secret)
     client = None if isinstance(got, str) else got
     view, error = None, got if isinstance(got, str) else ""
     if client is not None and not (sts_view and sts_view.replicas):
@@ -194,6 +207,12 @@ async def observe(kube: KubeAPI, ctx: ClusterContext, clients: EtcdClients) -> t
             view = await client.view()
         except EtcdError as exc:
             error = f"cannot reach etcd at {','.join(access.endpoints[:1])}: {exc.message}"
+    auth_view, auth_error = None, ""
+    if managing and client is not None and view is not None:
+        try:
+            auth_view = await _auth_view(client, ctx)
+        except EtcdError as exc:
+            auth_error = exc.message
     observed = Observed(
         generation=ctx.generation,
         statefulset=sts_view,
@@ -208,8 +227,21 @@ async def observe(kube: KubeAPI, ctx: ClusterContext, clients: EtcdClients) -> t
         restore=restore,
         in_place=in_place,
         provided_tls=provided_tls,
+        auth=auth_view,
+        auth_error=auth_error,
     )
     return observed, client
+
+
+async def _auth_view(client: EtcdAPI, ctx: ClusterContext) -> auth.AuthView:
+    """etcd's users and roles; only its auth revision while that and the spec are as status.access recorded."""
+    desired = auth.desired_access(ctx.spec)
+    enabled, revision = await client.auth_status()
+    seen = ctx.status.access
+    if (seen is not None and desired.enabled and enabled and seen.enabled and seen.auth_revision == revision
+            and seen.spec_hash == desired.digest()):  # fmt: skip
+        return auth.AuthView(enabled, revision, settled=True)
+    return await client.auth_view(desired)
 
 
 def _restore_sources(kube: KubeAPI, ctx: ClusterContext) -> RestoreSources:
@@ -362,13 +394,32 @@ async def apply(
         step_error = exc.message
     except ApiError as exc:
         problems.append(_failed_apply(exc))
+    access = auth.AuthOutcome()
+    if etcd is not None and planned.auth is not None and planned.auth.calls:
+        access = await _apply_auth(etcd, planned.auth.calls)
+        applied += len(access.made)
+        if access.failed:
+            problems.append(Problem("AccessFailed", f"etcd auth for tls.clients: {access.failed}"))
     maintained = ""
     if etcd is not None and not step_error and isinstance(planned.upkeep, (maint.Compact, maint.Defragment, maint.Disarm)):
         try:
             maintained = await scaling.execute_maintenance(planned.upkeep, etcd)
         except EtcdError as exc:
             problems.append(Problem("MaintenanceFailed", f"{type(planned.upkeep).__name__} failed: {exc.message}"))
-    return Outcome(step, step_error, tuple(problems), applied, scheduled, maintained, planned.in_place.progress)
+    return Outcome(step, step_error, tuple(problems), applied, scheduled, maintained, planned.in_place.progress,
+                   access)  # fmt: skip
+
+
+async def _apply_auth(etcd: EtcdAPI, calls: tuple[auth.Call, ...]) -> auth.AuthOutcome:
+    """The planned auth calls in order, at most auth.MAX_CALLS, stopping at the first etcd refuses."""
+    made: list[str] = []
+    for call in calls[: auth.MAX_CALLS]:
+        try:
+            await etcd.auth_call(call)
+        except EtcdError as exc:
+            return auth.AuthOutcome(tuple(made), f"{auth.describe(call)}: {exc.message}", len(calls) - len(made))
+        made.append(auth.describe(call))
+    return auth.AuthOutcome(tuple(made), left=len(calls) - len(made))
 
 
 async def _apply_schedule(
@@ -443,8 +494,17 @@ async def reconcile_once(
         restore=planned.in_place.record,
         maintenance=maintenance,
         certificates=issued_certificates(ctx.identity.names, observed.secrets),
+        access=_access_status(ctx, observed, planned, outcome),
     )
     return PassResult(status, planned, outcome, observed, busy(planned, outcome, status, now))
+
+
+def _access_status(ctx: ClusterContext, observed: Observed, planned: Plan, outcome: Outcome) -> AccessReport | None:
+    if planned.auth is None:
+        return None
+    desired = auth.desired_access(ctx.spec)
+    record = auth.record(desired, observed.auth, planned.auth, outcome.access, ctx.status.access)
+    return AccessReport(record, auth.condition(desired, planned.auth, outcome.access))
 
 
 def context(body: Mapping[str, Any], spec: EtcdClusterSpec) -> ClusterContext:
