@@ -1,6 +1,6 @@
 """The etcd auth planner (reconcile.auth): tls.clients[].access and etcd's users and roles -> the calls, in order.
 
-`Store` applies calls to an AuthView the way etcd's auth store does (a grant on an
+`fakes.auth_apply` applies calls to an AuthView the way etcd's auth store does (a grant on an
 existing range replaces its type; the root role needs no role entry), so each test
 can stop a plan after any call, plan again from what etcd then holds, and check
 that the passes end where one uninterrupted pass ends.
@@ -31,6 +31,7 @@ from etcd_operator.reconcile.auth import (
     UserPassword,
     UserRevoke,
 )
+from tests.unit.operator.fakes import auth_apply as apply
 
 
 def spec(*clients: dict) -> EtcdClusterSpec:
@@ -40,42 +41,6 @@ def spec(*clients: dict) -> EtcdClusterSpec:
 ALICE = {"name": "alice", "access": [{"prefix": "/app/", "permission": "readwrite"}]}
 APP = Grant(b"/app/", b"/app0", "READWRITE")
 EMPTY = AuthView(enabled=False, revision=1)
-
-
-def apply(view: AuthView, call: auth.Call) -> AuthView:
-    """What etcd's auth store holds after one call (every call bumps the auth revision)."""
-    users, roles, names, enabled = dict(view.users), dict(view.roles), set(view.names), view.enabled
-    match call:
-        case RoleAdd(role):
-            roles[role] = frozenset()
-        case RoleDelete(role):
-            roles.pop(role)
-            users = {u: rs - {role} for u, rs in users.items()}
-        case RoleGrant(role, grant):
-            kept = {g for g in roles[role] if (g.key, g.range_end) != (grant.key, grant.range_end)}
-            roles[role] = frozenset(kept | {grant})
-        case RoleRevoke(role, grant):
-            roles[role] = frozenset(g for g in roles[role] if (g.key, g.range_end) != (grant.key, grant.range_end))
-        case UserAdd(user):
-            names.add(user)
-            users[user] = frozenset()
-        case UserPassword():
-            pass
-        case UserDelete(user):
-            names.discard(user)
-            users.pop(user, None)
-        case UserGrant(user, role):
-            assert role == auth.ROOT or role in roles, f"etcd refuses a grant of the unknown role {role}"
-            users[user] = users[user] | {role}
-        case UserRevoke(user, role):
-            users[user] = users[user] - {role}
-        case AuthEnable():
-            assert auth.ROOT in names and auth.ROOT in users[auth.ROOT], "etcd refuses auth enable without root"
-            assert auth.ROOT in users.get(auth.OPERATOR_USER, frozenset()), "the operator would lock itself out"
-            enabled = True
-        case AuthDisable():
-            enabled = False
-    return AuthView(enabled, view.revision + 1, frozenset(names), users, roles)
 
 
 def run(desired: auth.DesiredAccess, view: AuthView, stop_after: int | None = None) -> tuple[AuthView, list[auth.Call]]:
