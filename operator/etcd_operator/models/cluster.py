@@ -1149,7 +1149,10 @@ class EtcdClusterStatus(ApiModel):
     version: str | None = Field(
         None, description="etcd's cluster version: it moves only when every member runs the new one."
     )
-    conditions: list[Condition] | None = Field(None, description="Available, Progressing and Degraded.")
+    conditions: list[Condition] | None = Field(
+        None, description="Available, Progressing and Degraded; AccessApplied while the operator manages etcd auth "
+        "(tls.clients[].access)."
+    )  # fmt: skip
     backup: BackupScheduleStatus | None = Field(None, description="Scheduled backups (spec.backup).")
     maintenance: MaintenanceRecord | None = Field(None, description="Database upkeep the operator did.")
     certificates: list[CertificateStatus] | None = Field(

@@ -90,7 +90,7 @@ class DesiredAccess:
 
 
 def desired_access(spec: EtcdClusterSpec) -> DesiredAccess:
-    clients = spec.tls.clients or [] if spec.tls.client.mode is TLSMode.SELF_SIGNED else []
+    clients = (spec.tls.clients or []) if spec.tls.client.mode is TLSMode.SELF_SIGNED else []
     if not any(c.access for c in clients):
         return DesiredAccess()
     users = {
