@@ -11,6 +11,7 @@ converges from whatever it finds.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import os
 import ssl
@@ -210,7 +211,7 @@ async def observe(kube: KubeAPI, ctx: ClusterContext, clients: EtcdClients) -> t
     auth_view, auth_error = None, ""
     if managing and client is not None and view is not None:
         try:
-            auth_view = await _auth_view(client, ctx)
+            auth_view = await _auth_view(client, ctx, view.cluster_id or 0)
         except EtcdError as exc:
             auth_error = exc.message
     observed = Observed(
@@ -233,15 +234,15 @@ async def observe(kube: KubeAPI, ctx: ClusterContext, clients: EtcdClients) -> t
     return observed, client
 
 
-async def _auth_view(client: EtcdAPI, ctx: ClusterContext) -> auth.AuthView:
-    """etcd's users and roles; only its auth revision while that and the spec are as status.access recorded."""
+async def _auth_view(client: EtcdAPI, ctx: ClusterContext, cluster_id: int) -> auth.AuthView:
+    """etcd's users and roles; only its auth revision while that, the spec and the cluster are as status.access says."""
     desired = auth.desired_access(ctx.spec)
     enabled, revision = await client.auth_status()
     seen = ctx.status.access
     if (seen is not None and desired.enabled and enabled and seen.enabled and seen.auth_revision == revision
-            and seen.spec_hash == desired.digest()):  # fmt: skip
-        return auth.AuthView(enabled, revision, settled=True)
-    return await client.auth_view(desired)
+            and seen.spec_hash == auth.settled_key(desired, cluster_id)):  # fmt: skip
+        return auth.AuthView(enabled, revision, settled=True, cluster_id=cluster_id)
+    return dataclasses.replace(await client.auth_view(desired), cluster_id=cluster_id)
 
 
 def _restore_sources(kube: KubeAPI, ctx: ClusterContext) -> RestoreSources:

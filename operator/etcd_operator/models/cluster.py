@@ -1119,7 +1119,10 @@ class AccessStatus(ApiModel):
         None, description="etcd's auth revision at which its users and roles last matched tls.clients; while it "
         "and the spec stay the same, a pass checks only the revision. Absent while changes are being made."
     )  # fmt: skip
-    spec_hash: str | None = Field(None, description="A digest of the tls.clients access that revision matched.")
+    spec_hash: str | None = Field(
+        None, description="A digest of the tls.clients access that revision matched, and etcd's cluster ID (a "
+        "snapshot restored in place brings its own users and roles)."
+    )  # fmt: skip
 
 
 class RestoreRecord(ApiModel):

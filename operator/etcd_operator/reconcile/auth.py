@@ -116,6 +116,7 @@ class AuthView:
     users: Mapping[str, frozenset[str]] = field(default_factory=dict)
     roles: Mapping[str, frozenset[Grant]] = field(default_factory=dict)
     settled: bool = False
+    cluster_id: int = 0  # etcd's cluster ID: a snapshot restored in place makes a new cluster with its own auth store
 
     @property
     def owned_users(self) -> frozenset[str]:
@@ -348,6 +349,11 @@ class AuthOutcome:
     left: int = 0  # planned calls not made this pass (the bound, or a failure)
 
 
+def settled_key(desired: DesiredAccess, cluster_id: int) -> str:
+    """What status.access.specHash records beside the auth revision: the access asked, in the cluster it was made in."""
+    return f"{desired.digest()}.{cluster_id:x}"
+
+
 def summary(desired: DesiredAccess) -> str:
     """Each user's access in words: alice: readwrite /app/*; bob: full access."""
     parts = []
@@ -365,7 +371,7 @@ def record(
     if planned.matched and not desired.enabled:
         return None  # auth off and everything the operator made deleted: nothing left to manage
     if planned.matched:
-        return AccessStatus(enabled=True, auth_revision=view.revision, spec_hash=desired.digest())
+        return AccessStatus(enabled=True, auth_revision=view.revision, spec_hash=settled_key(desired, view.cluster_id))
     enabled = view.enabled
     if "enable auth" in outcome.made:
         enabled = True

@@ -59,6 +59,11 @@ def test_access_turns_auth_on_with_its_own_password_and_certificate_and_off_agai
     writes, calls, log = len(cluster.kube.writes), cluster.etcd.calls, list(cluster.etcd.auth_log)
     cluster.once()
     assert cluster.etcd.calls - calls == 4 + 1 and cluster.kube.writes[writes:] == [] and cluster.etcd.auth_log == log
+    # A snapshot restored in place is a new cluster (new ID) with its own auth store: read it all again.
+    cluster.etcd.cluster_id, calls = 0xC2, cluster.etcd.calls
+    cluster.once()
+    assert cluster.etcd.calls - calls > 4 + 1 and cluster.etcd.auth_log == log
+    assert cluster.status.access.spec_hash.endswith(".c2")
 
     # No user with access any more: auth off, the operator's users and roles gone, and so is its certificate.
     cluster.edit(tls={"clients": [{"name": "alice"}, {"name": "bob"}]})
