@@ -310,10 +310,16 @@ async def _seed_discovery(kube: KubeAPI, ctx: ClusterContext, clients: EtcdClien
     if isinstance(other, str):
         return Problem("WaitingForDiscovery", other)
     names, spec = other
-    access = client_access(names, spec, 0)
+    # With etcd auth on over there (its tls.clients[].access), the gateway takes only its CommonName-less
+    # certificate, with the password of its operator user.
+    gateway = auth.desired_access(spec).enabled
+    access = client_access(names, spec, 0, gateway)
     secret = {}
     if access.secret:
         secret = secret_bytes(await asyncio.to_thread(kube.get, "v1", "Secret", access.secret, names.namespace))
+    if gateway:
+        password = secret_bytes(await asyncio.to_thread(kube.get, "v1", "Secret", names.auth_secret, names.namespace))
+        secret = {**secret, **{f"{AUTH_KEY}{k}": v for k, v in password.items()}}
     key = f"discovery:{ctx.identity.owner.uid}"
     client = await clients.get(key, access, secret)
     if isinstance(client, str):

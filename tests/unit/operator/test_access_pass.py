@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from etcd_operator.controller import EtcdClients
+from etcd_operator.controller import EtcdClients, reconcile_once
+from etcd_operator.models.cluster import EtcdClusterSpec, EtcdClusterStatus
 from etcd_operator.reconcile import auth
+from etcd_operator.reconcile.desired import ClusterIdentity
+from etcd_operator.reconcile.plan import ClusterContext
 
-from .test_pass import Cluster
+from .test_pass import T0, Cluster
 
 ALICE = {"name": "alice", "access": [{"prefix": "/app/", "permission": "readwrite"}]}
 
@@ -94,3 +99,23 @@ def test_a_refused_call_names_the_user_in_status_and_the_next_pass_resumes():
     assert cluster.conditions()["AccessApplied"] == ("True", "AccessApplied")
     assert cluster.conditions()["Degraded"] == ("False", "AsExpected")
     assert cluster.etcd.auth.users["carol"] == {"user-carol"}
+
+
+def test_a_cluster_seeding_a_discovery_cluster_with_auth_on_uses_its_gateway_certificate_and_password():
+    seed, _ = watched({"replicas": 1, "tls": {"clients": [ALICE]}})
+    seed.converge()
+    seed.kube.objects[("EtcdCluster", "db", "main")] = {"metadata": {"name": "main"},
+                                                         "spec": seed.spec.model_dump(by_alias=True)}  # fmt: skip
+    given = []
+
+    def factory(access, secret):
+        given.append((access.secret, sorted(k for k in secret if k.startswith("etcd-auth."))))
+        return seed.etcd
+
+    child = ClusterContext(ClusterIdentity.of("child", "db", "7a2b3c4d-0000-4000-8000-000000000000"),
+                           EtcdClusterSpec.model_validate({"bootstrap": {"mode": "discovery",
+                                                                         "discoveryClusterRef": {"name": "main"}}}),
+                           EtcdClusterStatus(), 1, "etcd-node")  # fmt: skip
+    result = asyncio.run(reconcile_once(seed.kube, child, EtcdClients(factory), T0))
+    assert result.plan.seed_discovery and not result.outcome.problems
+    assert given == [("main-gateway-client-tls", ["etcd-auth.password", "etcd-auth.username"])]
