@@ -167,9 +167,17 @@ def test_a_user_removed_from_tls_clients_is_refused_while_the_others_and_the_ope
     assert refused.returncode != 0 and "permission denied" in refused.stderr, refused.stderr
     keys = etcdctl(kube, namespace, name, "get", "/", "--prefix", "--keys-only").stdout.split()  # as etcd-operator
     assert sorted(keys) == ["/alice/after", "/alice/before", "/alice/limited", "/bob/before"]
-    # A member restarted with auth on is Ready again (its probes and pre-start check are not refused).
+    # A member restarted with auth on is Ready again (its probes and pre-start check are not refused), and a
+    # new member joins and leaves: the operator adds, promotes and removes it with its token, and the new
+    # pod reads the member list over gRPC, as the gateway refuses its certificate.
     kube.run("-n", namespace, "delete", "pod", f"{name}-1", "--wait=true")
     wait_settled(kube, namespace, name, replicas=3)
+    patch_spec(kube, namespace, name, replicas=4)
+    wait_settled(kube, namespace, name, replicas=4)
+    patch_spec(kube, namespace, name, replicas=3)
+    wait_settled(kube, namespace, name, replicas=3)
+    assert etcdctl(kube, namespace, name, "get", "/alice/limited", "--print-value-only",
+                   cert_dir="/users/alice").stdout.strip() == "v"  # fmt: skip
 
     # No access list left: auth off again, alice has full access, the operator's users and roles are gone.
     patch_spec(kube, namespace, name, tls={"clients": [{"name": "alice"}]})
