@@ -173,7 +173,7 @@ def test_status_record_and_condition_through_a_whole_turn_on_and_off():
     off, _ = run(auth.DesiredAccess(), on)
     done = auth.plan_auth(auth.DesiredAccess(), off)
     assert auth.record(auth.DesiredAccess(), off, done, AuthOutcome(), AccessStatus(enabled=True)) is None
-    assert auth.condition(auth.DesiredAccess(), done, AuthOutcome())[:2] == (True, "AuthDisabled")
+    assert auth.condition(auth.DesiredAccess(), done, AuthOutcome()) is None  # gone with status.access
 
 
 def test_the_digest_follows_the_access_lists_only():

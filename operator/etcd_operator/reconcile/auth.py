@@ -381,7 +381,7 @@ def record(
 
 
 def condition(desired: DesiredAccess, planned: AuthPlan | None, outcome: AuthOutcome) -> tuple[bool, str, str] | None:
-    """The AccessApplied condition as (status, reason, message); None when the operator manages no auth."""
+    """The AccessApplied condition as (status, reason, message); None when the operator manages no auth (any more)."""
     if planned is None:
         return None
     if outcome.failed or planned.problem is not None:
@@ -389,7 +389,7 @@ def condition(desired: DesiredAccess, planned: AuthPlan | None, outcome: AuthOut
     if planned.matched:
         if desired.enabled:
             return True, "AccessApplied", f"etcd auth is on; {summary(desired)}"
-        return True, "AuthDisabled", "no user of tls.clients has access: etcd auth is off and the operator's users and roles are deleted"
+        return None  # auth off and cleaned up: the condition goes with status.access (the last calls made an Event)
     if outcome.made:
         return False, "AccessApplying", f"made {len(outcome.made)} call(s): {', '.join(outcome.made)}" + (
             f"; {outcome.left} left for the next pass" if outcome.left else "")  # fmt: skip
