@@ -147,3 +147,40 @@ def test_a_user_removed_from_tls_clients_is_refused_while_the_others_and_the_ope
     assert f"{name}-user-bob" not in {c["secret"] for c in status["certificates"]}
     keys = etcdctl(kube, namespace, name, "get", "/", "--prefix", "--keys-only").stdout.split()
     assert sorted(keys) == ["/alice/after", "/alice/before", "/bob/before"]
+
+    # alice limited to /alice/ (etcd auth on): her prefix only; the operator and its backup certificate keep all.
+    patch_spec(kube, namespace, name, tls={"clients": [{"name": "alice", "access": [
+        {"prefix": "/alice/", "permission": "readwrite"}]}]})  # fmt: skip
+
+    def access_applied() -> bool:
+        applied = condition(kube.get(namespace, "etcdcluster", name), "AccessApplied") or {}
+        return applied.get("status") == "True" and applied.get("reason") == "AccessApplied"
+
+    wait_until("AccessApplied=True", access_applied, timeout=120, interval=2)
+    status = wait_settled(kube, namespace, name, replicas=3)
+    assert status["access"]["enabled"] is True and status["access"]["authRevision"] > 0
+    etcdctl(kube, namespace, name, "put", "/alice/limited", "v", cert_dir="/users/alice")
+    refused = etcdctl(kube, namespace, name, "put", "/elsewhere", "v", cert_dir="/users/alice", check=False)
+    assert refused.returncode != 0 and "permission denied" in refused.stderr, refused.stderr
+    keys = etcdctl(kube, namespace, name, "get", "/", "--prefix", "--keys-only").stdout.split()  # as etcd-operator
+    assert sorted(keys) == ["/alice/after", "/alice/before", "/alice/limited", "/bob/before"]
+    # A member restarted with auth on is Ready again (its probes and pre-start check are not refused), and a
+    # new member joins and leaves: the operator adds, promotes and removes it with its token, and the new
+    # pod reads the member list over gRPC, as the gateway refuses its certificate.
+    kube.run("-n", namespace, "delete", "pod", f"{name}-1", "--wait=true")
+    wait_settled(kube, namespace, name, replicas=3)
+    patch_spec(kube, namespace, name, replicas=4)
+    wait_settled(kube, namespace, name, replicas=4)
+    patch_spec(kube, namespace, name, replicas=3)
+    wait_settled(kube, namespace, name, replicas=3)
+    assert etcdctl(kube, namespace, name, "get", "/alice/limited", "--print-value-only",
+                   cert_dir="/users/alice").stdout.strip() == "v"  # fmt: skip
+
+    # No access list left: auth off again, alice has full access, the operator's users and roles are gone.
+    patch_spec(kube, namespace, name, tls={"clients": [{"name": "alice"}]})
+    wait_until("status.access gone", lambda: "access" not in (kube.get(namespace, "etcdcluster", name) or {}).get(
+        "status", {}), timeout=120, interval=2)  # fmt: skip
+    status = wait_settled(kube, namespace, name, replicas=3)
+    assert condition(kube.get(namespace, "etcdcluster", name), "AccessApplied") is None
+    etcdctl(kube, namespace, name, "put", "/elsewhere", "v", cert_dir="/users/alice")
+    assert etcdctl(kube, namespace, name, "user", "list").stdout.split() == []

@@ -11,6 +11,7 @@ converges from whatever it finds.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import os
 import ssl
@@ -26,18 +27,19 @@ from .adapters.etcd import EtcdClient, EtcdError, client_ssl_context
 from .adapters.kube import ApiError
 from .models.backup import BACKUP_KIND
 from .models.cluster import EtcdClusterSpec, EtcdClusterStatus, S3Store
+from .reconcile import auth
 from .reconcile import maintenance as maint
 from .reconcile import membership as mp
 from .reconcile.access import ClientAccess, client_access, discovery_of
 from .reconcile.desired import ClusterIdentity, default_token, needs_generated_tls
 from .reconcile.observed import REPLICAS_MANAGER, DiscoveryService, EtcdView, Observed, RestoreSources, Survey
-from .reconcile.plan import ClusterContext, Plan, plan
+from .reconcile.plan import ClusterContext, Plan, managing_auth, plan
 from .reconcile.pods import pod_view, statefulset_view
 from .reconcile.problems import Problem
 from .reconcile.restore import backup_store
 from .reconcile.schedule import SCHEDULE_LABEL, backup_view, schedule_status
 from .reconcile.secrets import issued_certificates, provided_tls_secrets
-from .reconcile.status import Outcome, compute_status, maintenance_record
+from .reconcile.status import AccessReport, Outcome, compute_status, maintenance_record
 from .resources.meta import selector
 from .resources.naming import ClusterNames
 from .resources.secrets import secret_bytes
@@ -66,6 +68,9 @@ class EtcdAPI(Protocol):
     async def compact(self, revision: int) -> None: ...
     async def defragment(self, endpoint: str) -> None: ...
     async def disarm_nospace(self, member_id: int) -> None: ...
+    async def auth_status(self) -> tuple[bool, int]: ...
+    async def auth_view(self, desired: auth.DesiredAccess) -> auth.AuthView: ...
+    async def auth_call(self, call: auth.Call) -> None: ...
     async def close(self) -> None: ...
 
 
@@ -91,10 +96,14 @@ def ssl_context_from(secret: Mapping[str, bytes]) -> ssl.SSLContext:
         return client_ssl_context(secret["ca.crt"], str(cert), str(key))
 
 
+AUTH_KEY = "etcd-auth."  # the operator's password Secret's keys, handed to `connect` beside the certificate's
+
+
 def connect(access: ClientAccess, secret: Mapping[str, bytes]) -> EtcdClient:
     # Without a Secret (tls auto) the server's self-signed certificate cannot be verified: the
     # user chose encryption without identity. With one, both sides are verified.
-    return EtcdClient(list(access.endpoints), ssl_context_from(secret) if access.secret else None)
+    creds = auth.credentials({k.removeprefix(AUTH_KEY): v for k, v in secret.items() if k.startswith(AUTH_KEY)})
+    return EtcdClient(list(access.endpoints), ssl_context_from(secret) if access.secret else None, credentials=creds)
 
 
 class EtcdClients:
@@ -199,8 +208,13 @@ async def observe(kube: KubeAPI, ctx: ClusterContext, clients: EtcdClients) -> t
     secret_data = {s["metadata"]["name"]: secret_bytes(s) for s in secrets if _owned(s, uid)}
     client_secret = secret_bytes(next((s for s in secrets if s["metadata"]["name"] == provided), None))
     sts_view = statefulset_view(sts) if sts is not None else None
-    access = client_access(names, ctx.spec, sts_view.replicas if sts_view else 0)
-    got = await clients.get(uid, access, client_secret if provided else secret_data.get(access.secret or "", {}))
+    managing = managing_auth(ctx)
+    gateway = managing and bool(secret_data.get(names.gateway_client_secret))
+    access = client_access(names, ctx.spec, sts_view.replicas if sts_view else 0, gateway)
+    secret = client_secret if provided else secret_data.get(access.secret or "", {})
+    if managing and (password := secret_data.get(names.auth_secret)):
+        secret = {**secret, **{f"{AUTH_KEY}{k}": v for k, v in password.items()}}
+    got = await clients.get(uid, access, secret)
     client = None if isinstance(got, str) else got
     view, error, survey = None, got if isinstance(got, str) else "", None
     if client is not None and not (sts_view and sts_view.replicas):
@@ -212,6 +226,12 @@ async def observe(kube: KubeAPI, ctx: ClusterContext, clients: EtcdClients) -> t
             error = f"cannot reach etcd at {','.join(access.endpoints[:1])}: {exc.message}"
             # The cluster did not answer as a whole: ask each member on its own, which needs no quorum.
             survey = await client.survey(access.endpoints[1:])
+    auth_view, auth_error = None, ""
+    if managing and client is not None and view is not None:
+        try:
+            auth_view = await _auth_view(client, ctx, view.cluster_id or 0)
+        except EtcdError as exc:
+            auth_error = exc.message
     observed = Observed(
         generation=ctx.generation,
         statefulset=sts_view,
@@ -228,8 +248,21 @@ async def observe(kube: KubeAPI, ctx: ClusterContext, clients: EtcdClients) -> t
         provided_tls=provided_tls,
         survey=survey,
         recovery_request=recovery_request,
+        auth=auth_view,
+        auth_error=auth_error,
     )
     return observed, client
+
+
+async def _auth_view(client: EtcdAPI, ctx: ClusterContext, cluster_id: int) -> auth.AuthView:
+    """etcd's users and roles; only its auth revision while that, the spec and the cluster are as status.access says."""
+    desired = auth.desired_access(ctx.spec)
+    enabled, revision = await client.auth_status()
+    seen = ctx.status.access
+    if (seen is not None and desired.enabled and enabled and seen.enabled and seen.auth_revision == revision
+            and seen.spec_hash == auth.settled_key(desired, cluster_id)):  # fmt: skip
+        return auth.AuthView(enabled, revision, settled=True, cluster_id=cluster_id)
+    return dataclasses.replace(await client.auth_view(desired), cluster_id=cluster_id)
 
 
 def _restore_sources(kube: KubeAPI, ctx: ClusterContext) -> RestoreSources:
@@ -305,10 +338,16 @@ async def _seed_discovery(kube: KubeAPI, ctx: ClusterContext, clients: EtcdClien
     if isinstance(other, str):
         return Problem("WaitingForDiscovery", other)
     names, spec = other
-    access = client_access(names, spec, 0)
+    # With etcd auth on over there (its tls.clients[].access), the gateway takes only its CommonName-less
+    # certificate, with the password of its operator user.
+    gateway = auth.desired_access(spec).enabled
+    access = client_access(names, spec, 0, gateway)
     secret = {}
     if access.secret:
         secret = secret_bytes(await asyncio.to_thread(kube.get, "v1", "Secret", access.secret, names.namespace))
+    if gateway:
+        password = secret_bytes(await asyncio.to_thread(kube.get, "v1", "Secret", names.auth_secret, names.namespace))
+        secret = {**secret, **{f"{AUTH_KEY}{k}": v for k, v in password.items()}}
     key = f"discovery:{ctx.identity.owner.uid}"
     client = await clients.get(key, access, secret)
     if isinstance(client, str):
@@ -399,6 +438,12 @@ async def apply(
         step_error = exc.message
     except ApiError as exc:
         problems.append(_failed_apply(exc))
+    access = auth.AuthOutcome()
+    if etcd is not None and planned.auth is not None and planned.auth.calls:
+        access = await _apply_auth(etcd, planned.auth.calls)
+        applied += len(access.made)
+        if access.failed:
+            problems.append(Problem("AccessFailed", f"etcd auth for tls.clients: {access.failed}"))
     maintained = ""
     if etcd is not None and not step_error and isinstance(planned.upkeep, (maint.Compact, maint.Defragment, maint.Disarm)):
         try:
@@ -407,7 +452,19 @@ async def apply(
             problems.append(Problem("MaintenanceFailed", f"{type(planned.upkeep).__name__} failed: {exc.message}"))
     progress, reason = (planned.recovery.progress, "Recovering") if planned.recovery.progress else (
         planned.in_place.progress, "Restoring")  # fmt: skip
-    return Outcome(step, step_error, tuple(problems), applied, scheduled, maintained, progress, reason)
+    return Outcome(step, step_error, tuple(problems), applied, scheduled, maintained, progress, reason, access)
+
+
+async def _apply_auth(etcd: EtcdAPI, calls: tuple[auth.Call, ...]) -> auth.AuthOutcome:
+    """The planned auth calls in order, at most auth.MAX_CALLS, stopping at the first etcd refuses."""
+    made: list[str] = []
+    for call in calls[: auth.MAX_CALLS]:
+        try:
+            await etcd.auth_call(call)
+        except EtcdError as exc:
+            return auth.AuthOutcome(tuple(made), f"{auth.describe(call)}: {exc.message}", len(calls) - len(made))
+        made.append(auth.describe(call))
+    return auth.AuthOutcome(tuple(made), left=len(calls) - len(made))
 
 
 async def _apply_schedule(
@@ -483,8 +540,17 @@ async def reconcile_once(
         recovery=planned.recovery.record,
         maintenance=maintenance,
         certificates=issued_certificates(ctx.identity.names, observed.secrets),
+        access=_access_status(ctx, observed, planned, outcome),
     )
     return PassResult(status, planned, outcome, observed, busy(planned, outcome, status, now))
+
+
+def _access_status(ctx: ClusterContext, observed: Observed, planned: Plan, outcome: Outcome) -> AccessReport | None:
+    if planned.auth is None:
+        return None
+    desired = auth.desired_access(ctx.spec)
+    record = auth.record(desired, observed.auth, planned.auth, outcome.access, ctx.status.access)
+    return AccessReport(record, auth.condition(desired, planned.auth, outcome.access))
 
 
 def context(body: Mapping[str, Any], spec: EtcdClusterSpec) -> ClusterContext:

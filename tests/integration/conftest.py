@@ -27,6 +27,7 @@ def source(tmp_path):
         cluster.etcdctl("put", "/data/overwritten", f"round-{n}")
     cluster.etcdctl("put", "/data/deleted", "soon gone")
     cluster.etcdctl("del", "/data/deleted")
+    cluster.wait_storage_version()  # so that a snapshot of it records the etcd version it was taken at
     yield cluster
     cluster.close()
 

@@ -145,5 +145,17 @@ class LoopbackCluster:
 
         wait_until(healthy, timeout, interval=0.3, message=f"loopback cluster {self.token} never healthy")
 
+    def wait_storage_version(self, timeout: float = 60) -> None:
+        """etcd 3.6 records its storage version in the database a few seconds after start (a snapshot taken
+        before carries none); wait until every member reports it. etcd 3.5 has none to wait for."""
+        if not self.bin_dir.name.startswith("etcd-v3.6"):
+            return
+
+        def recorded() -> bool:
+            statuses: list[dict] = self.etcdctl_json("endpoint", "status")  # type: ignore[assignment]
+            return all(s["Status"].get("storageVersion") for s in statuses)
+
+        wait_until(recorded, timeout, interval=0.5, message=f"loopback cluster {self.token}: no storage version")
+
     def revision(self) -> int:
         return int(self.etcdctl_json("endpoint", "status", endpoints=self.endpoints[:1])[0]["Status"]["header"]["revision"])

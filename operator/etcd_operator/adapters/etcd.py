@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import json
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from typing import Any, ClassVar
 
 import aiohttp
 
+from ..reconcile import auth
 from ..reconcile.observed import EtcdView, MaintenanceStatus, Member, Survey
 
 
@@ -82,9 +84,19 @@ class EtcdClient:
     # etcd_operator_etcd_calls_total (a client per cluster comes and goes; this total only grows).
     total_calls: ClassVar[int] = 0
 
-    def __init__(self, endpoints: Sequence[str], ssl_context: ssl.SSLContext | None = None, timeout: float = 5.0):
+    def __init__(
+        self,
+        endpoints: Sequence[str],
+        ssl_context: ssl.SSLContext | None = None,
+        timeout: float = 5.0,
+        credentials: tuple[str, str] | None = None,
+    ):
         self.endpoints = [e.rstrip("/") for e in endpoints]
         self._ssl = ssl_context
+        # (user, password) for etcd auth: the gateway ignores the client certificate's CommonName, so
+        # with auth enabled the operator presents a token, got with these the first time etcd asks for one.
+        self._credentials = credentials
+        self._token = ""
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -116,15 +128,40 @@ class EtcdClient:
     async def _call(
         self, endpoint: str, path: str, body: dict[str, Any] | None = None, timeout: float | None = None
     ) -> dict[str, Any]:
+        try:
+            return await self._request(endpoint, path, body, timeout)
+        except EtcdError as exc:
+            if self._credentials is None or not needs_token(exc.message):
+                raise
+        # Auth is on and the token is missing, expired or older than an auth change: a new one, once.
+        self._token = await self._authenticate(endpoint)
+        return await self._request(endpoint, path, body, timeout)
+
+    async def _authenticate(self, endpoint: str) -> str:
+        assert self._credentials is not None
+        user, password = self._credentials
+        self._token = ""
+        data = await self._request(endpoint, "/v3/auth/authenticate", {"name": user, "password": password})
+        return str(data.get("token", ""))
+
+    async def _request(
+        self, endpoint: str, path: str, body: dict[str, Any] | None = None, timeout: float | None = None
+    ) -> dict[str, Any]:
         session = self._open()
         self.calls += 1
         EtcdClient.total_calls += 1
         limit = aiohttp.ClientTimeout(total=timeout) if timeout is not None else None
         try:
             method = session.post if body is not None else session.get
-            async with method(f"{endpoint}{path}", json=body, timeout=limit) as response:
-                data = await response.json(content_type=None)
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            headers = {"Authorization": self._token} if self._token else None
+            async with method(f"{endpoint}{path}", json=body, timeout=limit, headers=headers) as response:
+                status = response.status
+                text = await response.text()
+            data = json.loads(text) if text.strip() else None
+        except ValueError as exc:
+            # Not JSON: etcd's own words in plain text (e.g. the gateway refusing a certificate's CommonName).
+            raise EtcdError(f"HTTP {status}: {text.strip()[:300]}" if text.strip() else str(exc), endpoint) from exc
+        except (aiohttp.ClientError, TimeoutError) as exc:
             raise EtcdError(str(exc) or type(exc).__name__, endpoint) from exc
         if isinstance(data, dict) and ("error" in data or "message" in data) and "header" not in data:
             raise EtcdError(str(data.get("message") or data.get("error")), endpoint)
@@ -280,12 +317,100 @@ class EtcdClient:
                 continue
         return None
 
+    async def auth_status(self) -> tuple[bool, int]:
+        """(auth enabled, etcd's auth revision): one call, what a pass reads when nothing may have changed."""
+        data = await self._any("/v3/auth/status", {})
+        return bool(data.get("enabled", False)), int(data.get("authRevision", 0))
+
+    async def auth_view(self, desired: auth.DesiredAccess) -> auth.AuthView:
+        """etcd's users and roles, as far as the operator's planning needs them.
+
+        Calls: auth status, user list, role list, then a get per role of the operator's and per user
+        it wants or made: bounded by the size of tls.clients.
+        """
+        enabled, revision = await self.auth_status()
+        names = frozenset((await self._any("/v3/auth/user/list", {})).get("users") or [])
+        role_names = frozenset((await self._any("/v3/auth/role/list", {})).get("roles") or [])
+        roles: dict[str, frozenset[auth.Grant]] = {r: frozenset() for r in role_names}
+        for role in sorted(r for r in role_names if r.startswith(auth.ROLE_PREFIX)):
+            data = await self._any("/v3/auth/role/get", {"role": role})
+            roles[role] = frozenset(_grant(p) for p in data.get("perm") or [])
+        users = {}
+        for user in sorted(auth.users_to_read(desired, role_names, names)):
+            users[user] = frozenset((await self._any("/v3/auth/user/get", {"name": user})).get("roles") or [])
+        return auth.AuthView(enabled, revision, names, users, roles)
+
+    async def auth_call(self, call: auth.Call) -> None:
+        """One planned call. A call a crashed pass already made (exists, not found, not granted) is success."""
+        path, body, done = _auth_request(call, self._credentials)
+        try:
+            await self._any(path, body)
+        except EtcdError as exc:
+            if not done or not any(words in exc.message for words in done):
+                raise
+
     async def healthy(self, endpoint: str) -> bool:
         try:
             data = await self._call(endpoint.rstrip("/"), "/health")
         except EtcdError:
             return False
         return str(data.get("health", "")).lower() == "true"
+
+
+# etcd's words when a request needs a (new) token: none was sent, it expired, or auth changed since.
+TOKEN_ERRORS = ("user name is empty", "invalid auth token", "revision of auth store is old")
+
+
+def needs_token(message: str) -> bool:
+    return any(words in message for words in TOKEN_ERRORS)
+
+
+_PERM_TYPES = ("READ", "WRITE", "READWRITE")
+
+
+def _grant(raw: dict[str, Any]) -> auth.Grant:
+    kind = raw.get("permType", "READ")  # proto3 JSON leaves out the zero value, READ
+    kind = _PERM_TYPES[kind] if isinstance(kind, int) else str(kind)
+    return auth.Grant(base64.b64decode(raw.get("key", "")), base64.b64decode(raw.get("range_end", "")), kind)
+
+
+def _auth_request(
+    call: auth.Call, credentials: tuple[str, str] | None
+) -> tuple[str, dict[str, Any], tuple[str, ...]]:
+    """The gateway path and body of a call, and etcd's words that mean it was made already."""
+    def password() -> str:
+        if credentials is None:
+            raise EtcdError(f"{auth.describe(call)}: the operator has no password (Secret not read yet)")
+        return credentials[1]
+
+    match call:
+        case auth.RoleAdd(role):
+            return "/v3/auth/role/add", {"name": role}, ("role name already exists",)
+        case auth.RoleDelete(role):
+            return "/v3/auth/role/delete", {"role": role}, ("role name not found",)
+        case auth.RoleGrant(role, grant):
+            perm = {"permType": grant.kind, "key": auth.b64(grant.key), "range_end": auth.b64(grant.range_end)}
+            return "/v3/auth/role/grant", {"name": role, "perm": perm}, ()
+        case auth.RoleRevoke(role, grant):
+            revoke = {"role": role, "key": auth.b64(grant.key), "range_end": auth.b64(grant.range_end)}
+            return "/v3/auth/role/revoke", revoke, ("permission is not granted to the role",)
+        case auth.UserAdd(user, with_password):
+            add: dict[str, Any] = {"name": user, "password": password()} if with_password else {
+                "name": user, "options": {"no_password": True}}  # fmt: skip
+            return "/v3/auth/user/add", add, ("user name already exists",)
+        case auth.UserPassword(user):
+            return "/v3/auth/user/changepw", {"name": user, "password": password()}, ()
+        case auth.UserDelete(user):
+            return "/v3/auth/user/delete", {"name": user}, ("user name not found",)
+        case auth.UserGrant(user, role):
+            return "/v3/auth/user/grant", {"user": user, "role": role}, ()
+        case auth.UserRevoke(user, role):
+            return "/v3/auth/user/revoke", {"name": user, "role": role}, ("role is not granted to the user",)
+        case auth.AuthEnable():
+            return "/v3/auth/enable", {}, ()
+        case auth.AuthDisable():
+            return "/v3/auth/disable", {}, ()
+    raise ValueError(f"unknown auth call {call!r}")
 
 
 def _b64(text: str) -> str:

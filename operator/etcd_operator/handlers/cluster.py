@@ -84,6 +84,8 @@ async def run_pass(body: kopf.Body, first: bool = False) -> float:
         bound.info("membership step", step=str(reason), detail=message, refused=result.outcome.step_error or None)
     if result.outcome.maintained:
         bound.info("maintenance step", step=result.outcome.maintained)
+    if result.outcome.access.made:
+        bound.info("etcd auth calls", calls=list(result.outcome.access.made), left=result.outcome.access.left)
     if result.plan.drifted:
         bound.info("objects applied", drifted=dict(result.plan.drifted))
     for problem in result.outcome.problems:

@@ -333,14 +333,71 @@ class CertificateLifetime(ApiModel):
         return self
 
 
+class KeyPermission(StrEnum):
+    READ = "read"
+    WRITE = "write"
+    READWRITE = "readwrite"
+
+
+# etcd users the operator itself needs once auth is on: etcd refuses `auth enable` without `root`, and the
+# operator's own client certificate (CommonName etcd-operator) must keep the root role. A user limited by
+# tls.clients[].access cannot take either name.
+RESERVED_USERS = ("root", "etcd-operator")
+
+
+class KeyAccess(ApiModel):
+    """One key prefix a user may use (an etcd role permission over [prefix, prefix+1))."""
+
+    prefix: Annotated[str, Field(min_length=1, max_length=1024)] = Field(
+        description="Keys starting with this string, e.g. /app/ (etcdctl role grant-permission --prefix)."
+    )
+    permission: KeyPermission = Field(
+        description="read (get, watch), write (put, delete) or readwrite under the prefix."
+    )
+
+
 class ClientCertificate(ApiModel):
     """A person or program that gets its own client certificate (CommonName = name) from the client CA."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "!has(self.access) || !(self.name in " + str(list(RESERVED_USERS)) + ")",
+                    "'tls.clients: ' + self.name + ' is an etcd user the operator needs with full access (root "
+                    "role) once etcd auth is on; give the limited user another name, or remove its access'",
+                    ".access",
+                    expression=True,
+                ),
+            ]
+        }
+    )
 
     name: Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")] = Field(
         description="The user: the certificate's CommonName and the Secret <cluster>-user-<name> (tls.crt, tls.key, "
         "ca.crt). Removing the entry revokes the certificate (etcd's --client-crl-file, read on every connection) "
         "and then deletes the Secret."
     )  # fmt: skip
+    access: Annotated[list[KeyAccess] | None, Field(min_length=1, max_length=32)] = Field(
+        None,
+        description="Limit this user to these key prefixes. While any user has access, the operator turns on "
+        "etcd auth: each user becomes an etcd user named after its certificate's CommonName (gRPC clients such "
+        "as etcdctl; the JSON gateway ignores certificates), with a role user-<name> holding exactly these "
+        "permissions; users without access get the root role, so they keep full access. When no user has "
+        "access, auth is turned off again and the operator's users and roles are deleted.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["prefix"]},
+    )
+
+    @model_validator(mode="after")
+    def _not_reserved(self) -> ClientCertificate:
+        if self.access is not None and self.name in RESERVED_USERS:
+            raise ValueError(f"tls.clients: {self.name} is an etcd user the operator needs with full access "
+                             "(root role) once etcd auth is on; give the limited user another name, or remove "
+                             "its access")  # fmt: skip
+        prefixes = [a.prefix for a in self.access or []]
+        if len(set(prefixes)) != len(prefixes):
+            raise ValueError(f"tls.clients[{self.name}].access lists a prefix twice; give each prefix once")
+        return self
 
 
 class TLS(ApiModel):
@@ -1145,6 +1202,18 @@ class CertificateStatus(ApiModel):
     generation: int | None = Field(None, description="A CA's generation: 1 for the first, +1 per rollover.")
 
 
+class AccessStatus(ApiModel):
+    enabled: bool = Field(description="etcd auth is on (some user of tls.clients has access).")
+    auth_revision: int | None = Field(
+        None, description="etcd's auth revision at which its users and roles last matched tls.clients; while it "
+        "and the spec stay the same, a pass checks only the revision. Absent while changes are being made."
+    )  # fmt: skip
+    spec_hash: str | None = Field(
+        None, description="A digest of the tls.clients access that revision matched, and etcd's cluster ID (a "
+        "snapshot restored in place brings its own users and roles)."
+    )  # fmt: skip
+
+
 class RestoreRecord(ApiModel):
     request_id: str = Field(alias="requestID", description="The spec.restore.requestID carried out.")
     source: str = Field(description="What was restored, e.g. EtcdBackup nightly (s3://..., revision 4242).")
@@ -1180,7 +1249,10 @@ class EtcdClusterStatus(ApiModel):
     version: str | None = Field(
         None, description="etcd's cluster version: it moves only when every member runs the new one."
     )
-    conditions: list[Condition] | None = Field(None, description="Available, Progressing and Degraded.")
+    conditions: list[Condition] | None = Field(
+        None, description="Available, Progressing and Degraded; AccessApplied while the operator manages etcd auth "
+        "(tls.clients[].access)."
+    )  # fmt: skip
     backup: BackupScheduleStatus | None = Field(None, description="Scheduled backups (spec.backup).")
     maintenance: MaintenanceRecord | None = Field(None, description="Database upkeep the operator did.")
     certificates: list[CertificateStatus] | None = Field(
@@ -1197,6 +1269,10 @@ class EtcdClusterStatus(ApiModel):
     recovery: RecoveryRecord | None = Field(
         None, description="The last quorum recovery (spec.recovery) carried out, once the surviving member "
         "answered as a one-member cluster."
+    )  # fmt: skip
+    access: AccessStatus | None = Field(
+        None, description="etcd auth as the operator manages it for tls.clients[].access; absent when it manages "
+        "none (never turned on, or turned off and its users and roles deleted)."
     )  # fmt: skip
 
 

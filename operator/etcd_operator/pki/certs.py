@@ -47,12 +47,11 @@ def new_key() -> PrivateKey:
 
 
 def _name(common_name: str) -> x509.Name:
-    return x509.Name(
-        [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "etcd-operator"),
-            x509.NameAttribute(NameOID.COMMON_NAME, common_name[:64]),
-        ]
-    )
+    """O=etcd-operator, CN=common_name; no CN when it is empty (etcd's gateway refuses one once auth is on)."""
+    attributes = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, "etcd-operator")]
+    if common_name:
+        attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name[:64]))
+    return x509.Name(attributes)
 
 
 def _key_usage(ca: bool) -> x509.KeyUsage:

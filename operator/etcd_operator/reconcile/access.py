@@ -23,12 +23,18 @@ class ClientAccess:
     error: str = ""  # why the operator cannot talk to this cluster at all
 
 
-def client_access(names: ClusterNames, spec: EtcdClusterSpec, members: int) -> ClientAccess:
+def client_access(names: ClusterNames, spec: EtcdClusterSpec, members: int, gateway: bool = False) -> ClientAccess:
+    """`gateway`: etcd auth is on (or being turned on or off) and the certificate without a CommonName exists.
+
+    With auth on, etcd's JSON gateway refuses a client certificate that has a CommonName (it could not use
+    it: the gateway forwards requests under the member's own identity), so the operator presents its
+    CommonName-less certificate and a token instead.
+    """
     mode = spec.tls.client.mode
     tls = mode is not TLSMode.NONE
     endpoints = (names.client_url(tls), *(names.member_client_url(o, tls) for o in range(members)))
     if mode is TLSMode.SELF_SIGNED:
-        return ClientAccess(endpoints, names.client_tls_secret)
+        return ClientAccess(endpoints, names.gateway_client_secret if gateway else names.client_tls_secret)
     if mode is TLSMode.SECRET:
         if spec.tls.operator_client_secret_name:
             return ClientAccess(endpoints, spec.tls.operator_client_secret_name)

@@ -13,6 +13,8 @@ from typing import Any
 
 from etcd_node.contract import AgentError, Member
 
+from .auth import AuthView
+
 __all__ = ["BackupView", "Member", "MaintenanceStatus", "EtcdView", "Observed", "PodView", "StatefulSetView", "DiscoveryService", "Survey", "quorum"]
 
 REPLICAS_MANAGER = "etcd-operator-membership"  # the one field manager that writes StatefulSet.spec.replicas
@@ -155,6 +157,8 @@ class Observed:
     recovery_request: Mapping[str, bytes] | None = None  # spec.recovery's request Secret's data, when it exists
     # tls mode secret: the user's Secrets the members mount, by name (None: it does not exist)
     provided_tls: Mapping[str, Mapping[str, bytes] | None] = field(default_factory=dict)
+    auth: AuthView | None = None  # etcd's users and roles, read only while the operator manages auth
+    auth_error: str = ""  # why `auth` could not be read
 
     @property
     def sts_replicas(self) -> int:

@@ -21,6 +21,7 @@ from typing import Any
 
 from ..models.cluster import EtcdClusterSpec, EtcdClusterStatus, TLSMode
 from ..resources.statefulset import TRUSTED_CA, MemberTemplateInputs
+from . import auth
 from . import maintenance as maint
 from . import membership as mp
 from .desired import ClusterIdentity, default_token, desired_objects, needs_generated_tls
@@ -68,6 +69,7 @@ class Plan:
     upkeep: maint.Step = field(default_factory=lambda: maint.Idle("NotPlanned"))  # one maintenance step, if any
     # users' certificate Secrets whose certificates are revoked; the discovery credential once bootstrapped
     retire_secrets: tuple[str, ...] = ()
+    auth: auth.AuthPlan | None = None  # etcd auth for tls.clients[].access; None while the operator manages none
 
     @property
     def step_in_flight(self) -> bool:
@@ -318,7 +320,8 @@ def plan(ctx: ClusterContext, observed: Observed, now: datetime) -> Plan:
         reissue = ctx.annotations.get(REISSUE_CA, "").lower() == "true"
         tls = tls_secrets(identity, spec, planned_size, observed.secrets, now, bootstrapped=bootstrapped,
                           reissue_ca=reissue, rotate_ca=ctx.annotations.get(ROTATE_CA, ""),
-                          trusted_ca_live=_live_trusted_ca(sts) if _restarted(sts, observed.pods) else None)  # fmt: skip
+                          trusted_ca_live=_live_trusted_ca(sts) if _restarted(sts, observed.pods) else None,
+                          gateway_client=managing_auth(ctx))  # fmt: skip
         objects += tls.secrets
         problems += tls.problems
         step = _for_rollover(step, tls)
@@ -352,6 +355,14 @@ def plan(ctx: ClusterContext, observed: Observed, now: datetime) -> Plan:
         if where := drift(obj, live):
             objects.append(obj)
             drifted[key] = where
+    access = _access(ctx, observed)
+    if access is not None:
+        if secret := auth.auth_secret(identity.names.auth_secret, identity.names.namespace, identity.owner,
+                                      observed.secrets.get(identity.names.auth_secret)):  # fmt: skip
+            objects.insert(0, secret)
+            drifted[f"Secret/{identity.names.auth_secret}"] = "data"
+        if access.problem is not None:
+            problems.append(access.problem)
     upkeep = _upkeep(ctx, observed, step, follow_up) if not (in_place.active or recovery.active) else maint.Idle(
         "Restoring" if in_place.active else RECOVERING)  # fmt: skip
     if isinstance(upkeep, maint.Refuse):
@@ -376,4 +387,24 @@ def plan(ctx: ClusterContext, observed: Observed, now: datetime) -> Plan:
         recovery=recovery,
         upkeep=upkeep,
         retire_secrets=tls.retire + ((identity.names.discovery_tls_secret,) if via.retire else ()),
+        auth=access,
     )
+
+
+def managing_auth(ctx: ClusterContext) -> bool:
+    """The operator manages etcd auth: a user of tls.clients has access, or what it made is not cleaned up yet."""
+    return auth.desired_access(ctx.spec).enabled or ctx.status.access is not None
+
+
+def _access(ctx: ClusterContext, observed: Observed) -> auth.AuthPlan | None:
+    """The auth calls of this pass; none until the operator's password Secret is read, or when etcd cannot be asked."""
+    if not managing_auth(ctx):
+        return None
+    names = ctx.identity.names
+    desired = auth.desired_access(ctx.spec)
+    if desired.enabled and auth.credentials(observed.secrets.get(names.auth_secret)) is None:
+        return auth.AuthPlan()  # the password Secret is written by this pass and read by the next
+    if observed.auth is None:
+        return auth.AuthPlan(problem=Problem("AccessFailed", f"cannot read etcd's users and roles: "
+                                                  f"{observed.auth_error}") if observed.auth_error else None)  # fmt: skip
+    return auth.plan_auth(desired, observed.auth)

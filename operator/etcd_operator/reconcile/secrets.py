@@ -57,6 +57,7 @@ def tls_secrets(
     reissue_ca: bool = False,
     rotate_ca: str = "",
     trusted_ca_live: str | None = None,
+    gateway_client: bool = False,
     new_key: Callable[[], certs.PrivateKey] = certs.new_key,
     new_serial: Callable[[], int] = certs.x509.random_serial_number,
 ) -> TLSPlan:
@@ -65,6 +66,7 @@ def tls_secrets(
     `bootstrapped`: members exist (or existed), so a missing CA is a loss, not a first start.
     `rotate_ca`: the rollover.ROTATE_CA annotation. `trusted_ca_live`: the TRUSTED_CA digest of the pod
     template that every member runs and is ready with; None while a rollout or a start is under way.
+    `gateway_client`: etcd auth is (to be) on, so the operator needs its client certificate without a CommonName.
     """
     names, owner = identity.names, identity.owner
     lifetime = leaf_lifetime(spec.tls.certificates)
@@ -102,7 +104,8 @@ def tls_secrets(
     def leaf_secrets(side: str) -> tuple[str, ...]:
         if side == "peer":
             return (names.peer_tls_secret,)
-        return (names.server_tls_secret, names.client_tls_secret, *map(names.user_secret, users))
+        gateway = (names.gateway_client_secret,) if gateway_client else ()
+        return (names.server_tls_secret, names.client_tls_secret, *gateway, *map(names.user_secret, users))
 
     def client_pair(ca: bundles.CASet, secret: str, common_name: str) -> dict[str, bytes]:
         """A client certificate Secret: the pair kept while the signer issued it and it is not due, else a new one."""
@@ -135,6 +138,8 @@ def tls_secrets(
             server[crl.FILE] = crl_file
         out = {names.server_tls_secret: (server, "server-tls"),
                names.client_tls_secret: (client_pair(ca, names.client_tls_secret, "etcd-operator"), "client-tls")}
+        if gateway_client:
+            out[names.gateway_client_secret] = (client_pair(ca, names.gateway_client_secret, ""), "gateway-client-tls")
         for user in users:
             out[names.user_secret(user)] = (client_pair(ca, names.user_secret(user), user), "user-tls")
         return out
@@ -157,6 +162,8 @@ def tls_secrets(
     entries = {**kept_entries, **{serial: now for serial in gone.values() if serial is not None and serial not in kept_entries}}
     # A Secret goes once the members' list names its certificate, never before.
     retire = tuple(secret for secret, serial in gone.items() if serial is None or serial in listed)
+    if not gateway_client and names.gateway_client_secret in existing:
+        retire += (names.gateway_client_secret,)  # auth is off and the operator's users are gone: not needed
 
     def revocations(ca: bundles.CASet) -> bytes | None:
         """The list's bytes: the current ones while they say the same and the signer signed them."""
@@ -297,7 +304,8 @@ def issued_certificates(names: ClusterNames, secrets: Existing) -> tuple[IssuedC
             if pem := data.get(key):
                 found.append(IssuedCertificate(secret, kind, _not_after(pem), generation))
     users = sorted(secret for secret in secrets if names.user_of(secret) is not None)
-    for secret in (names.peer_tls_secret, names.server_tls_secret, names.client_tls_secret, *users):
+    for secret in (names.peer_tls_secret, names.server_tls_secret, names.client_tls_secret,
+                   names.gateway_client_secret, *users):  # fmt: skip
         data = secrets.get(secret) or {}
         leaves = [_not_after(pem) for key, pem in data.items() if key.endswith(".crt") and key != "ca.crt"]
         if leaves:

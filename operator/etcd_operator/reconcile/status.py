@@ -11,12 +11,13 @@ get` shows which step a scale or a heal is at, not only that one is running.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 from ..models.cluster import (
+    AccessStatus,
     BackupScheduleStatus,
     CertificateStatus,
     Condition,
@@ -28,6 +29,7 @@ from ..models.cluster import (
     RecoveryRecord,
     RestoreRecord,
 )
+from . import auth
 from . import maintenance as maint
 from . import membership as mp
 from .observed import Member, Observed, quorum
@@ -70,10 +72,19 @@ class Outcome:
     maintained: str = ""  # the maintenance step this pass carried out, e.g. "Defragment main-1 (40 MiB free)"
     progress: str = ""  # a restore or recovery under way: Progressing=True/<progress_reason> with these words
     progress_reason: str = "Restoring"  # Restoring (spec.restore) or Recovering (spec.recovery)
+    access: auth.AuthOutcome = field(default_factory=auth.AuthOutcome)  # the etcd auth calls made, or refused
 
     @property
     def apply_failed(self) -> bool:
         return any(p.reason == "ApplyFailed" for p in self.problems)
+
+
+@dataclass(frozen=True)
+class AccessReport:
+    """etcd auth in status: status.access, and the AccessApplied condition as (status, reason, message)."""
+
+    record: AccessStatus | None
+    condition: tuple[bool, str, str] | None
 
 
 def describe(step: mp.Step) -> tuple[Reason | str, str]:
@@ -264,10 +275,15 @@ def compute_status(
     certificates: Sequence[IssuedCertificate] = (),
     restore: RestoreRecord | None = None,
     recovery: RecoveryRecord | None = None,
+    access: AccessReport | None = None,
 ) -> EtcdClusterStatus:
     """Status from the same observation the pass planned from, refined by what it did (`outcome`)."""
     previous = previous or EtcdClusterStatus()
-    conds = merge_transitions(conditions(spec, observed, outcome), previous.conditions, now)
+    current = conditions(spec, observed, outcome)
+    if access is not None and access.condition is not None:
+        ok, reason, message = access.condition
+        current.append(_condition("AccessApplied", ok, reason, message, observed.generation))
+    conds = merge_transitions(current, previous.conditions, now)
     ever = observed.ever_available or conds[0].status is ConditionStatus.TRUE
     members = None
     if observed.members is not None:
@@ -306,6 +322,7 @@ def compute_status(
                               not_after=datetime.fromtimestamp(c.not_after, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
             for c in certificates
         ] or None,
+        access=access.record if access is not None else None,
         # Written last, as the marker that this generation has been observed.
         observed_generation=observed.generation,
     )

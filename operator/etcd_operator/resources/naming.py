@@ -69,6 +69,16 @@ class ClusterNames:
         return secret[len(prefix):] if secret.startswith(prefix) else None
 
     @property
+    def gateway_client_secret(self) -> str:
+        """The operator's client certificate without a CommonName, for etcd's JSON gateway once auth is on."""
+        return f"{self.name}-gateway-client-tls"
+
+    @property
+    def auth_secret(self) -> str:
+        """The operator's etcd password (username, password), made once a user of tls.clients has access."""
+        return f"{self.name}-etcd-auth"
+
+    @property
     def restore_secret(self) -> str:
         """The restore request (bootstrap.restore), mounted by the members only while the cluster bootstraps."""
         return f"{self.name}-restore"

@@ -21,6 +21,7 @@ from typing import Any
 
 from etcd_operator.adapters.etcd import EtcdError
 from etcd_operator.adapters.kube import FIELD_MANAGER, ApiError
+from etcd_operator.reconcile import auth
 from etcd_operator.reconcile.observed import EtcdView, MaintenanceStatus, Member, Survey
 
 
@@ -108,6 +109,42 @@ class FakeKube:
         return {k: base64.b64decode(v) for k, v in found["data"].items()}
 
 
+def auth_apply(view: auth.AuthView, call: auth.Call) -> auth.AuthView:
+    """What etcd's auth store holds after one call (every call bumps the auth revision)."""
+    users, roles, names, enabled = dict(view.users), dict(view.roles), set(view.names), view.enabled
+    match call:
+        case auth.RoleAdd(role):
+            roles[role] = frozenset()
+        case auth.RoleDelete(role):
+            roles.pop(role)
+            users = {u: rs - {role} for u, rs in users.items()}
+        case auth.RoleGrant(role, grant):
+            kept = {g for g in roles[role] if (g.key, g.range_end) != (grant.key, grant.range_end)}
+            roles[role] = frozenset(kept | {grant})
+        case auth.RoleRevoke(role, grant):
+            roles[role] = frozenset(g for g in roles[role] if (g.key, g.range_end) != (grant.key, grant.range_end))
+        case auth.UserAdd(user):
+            names.add(user)
+            users[user] = frozenset()
+        case auth.UserPassword():
+            pass
+        case auth.UserDelete(user):
+            names.discard(user)
+            users.pop(user, None)
+        case auth.UserGrant(user, role):
+            assert role == auth.ROOT or role in roles, f"etcd refuses a grant of the unknown role {role}"
+            users[user] = users[user] | {role}
+        case auth.UserRevoke(user, role):
+            users[user] = users[user] - {role}
+        case auth.AuthEnable():
+            assert auth.ROOT in names and auth.ROOT in users[auth.ROOT], "etcd refuses auth enable without root"
+            assert auth.ROOT in users.get(auth.OPERATOR_USER, frozenset()), "the operator would lock itself out"
+            enabled = True
+        case auth.AuthDisable():
+            enabled = False
+    return auth.AuthView(enabled, view.revision + 1, frozenset(names), users, roles)
+
+
 @dataclass
 class FakeEtcd:
     """One etcd cluster's membership; members are keyed by ID, ordered by when they were added."""
@@ -130,6 +167,24 @@ class FakeEtcd:
         answers = {i: replace(self.statuses.get(i, MaintenanceStatus(i, raft_index=1000 + i)), leader_id=0)
                    for i in self.survivors if i in self.members}  # fmt: skip
         return Survey(answers, tuple(self.members.values()) if answers else None)
+    auth: auth.AuthView = field(default_factory=lambda: auth.AuthView(False, 1))  # etcd's auth store
+    auth_log: list[str] = field(default_factory=list)  # the auth calls made, in words
+    refuse_auth: str = ""  # etcd's words for the next auth write it refuses ("" accepts them all)
+
+    async def auth_status(self) -> tuple[bool, int]:
+        self.calls += 1
+        return self.auth.enabled, self.auth.revision
+
+    async def auth_view(self, desired: auth.DesiredAccess) -> auth.AuthView:
+        self.calls += 3 + len(self.auth.owned_roles) + len(self.auth.names)
+        return replace(self.auth, users={u: self.auth.users.get(u, frozenset()) for u in self.auth.names})
+
+    async def auth_call(self, call: auth.Call) -> None:
+        self.calls += 1
+        if self.refuse_auth:
+            raise EtcdError(self.refuse_auth)
+        self.auth = auth_apply(self.auth, call)
+        self.auth_log.append(auth.describe(call))
 
     async def view(self) -> EtcdView:
         self.calls += 1 + len(self.members)  # the member list, then each member's status
