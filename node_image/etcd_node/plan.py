@@ -46,6 +46,7 @@ JOIN_TIMEOUT = 5.0
 ID_MISMATCH_GRACE = 10.0
 # Flags that point etcd at a way to bootstrap; a member that joins a running cluster uses none of them.
 _BOOTSTRAP_FLAGS = ("initial-cluster", "discovery-srv", "discovery-srv-name", "discovery")
+_DISCOVERY_FLAGS = ("discovery", "discovery-endpoints", "discovery-token")  # v2 and v3 discovery services
 
 
 @dataclass(frozen=True)
@@ -197,6 +198,10 @@ def membership(options: Options, facts: Facts) -> Membership:
             for flag in _BOOTSTRAP_FLAGS:
                 opts.pop(flag, None)
     if _joins_by_flags(opts, restarting):
+        # The live member list is where a joining member learns its cluster: a discovery service the pod
+        # template names for the initial members would be a second bootstrap source, which etcd refuses.
+        for flag in _DISCOVERY_FLAGS:
+            opts.pop(flag, None)
         findings += _join(opts, options, facts)
     return Membership(opts, restarting, set_aside, findings)
 

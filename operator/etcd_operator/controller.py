@@ -17,7 +17,7 @@ import os
 import ssl
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -152,14 +152,29 @@ def _other_cluster(kube: KubeAPI, ctx: ClusterContext) -> tuple[ClusterNames, Et
     return ClusterNames(ref.name, names.namespace, names.cluster_domain), spec
 
 
-def _discovery(kube: KubeAPI, ctx: ClusterContext, bootstrapped: bool) -> DiscoveryService:
-    """The discovery cluster's URL and Secret, read only while the members' template still needs them."""
+def _discovery(kube: KubeAPI, ctx: ClusterContext, started: bool) -> DiscoveryService:
+    """This cluster's own discovery credential, and the discovery cluster's URL and client CA.
+
+    The discovery cluster is read only while this cluster needs something of it: before its members
+    start (the template and the credential) and until it has been Available (the credential is renewed).
+    Afterwards nothing of it is read: it may be deleted.
+    """
     if ctx.spec.bootstrap.discovery_cluster_ref is None:
         return DiscoveryService()
+    names = ctx.identity.names
+    found = kube.get("v1", "Secret", names.discovery_tls_secret, names.namespace)
+    credential = secret_bytes(found) if found is not None and _owned(found, ctx.identity.owner.uid) else None
+    if started and ctx.status.phase in EVER_AVAILABLE_PHASES:
+        return DiscoveryService(credential=credential)
     other = _other_cluster(kube, ctx)
     if isinstance(other, str):
-        return DiscoveryService(error=other) if not bootstrapped else DiscoveryService()
-    return discovery_of(*other)
+        return DiscoveryService(error="" if started else other, credential=credential)
+    service = discovery_of(*other)
+    client_ca = None
+    if service.client_ca_secret:
+        ca = kube.get("v1", "Secret", service.client_ca_secret, names.namespace)
+        client_ca = secret_bytes(ca) if ca is not None else None
+    return replace(service, client_ca=client_ca, credential=credential)
 
 
 async def observe(kube: KubeAPI, ctx: ClusterContext, clients: EtcdClients) -> tuple[Observed, EtcdAPI | None]:
@@ -384,7 +399,8 @@ async def apply(
     scheduled, schedule_writes = await _apply_schedule(kube, names.namespace, planned, problems)
     applied += schedule_writes
     for secret in planned.retire_secrets:
-        # A removed user's certificate is in the members' revocation list: its Secret can go.
+        # A removed user's certificate is in the members' revocation list, or the cluster has bootstrapped
+        # and no member reads its discovery credential again: the Secret can go.
         await asyncio.to_thread(kube.delete, "v1", "Secret", secret, names.namespace)
         applied += 1
     if planned.restore.retire_request or planned.in_place.retire_request:

@@ -225,7 +225,10 @@ class Bootstrap(ApiModel):
     discovery_cluster_ref: ClusterRef | None = Field(
         None,
         description="With discovery only (exactly one of discoveryURL and discoveryClusterRef): another "
-        "EtcdCluster used as the v3 discovery service (--discovery-endpoints, --discovery-token; etcd 3.6+).",
+        "EtcdCluster in the same namespace used as the v3 discovery service (--discovery-endpoints, "
+        "--discovery-token; etcd 3.6+). With its client TLS selfSigned, members present a client certificate of "
+        "this cluster's own from its client CA (Secret <name>-discovery-tls, deleted once this cluster has been "
+        "Available); it may be deleted after that.",
     )
     restore: BootstrapRestore | None = Field(
         None,

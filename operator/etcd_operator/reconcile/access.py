@@ -46,7 +46,8 @@ def client_access(names: ClusterNames, spec: EtcdClusterSpec, members: int, gate
 
 
 def discovery_of(names: ClusterNames, spec: EtcdClusterSpec) -> DiscoveryService:
-    """What members of a cluster bootstrapping through `names`'s cluster are given: its URL and client Secret."""
+    """How members of a cluster bootstrapping through `names`'s cluster reach it: its URL, and the client CA
+    whose certificate they must present (selfSigned only; never one of that cluster's own certificates)."""
     tls = spec.tls.client.mode is not TLSMode.NONE
-    secret = names.client_tls_secret if spec.tls.client.mode is TLSMode.SELF_SIGNED else ""
-    return DiscoveryService(names.client_url(tls), secret)
+    ca = names.client_ca_secret if spec.tls.client.mode is TLSMode.SELF_SIGNED else ""
+    return DiscoveryService(names.client_url(tls), client_ca_secret=ca)

@@ -105,10 +105,15 @@ class StatefulSetView:
 
 @dataclass(frozen=True)
 class DiscoveryService:
-    """Another EtcdCluster used as this one's v3 discovery service; `error` says why it cannot be used yet."""
+    """Another EtcdCluster used as this one's v3 discovery service; `error` says why it cannot be used yet.
+
+    Its URL and client CA are read only while this cluster's template or discovery credential needs them.
+    """
 
     endpoints: str = ""
-    tls_secret: str = ""
+    client_ca_secret: str = ""  # the discovery cluster's client CA Secret: members present a certificate it signed
+    client_ca: Mapping[str, bytes] | None = None  # that Secret's data (None: not read, or it does not exist)
+    credential: Mapping[str, bytes] | None = None  # this cluster's own discovery Secret (None: it does not exist)
     error: str = ""
 
 

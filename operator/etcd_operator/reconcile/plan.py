@@ -25,6 +25,7 @@ from . import auth
 from . import maintenance as maint
 from . import membership as mp
 from .desired import ClusterIdentity, default_token, desired_objects, needs_generated_tls
+from .discovery import live_discovery, plan_discovery
 from .drift import drift
 from .inplace import RESTORING, InPlacePlan, plan_in_place, restore_token
 from .observed import Member, Observed, PodView, StatefulSetView, quorum
@@ -66,7 +67,8 @@ class Plan:
     in_place: InPlacePlan = field(default_factory=InPlacePlan)  # spec.restore: its step, request and record
     recovery: RecoveryPlan = field(default_factory=RecoveryPlan)  # spec.recovery: its step, request and record
     upkeep: maint.Step = field(default_factory=lambda: maint.Idle("NotPlanned"))  # one maintenance step, if any
-    retire_secrets: tuple[str, ...] = ()  # users' certificate Secrets whose certificates are revoked
+    # users' certificate Secrets whose certificates are revoked; the discovery credential once bootstrapped
+    retire_secrets: tuple[str, ...] = ()
     auth: auth.AuthPlan | None = None  # etcd auth for tls.clients[].access; None while the operator manages none
 
     @property
@@ -228,6 +230,13 @@ def plan(ctx: ClusterContext, observed: Observed, now: datetime) -> Plan:
     if sts is None and uses_discovery_cluster and discovery.error:
         wait = mp.Wait("WaitingForDiscovery", discovery.error)
         return Plan(step=wait, initial_members=spec.replicas if first else None)
+    # The members' discovery inputs come from the live template once it exists, so the discovery cluster
+    # going away changes nothing; their credential is this cluster's own, and only until it has bootstrapped.
+    # Available once: every initial member registered with the discovery service, which is not asked again.
+    registered = sts is not None and (observed.ever_available or _available(observed))
+    via = plan_discovery(identity, spec, discovery, live_discovery(sts.live if sts else None), registered, now)
+    if sts is None and via.wait:
+        return Plan(step=mp.Wait("WaitingForDiscovery", via.wait), initial_members=spec.replicas if first else None)
 
     token = spec.cluster_token or default_token(identity)
     voting_healthy = sum(m.healthy for m in observed.etcd.voting) if observed.etcd is not None else 0
@@ -267,6 +276,8 @@ def plan(ctx: ClusterContext, observed: Observed, now: datetime) -> Plan:
                     initial_members=spec.replicas if first else None, restore=restore)  # fmt: skip
 
     problems: list[Problem] = [tls_problem] if tls_problem is not None else []
+    if via.problem is not None:
+        problems.append(via.problem)
     refusal = path_refusal(observed.etcd, spec.version) if observed.etcd is not None else None
     if refusal is not None:
         # The template keeps the version it has (what members run or are being moved to): no pod, not even
@@ -314,14 +325,16 @@ def plan(ctx: ClusterContext, observed: Observed, now: datetime) -> Plan:
         objects += tls.secrets
         problems += tls.problems
         step = _for_rollover(step, tls)
+    if via.secret is not None:
+        objects.append(via.secret)  # before the StatefulSet whose first members present it
     inputs = MemberTemplateInputs(
         replicas=None if sts is not None and sts.replicas_owned else (sts.replicas if sts else initial),
         initial_members=initial,
         cluster_token=member_token,
         node_image=f"{ctx.node_repository}:{spec.version}",
         discovery_url=spec.bootstrap.discovery_url or "",
-        discovery_endpoints=discovery.endpoints,
-        discovery_tls_secret=discovery.tls_secret,
+        discovery_endpoints=via.endpoints,
+        discovery_tls_secret=via.tls_secret,
         trusted_ca=tls.trusted_ca,
         client_crl=tls.client_crl,
         restore_mount=bool(in_place.restore_id),
@@ -373,7 +386,7 @@ def plan(ctx: ClusterContext, observed: Observed, now: datetime) -> Plan:
         in_place=in_place,
         recovery=recovery,
         upkeep=upkeep,
-        retire_secrets=tls.retire,
+        retire_secrets=tls.retire + ((identity.names.discovery_tls_secret,) if via.retire else ()),
         auth=access,
     )
 

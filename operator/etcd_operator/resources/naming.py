@@ -54,6 +54,11 @@ class ClusterNames:
         """Client certificate for the operator and for users (tls.crt, tls.key, ca.crt)."""
         return f"{self.name}-client-tls"
 
+    @property
+    def discovery_tls_secret(self) -> str:
+        """This cluster's own client certificate for its discovery cluster (bootstrap.discoveryClusterRef)."""
+        return f"{self.name}-discovery-tls"
+
     def user_secret(self, user: str) -> str:
         """A user's own client certificate (spec.tls.clients)."""
         return f"{self.name}-user-{user}"

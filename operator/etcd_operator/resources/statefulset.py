@@ -43,7 +43,7 @@ class MemberTemplateInputs:
     node_image: str
     discovery_url: str = ""  # bootstrap mode discovery with a v2 URL
     discovery_endpoints: str = ""  # ... or the client URLs of another EtcdCluster (v3 discovery)
-    discovery_tls_secret: str = ""  # that cluster's client certificate Secret, when it uses selfSigned TLS
+    discovery_tls_secret: str = ""  # this cluster's own certificate for it (reconcile.discovery), when one is needed
     trusted_ca: str = ""  # TRUSTED_CA: a digest of the CAs members trust, set once a CA has been rolled over
     client_crl: bool = False  # the server-tls Secret holds the client CA's revocation list (spec.tls.clients)
     restore_mount: bool = False  # mount the restore request (spec.restore): from its first start on, kept after
@@ -182,7 +182,10 @@ def build_statefulset(
     pod = spec.pod
     volumes, tls_mounts = _tls_volumes(names, spec)
     if inputs.discovery_tls_secret:
-        volumes.append({"name": "discovery-tls", "secret": {"secretName": inputs.discovery_tls_secret, "defaultMode": 0o440}})
+        # Optional: the Secret goes once the cluster has bootstrapped; members restarting from their data,
+        # or joining from the member list, never read it, and the template does not change when it goes.
+        volumes.append({"name": "discovery-tls", "secret": {"secretName": inputs.discovery_tls_secret, "optional": True,
+                                                            "defaultMode": 0o440}})  # fmt: skip
         tls_mounts.append({"name": "discovery-tls", "mountPath": DISCOVERY_TLS_MOUNT, "readOnly": True})
     if spec.bootstrap.restore is not None or inputs.restore_mount:
         volumes.append({"name": "restore", "secret": {"secretName": names.restore_secret, "optional": True,

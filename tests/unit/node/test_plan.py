@@ -189,3 +189,22 @@ def test_gather_reads_nothing_a_plain_static_start_does_not_use(monkeypatch, tmp
             "initial-cluster": "infra0=http://infra0.example.com:2380", "data-dir": str(tmp_path / "data")}  # fmt: skip
     options = plan.Options(etcd=etcd, join_endpoints=("http://10.0.1.10:2379",))
     assert preflight.gather(options, NOW) == plan.Facts(now=NOW)
+
+
+@pytest.mark.parametrize("ordinal", [3, 1])  # beyond the initial members; an initial member re-added after a loss
+def test_a_member_joining_a_cluster_that_bootstrapped_by_v3_discovery_joins_from_the_member_list(ordinal):
+    env = {"ETCD_NODE_POD_NAME": f"b-{ordinal}", "ETCD_NODE_POD_NAMESPACE": "ns", "ETCD_NODE_SERVICE": "b",
+           "ETCD_NODE_BOOTSTRAP": "discovery", "ETCD_NODE_INITIAL_MEMBERS": "3"}  # fmt: skip
+    derived = kube.derived_options(kube.identity_from_env(env), env)
+    # What the pod template keeps for its initial members: the discovery cluster and the token.
+    etcd = {**derived, "discovery-endpoints": "https://a-client.ns.svc:2379", "discovery-token": "tok"}
+    options = plan.Options(etcd=etcd, in_pod=True, join_endpoints=("https://b-client.ns.svc:2379",))
+    peer = derived["initial-advertise-peer-urls"]
+    members = tuple(Member(i, f"b-{i}", (f"https://b-{i}.b.ns.svc.cluster.local:2380",), (f"https://b-{i}:2379",))
+                    for i in range(3) if i != ordinal) + (Member(9, "", (peer,), is_learner=True),)  # fmt: skip
+    facts = plan.Facts(now=NOW, members=members, etcd_version=(3, 6, 16))
+    assert plan.wanted(options, facts).discovery_v3 is None  # the discovery cluster is not asked (it may be gone)
+    decided = plan.decide(options, facts)
+    assert errors(decided.findings) == []
+    assert decided.options["initial-cluster-state"] == "existing" and f"b-{ordinal}=" in decided.options["initial-cluster"]
+    assert "discovery-endpoints" not in decided.options and "discovery-token" not in decided.options

@@ -159,6 +159,7 @@ class FakeEtcd:
     live_bytes: int = 2 * 2**20  # what a compaction leaves in use
     cluster_id: int = 0xC1
     survivors: set[int] = field(default_factory=set)  # while unreachable: members that still answer on their own
+    puts: list[tuple[str, str]] = field(default_factory=list)  # keys written, in order
 
     async def survey(self, endpoints: list[str]) -> Survey:
         """What members say one by one when quorum is lost: their own status (no leader) and the membership."""
@@ -194,6 +195,7 @@ class FakeEtcd:
 
     async def put(self, key: str, value: str) -> None:
         self.calls += 1
+        self.puts.append((key, value))
 
     def _settled(self) -> None:
         if any(m.is_learner and not m.started for m in self.members.values()):

@@ -29,10 +29,11 @@ def test_the_operator_reaches_members_directly_too_and_presents_its_own_certific
     assert error in access.error and bool(access.error) == bool(error)
 
 
-def test_a_discovery_cluster_gives_its_url_and_only_a_generated_client_secret():
-    assert discovery_of(ClusterNames("seed", "db"), spec("selfSigned")).tls_secret == "seed-client-tls"
+def test_a_discovery_cluster_gives_its_url_and_the_ca_to_issue_from_never_its_own_certificate():
+    signed = discovery_of(ClusterNames("seed", "db"), spec("selfSigned"))
+    assert signed.client_ca_secret == "seed-client-ca" and signed.credential is None and signed.client_ca is None
     plain = discovery_of(ClusterNames("seed", "db"), spec("none"))
-    assert plain.endpoints == "http://seed-client.db.svc.cluster.local:2379" and plain.tls_secret == ""
+    assert plain.endpoints == "http://seed-client.db.svc.cluster.local:2379" and plain.client_ca_secret == ""
 
 
 def test_secret_mode_uses_the_operator_client_secret_named_in_the_spec():

@@ -93,17 +93,19 @@ def test_every_object_is_owned_and_labelled():
         assert meta["labels"]["app.kubernetes.io/managed-by"] == "etcd-operator"
 
 
-def test_discovery_through_another_cluster_mounts_its_client_certificate():
+def test_discovery_through_another_cluster_mounts_the_clusters_own_credential_optionally():
     spec = EtcdClusterSpec.model_validate({"bootstrap": {"mode": "discovery", "discoveryClusterRef": {"name": "seed"}}})
     inputs = MemberTemplateInputs(3, 3, "tok", "i", discovery_endpoints="https://seed-client.db.svc.cluster.local:2379",
-                                  discovery_tls_secret="seed-client-tls")  # fmt: skip
+                                  discovery_tls_secret="main-discovery-tls")  # fmt: skip
     objects = desired_objects(IDENTITY, spec, inputs, 3, 3)
     env = env_of(objects)
     assert env["ETCD_DISCOVERY_ENDPOINTS"] == "https://seed-client.db.svc.cluster.local:2379"
     assert env["ETCD_DISCOVERY_TOKEN"] == "tok" and env["ETCD_DISCOVERY_INSECURE_TRANSPORT"] == "false"
     assert env["ETCD_DISCOVERY_CERT"] == "/etc/etcd/discovery-tls/tls.crt"
     pod = next(o for o in objects if o["kind"] == "StatefulSet")["spec"]["template"]["spec"]
-    assert {"name": "discovery-tls", "secret": {"secretName": "seed-client-tls", "defaultMode": 0o440}} in pod["volumes"]
+    # Optional: the Secret goes once the cluster has bootstrapped, and pods must still start without it.
+    assert {"name": "discovery-tls", "secret": {"secretName": "main-discovery-tls", "optional": True,
+                                                "defaultMode": 0o440}} in pod["volumes"]  # fmt: skip
 
 
 def claim_policy(spec: dict) -> dict:

@@ -7,13 +7,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from etcd_operator import GROUP, KIND, VERSION
 from etcd_operator.controller import EtcdClients, reconcile_once
 from etcd_operator.models.cluster import EtcdClusterSpec, EtcdClusterStatus
+from etcd_operator.pki import bundles, certs
 from etcd_operator.reconcile import membership as mp
 from etcd_operator.reconcile.desired import ClusterIdentity
 from etcd_operator.reconcile.observed import REPLICAS_MANAGER
 from etcd_operator.reconcile.plan import ClusterContext
 from etcd_operator.reconcile.secrets import REISSUE_CA
+from etcd_operator.resources.meta import Owner
+from etcd_operator.resources.secrets import build_secret
 from tests.support.pki import make_ca, make_cert
 
 from .fakes import FakeEtcd, FakeKube, World
@@ -767,3 +771,60 @@ def test_a_user_certificate_ending_within_renew_before_is_reported_but_changes_n
     provide_data(cluster, "byo-server", make_cert(ca, "byo-server", hosts, T0).cert_manager_secret(ca))  # renewed
     cluster.converge()
     cluster.assert_settled(4)
+
+
+SEED_UID = "5eed0000-0000-4000-8000-000000000000"
+
+
+def _seed(cluster: Cluster) -> bundles.CASet:
+    """Another EtcdCluster with selfSigned client TLS: its object, client CA and operator certificate."""
+    owner = Owner("seed", SEED_UID)
+    cluster.kube.objects[("EtcdCluster", "db", "seed")] = {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": KIND, "spec": {"replicas": 1},
+        "metadata": {"name": "seed", "namespace": "db", "uid": SEED_UID}}  # fmt: skip
+    ca = bundles.CASet(bundles.new_authority("seed.db etcd client CA", T0, certs.new_key(), 7))
+    operator = bundles.client_bundle(ca, "etcd-operator", T0, certs.new_key(), 8)
+    for name, data in (("seed-client-ca", ca.secret_data()), ("seed-client-tls", operator)):
+        cluster.kube.objects[("Secret", "db", name)] = build_secret(name, "db", owner, data, "tls")
+    return ca
+
+
+def _mounted_secrets(cluster: Cluster) -> set[str]:
+    template = cluster.kube.objects[("StatefulSet", "db", "main")]["spec"]["template"]["spec"]
+    return {v["secret"]["secretName"] for v in template["volumes"] if "secret" in v}
+
+
+def test_discovery_through_another_cluster_uses_a_credential_of_its_own_until_bootstrapped_and_survives_its_loss():
+    cluster = Cluster({"replicas": 3, "bootstrap": {"mode": "discovery", "discoveryClusterRef": {"name": "seed"}}})
+    ca = _seed(cluster)
+    first = cluster.once()
+    assert ("/_etcd/registry/db-main-6f1c2d3e/_config/size", "3") in cluster.etcd.puts  # seeded in the seed
+    mounted = _mounted_secrets(cluster)
+    assert "main-discovery-tls" in mounted and not any(s.startswith("seed-") for s in mounted)
+    written = [o["metadata"]["name"] for o in first.plan.objects]
+    assert written.index("main-discovery-tls") < written.index("main")  # the Secret before the members
+    credential = cluster.kube.secret("db", "main-discovery-tls")
+    cert = certs.load_cert(credential["tls.crt"])
+    assert certs.issued_by(cert, ca.signer.cert) and credential["ca.crt"] == ca.bundle()
+    assert credential["tls.crt"] != cluster.kube.secret("db", "seed-client-tls")["tls.crt"]
+    assert "discovery:db/main" in cert.subject.rfc4514_string()
+
+    cluster.converge()
+    cluster.assert_settled(3)
+    # Bootstrapped: nobody reads the credential again, so it is gone, and the template did not change for it.
+    assert ("Secret", "db", "main-discovery-tls") not in cluster.kube.objects
+    assert "delete Secret/main-discovery-tls" in cluster.kube.writes
+    template = cluster.kube.objects[("StatefulSet", "db", "main")]["spec"]["template"]
+
+    # The seed goes, with its Secrets: nothing of it is read, nothing changes, no member restarts.
+    for kind, namespace, name in [k for k in cluster.kube.objects if k[2].startswith("seed")]:
+        cluster.kube.remove(kind, namespace, name)
+    writes, restarts = len(cluster.kube.writes), dict(cluster.world.restarts)
+    idle = cluster.converge()
+    cluster.assert_settled(3)
+    assert cluster.kube.objects[("StatefulSet", "db", "main")]["spec"]["template"] == template
+    assert cluster.kube.writes[writes:] == [] and cluster.world.restarts == restarts and not idle.plan.objects
+    # One read more than a cluster without discovery (its own credential Secret, to know it is gone), none of the seed.
+    before = cluster.kube.requests
+    cluster.once()
+    assert cluster.kube.requests - before == 6
