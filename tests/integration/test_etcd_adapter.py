@@ -11,6 +11,7 @@ from etcd_operator.reconcile.status import compute_status
 from tests.integration.netlab import wait_until
 from tests.support.binaries import etcd_dir
 from tests.support.loopback import LoopbackCluster, LoopbackPKI
+from tests.support.reconfig import settled
 
 pytestmark = pytest.mark.etcd
 
@@ -62,17 +63,6 @@ def test_a_stopped_member_is_reported_unhealthy_and_quorum_still_holds(tls_clust
 
 def test_membership_calls_and_their_refusals(tls_cluster):
     client, _ = tls_cluster
-
-    async def settled(call, *args, timeout: float = 30):
-        """etcd refuses a reconfiguration with "unhealthy cluster" until the last one has settled."""
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
-            try:
-                return await call(*args)
-            except EtcdError as exc:
-                if "unhealthy cluster" not in exc.message or asyncio.get_running_loop().time() > deadline:
-                    raise
-                await asyncio.sleep(0.5)
 
     async def scenario():
         added = await settled(client.member_add, ["https://127.0.0.1:1"], True)

@@ -26,6 +26,7 @@ from etcd_operator.reconcile import auth
 from tests.integration.netlab import wait_until
 from tests.support.loopback import LoopbackCluster, LoopbackPKI
 from tests.support.pki import make_ca, make_cert
+from tests.support.reconfig import settled
 from tests.support.snapshot_cli import agent, backup_args
 
 pytestmark = pytest.mark.etcd
@@ -105,17 +106,6 @@ def test_prefix_limited_users_full_users_and_the_operator_with_auth_on_then_off(
         assert etcdctl("carol", "put", "/other", "2").returncode != 0
 
         # The operator: membership, status and alarms through the gateway with its token; a snapshot over gRPC.
-        async def settled(call, *args, timeout: float = 30):
-            """etcd refuses a reconfiguration with "unhealthy cluster" until the last one has settled."""
-            deadline = asyncio.get_running_loop().time() + timeout
-            while True:
-                try:
-                    return await call(*args)
-                except EtcdError as exc:
-                    if "unhealthy cluster" not in exc.message or asyncio.get_running_loop().time() > deadline:
-                        raise
-                    await asyncio.sleep(0.5)
-
         async def operator_calls() -> None:
             view = await client.view()
             assert len(view.members) == 3 and all(m.healthy for m in view.members)

@@ -24,6 +24,7 @@ from etcd_operator.reconcile.observed import Observed, PodView, StatefulSetView
 from etcd_operator.reconcile.recovery import quorum_loss
 from tests.integration.netlab import wait_until
 from tests.support.loopback import LoopbackCluster, LoopbackPKI
+from tests.support.reconfig import settled
 from tests.support.snapshot_cli import all_keys
 
 pytestmark = pytest.mark.etcd
@@ -48,16 +49,7 @@ async def _survey(cluster: LoopbackCluster):
 async def _add_back(cluster: LoopbackCluster, i: int, members: str) -> None:
     """What the operator's planner does for a missing member: add as learner, start it, promote it."""
     async with client(cluster, cluster.endpoints[:1]) as etcd:
-        for _ in range(60):  # etcd refuses a change until every voter has been connected for a while
-            try:
-                added = await etcd.member_add([cluster.peer_url(i)], learner=True)
-                break
-            except EtcdError as exc:
-                if "unhealthy cluster" not in exc.message:
-                    raise
-                await asyncio.sleep(1)
-        else:
-            raise AssertionError(f"etcd never accepted {cluster.name(i)} back")
+        added = await settled(etcd.member_add, [cluster.peer_url(i)], True, timeout=60)
         cluster.start(i, initial_cluster=f"{members},{cluster.name(i)}={cluster.peer_url(i)}", state="existing")
 
         async def promoted() -> bool:
