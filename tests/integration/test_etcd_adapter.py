@@ -71,6 +71,12 @@ def test_membership_calls_and_their_refusals(tls_cluster):
             await client.member_promote(added.id)
         await settled(client.member_remove, added.id)
         assert added.id not in {m.id for m in await client.member_list()}
+        # Asked again (a member applied it and dropped the connection before answering): done, not refused.
+        await client.member_remove(added.id)
+        voter = (await client.member_list())[0]
+        await client.member_promote(voter.id)  # already a voting member: nothing to do
+        with pytest.raises(EtcdError, match="member not found"):
+            await client.member_promote(added.id)  # but promoting a member that is not there is refused
         await client.put("/adapter/key", "value")
         leader = (await client.status(client.endpoints[0])).leader_id
         target = next(m.id for m in await client.member_list() if m.id != leader)

@@ -69,6 +69,9 @@ def _member(raw: dict[str, Any]) -> Member:
     )
 
 
+# etcd's words (rpctypes) when a promotion or a removal asked again has already been made.
+MEMBER_NOT_LEARNER = "etcdserver: can only promote a learner member"
+MEMBER_NOT_FOUND = "etcdserver: member not found"
 DEFRAG_TIMEOUT = 300.0  # rewriting a database file of several GiB takes minutes
 STATUS_TIMEOUT = 1.5  # seconds for one member's own status
 
@@ -167,13 +170,20 @@ class EtcdClient:
             raise EtcdError(str(data.get("message") or data.get("error")), endpoint)
         return data if isinstance(data, dict) else {}
 
-    async def _any(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Try each endpoint in turn; membership calls go to whichever member answers."""
+    async def _any(self, path: str, body: dict[str, Any] | None = None, done_if: str = "") -> dict[str, Any]:
+        """Try each endpoint in turn; membership calls go to whichever member answers.
+
+        `done_if`: etcd's words for "what you ask is already so". A member may apply a change and drop the
+        connection before answering (the member being removed serves the request, say); the next endpoint
+        then reports the change as made, and that is success, not a refusal.
+        """
         errors = []
         for endpoint in self.endpoints:
             try:
                 return await self._call(endpoint, path, body)
             except EtcdError as exc:
+                if done_if and exc.message == done_if:
+                    return {}
                 errors.append(str(exc))
         raise EtcdError("; ".join(errors) or "no endpoints")
 
@@ -189,10 +199,10 @@ class EtcdClient:
         return _member(data.get("member", {}))
 
     async def member_promote(self, member_id: int) -> None:
-        await self._any("/v3/cluster/member/promote", {"ID": str(member_id)})
+        await self._any("/v3/cluster/member/promote", {"ID": str(member_id)}, done_if=MEMBER_NOT_LEARNER)
 
     async def member_remove(self, member_id: int) -> None:
-        await self._any("/v3/cluster/member/remove", {"ID": str(member_id)})
+        await self._any("/v3/cluster/member/remove", {"ID": str(member_id)}, done_if=MEMBER_NOT_FOUND)
 
     async def move_leader(self, to_member_id: int) -> None:
         """Leadership transfer must be asked of the current leader, so find it first."""
