@@ -147,13 +147,16 @@ class LoopbackCluster:
 
     def wait_storage_version(self, timeout: float = 60) -> None:
         """etcd 3.6 records its storage version in the database a few seconds after start (a snapshot taken
-        before carries none); wait until every member reports it. etcd 3.5 has none to wait for."""
+        before carries none); wait until every member reports its own. etcd 3.5 has none to wait for."""
         if not self.bin_dir.name.startswith("etcd-v3.6"):
             return
 
+        # Before it is recorded, etcd reports the version it detects from the schema ("3.5.0"), not nothing.
+        wanted = ".".join(self.bin_dir.name.removeprefix("etcd-v").split(".")[:2]) + "."
+
         def recorded() -> bool:
             statuses: list[dict] = self.etcdctl_json("endpoint", "status")  # type: ignore[assignment]
-            return all(s["Status"].get("storageVersion") for s in statuses)
+            return all(str(s["Status"].get("storageVersion", "")).startswith(wanted) for s in statuses)
 
         wait_until(recorded, timeout, interval=0.5, message=f"loopback cluster {self.token}: no storage version")
 
