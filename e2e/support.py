@@ -190,6 +190,32 @@ def wait_settled(kube: Kube, namespace: str, name: str, replicas: int, timeout: 
     return kube.get(namespace, "etcdcluster", name)["status"]
 
 
+def restart_member_pod(kube: Kube, namespace: str, name: str, pod: str, replicas: int) -> dict[str, Any]:
+    """Delete a member pod, wait for its replacement to be Ready and the cluster settled again; the status.
+
+    The operator sees a pod only from its passes (every IDLE_INTERVAL when idle), so a status read
+    right after the pod comes back may predate the restart: settled is only believed once it has
+    held, unchanged, for longer than one idle pass.
+    """
+    old_uid = kube.get(namespace, "pod", pod)["metadata"]["uid"]
+    kube.run("-n", namespace, "delete", "pod", pod, "--wait=true", "--timeout=120s", timeout=150)
+    wait_until(f"pod {pod} recreated and Ready", lambda: (p := kube.get(namespace, "pod", pod))
+               and p["metadata"]["uid"] != old_uid
+               and any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", [])),
+               timeout=180)  # fmt: skip
+    deadline = time.monotonic() + 300
+    while True:
+        status = wait_settled(kube, namespace, name, replicas, timeout=max(deadline - time.monotonic(), 1))
+        transitions = {c["type"]: c.get("lastTransitionTime") for c in status.get("conditions") or []}
+        time.sleep(IDLE_INTERVAL + 2)
+        again = (kube.get(namespace, "etcdcluster", name) or {}).get("status") or {}
+        if not unsettled(kube, namespace, name, replicas) and transitions == {
+                c["type"]: c.get("lastTransitionTime") for c in again.get("conditions") or []}:  # fmt: skip
+            return again
+        if time.monotonic() >= deadline:
+            pytest.fail(f"EtcdCluster {namespace}/{name} did not stay settled after {pod} restarted", pytrace=False)
+
+
 def assert_stays_settled(
     kube: Kube, namespace: str, name: str, replicas: int, seconds: float, tls: str = "cert"
 ) -> None:

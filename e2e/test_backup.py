@@ -30,6 +30,7 @@ from e2e.support import (
     member_ids,
     operator_crashed_at_failpoint,
     patch_spec,
+    restart_member_pod,
     restricted,
     start_client_pod,
     wait_settled,
@@ -376,8 +377,7 @@ def test_a_running_cluster_is_restored_in_place_under_its_name(kube: Kube, names
           f"the restore: {len(new)} (all present)")
 
     # A member restarted later starts from its restored data: no second restore, the same members.
-    kube.run("-n", namespace, "delete", "pod", f"{cluster}-1", "--wait=true", timeout=120)
-    wait_settled(kube, namespace, cluster, replicas=3)
+    restart_member_pod(kube, namespace, cluster, f"{cluster}-1", replicas=3)
     assert member_ids(kube, namespace, cluster) == new_ids
     assert etcdctl(kube, namespace, cluster, "get", "config/mode", "--print-value-only").stdout.strip() == "good"
     assert_stays_settled(kube, namespace, cluster, replicas=3, seconds=10)

@@ -21,6 +21,7 @@ from e2e.support import (
     etcd_cluster,
     etcdctl,
     patch_spec,
+    restart_member_pod,
     served_serials,
     start_client_pod,
     wait_settled,
@@ -167,8 +168,7 @@ def test_a_user_removed_from_tls_clients_is_refused_while_the_others_and_the_ope
     # A member restarted with auth on is Ready again (its probes and pre-start check are not refused), and a
     # new member joins and leaves: the operator adds, promotes and removes it with its token, and the new
     # pod reads the member list over gRPC, as the gateway refuses its certificate.
-    kube.run("-n", namespace, "delete", "pod", f"{name}-1", "--wait=true")
-    wait_settled(kube, namespace, name, replicas=3)
+    restart_member_pod(kube, namespace, name, f"{name}-1", replicas=3)
     patch_spec(kube, namespace, name, replicas=4)
     wait_settled(kube, namespace, name, replicas=4)
     patch_spec(kube, namespace, name, replicas=3)

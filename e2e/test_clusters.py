@@ -16,6 +16,7 @@ from e2e.support import (
     etcdctl,
     member_ids,
     patch_spec,
+    restart_member_pod,
     start_client_pod,
     wait_settled,
     wait_until,
@@ -75,15 +76,7 @@ def test_deleted_member_pod_comes_back_with_its_member_id_and_data(kube: Kube, t
     before = member_ids(kube, namespace, name)
     for i in range(20):
         etcdctl(kube, namespace, name, "put", f"before-delete/{i}", str(i))
-    old_uid = kube.get(namespace, "pod", f"{name}-1")["metadata"]["uid"]
-
-    kube.run("-n", namespace, "delete", "pod", f"{name}-1", "--wait=true", "--timeout=120s", timeout=150)
-    wait_until(
-        f"pod {name}-1 recreated and Ready",
-        lambda: (p := kube.get(namespace, "pod", f"{name}-1")) and p["metadata"]["uid"] != old_uid
-        and any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", [])),
-    )
-    wait_settled(kube, namespace, name, replicas=3)
+    restart_member_pod(kube, namespace, name, f"{name}-1", replicas=3)
 
     assert member_ids(kube, namespace, name) == before  # same members, same IDs: no re-bootstrap
     values = etcdctl(kube, namespace, name, "get", "before-delete/", "--prefix", "--print-value-only").stdout.split()

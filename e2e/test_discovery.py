@@ -9,7 +9,16 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from e2e.support import IDLE_INTERVAL, Kube, etcd_cluster, etcdctl, patch_spec, wait_settled, wait_until
+from e2e.support import (
+    IDLE_INTERVAL,
+    Kube,
+    etcd_cluster,
+    etcdctl,
+    patch_spec,
+    restart_member_pod,
+    wait_settled,
+    wait_until,
+)
 from e2e.writer import assert_no_acknowledged_write_lost, run_under_writer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
@@ -72,10 +81,7 @@ def test_a_cluster_bootstraps_through_another_with_its_own_credential_and_outliv
     assert kube.get(namespace, "statefulset", name)["metadata"]["generation"] == generation
     assert {p["metadata"]["name"]: p["metadata"]["uid"] for p in _members(kube, namespace, name)} == uids
 
-    kube.run("-n", namespace, "delete", "pod", f"{name}-1", "--wait=true", "--timeout=120s", timeout=150)
-    wait_until(f"{name}-1 recreated", lambda: (p := kube.get(namespace, "pod", f"{name}-1")) is not None
-               and p["metadata"]["uid"] != uids[f"{name}-1"] and p, timeout=120)  # fmt: skip
-    wait_settled(kube, namespace, name, replicas=3)
+    restart_member_pod(kube, namespace, name, f"{name}-1", replicas=3)
     assert kube.get(namespace, "statefulset", name)["metadata"]["generation"] == generation
     got = etcdctl(kube, namespace, name, "get", "before-seed-deleted", "--print-value-only").stdout.strip()
     assert got == "kept"
