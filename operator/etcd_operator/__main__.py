@@ -13,6 +13,7 @@ import structlog
 
 from . import metrics
 from .adapters.kube import load_config
+from .controller import pod_certificates
 
 
 def configure_logging(json: bool) -> None:
@@ -59,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.metrics_address:
         metrics.serve(args.metrics_address)
     from .handlers import backup, cluster, settings  # noqa: F401 - registers the handlers
+
+    if pod_certificates():
+        from .handlers import podcerts  # noqa: F401 - the members' pod certificate signer
 
     kopf.run(
         clusterwide=not args.namespace,

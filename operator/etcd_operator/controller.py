@@ -82,6 +82,11 @@ def node_repository() -> str:
     return os.environ.get("ETCD_OPERATOR_NODE_IMAGE", DEFAULT_NODE_IMAGE)
 
 
+def pod_certificates() -> bool:
+    """This operator signs members' PodCertificateRequests (the chart's podCertificates.enabled)."""
+    return os.environ.get("ETCD_OPERATOR_POD_CERTIFICATES", "").lower() == "true"
+
+
 def cluster_domain() -> str:
     return os.environ.get("ETCD_OPERATOR_CLUSTER_DOMAIN", "cluster.local")
 
@@ -559,6 +564,6 @@ def context(body: Mapping[str, Any], spec: EtcdClusterSpec) -> ClusterContext:
     identity = ClusterIdentity.of(meta["name"], meta["namespace"], meta["uid"], cluster_domain())
     return ClusterContext(
         identity, spec, status, int(meta.get("generation") or 0), node_repository(),
-        dict(meta.get("annotations") or {}),
+        dict(meta.get("annotations") or {}), pod_certificates(),
     )  # fmt: skip
 

@@ -270,6 +270,17 @@ class TLSSide(ApiModel):
     )
 
 
+class MemberKeys(StrEnum):
+    SECRET = "secret"
+    POD_CERTIFICATE = "podCertificate"
+
+
+# A PodCertificateRequest's certificate lives between one hour and 91 days (kube-apiserver's bounds), and
+# the kubelet's refresh must begin at least 10 minutes after it starts and 10 minutes before it ends.
+POD_CERTIFICATE_MIN_VALIDITY, POD_CERTIFICATE_MAX_VALIDITY = "1h", "2184h"
+POD_CERTIFICATE_REFRESH_MARGIN = "10m"
+
+
 # Bounds of spec.tls.certificates. Two minutes is short enough for tests that watch renewals happen. A
 # renewed Secret reaches the members' files at the kubelet's next sync of the pod: up to 90 s later with
 # the kubelet's default syncFrequency (1m, plus jitter), seconds with a short one. renewBefore may be as
@@ -410,6 +421,26 @@ class TLS(ApiModel):
                     "operator issues its own client certificate)",
                 ),
                 _cel(
+                    "self.memberKeys != 'podCertificate' || self.peer.mode == 'selfSigned' || "
+                    "self.client.mode == 'selfSigned'",
+                    "tls.memberKeys podCertificate needs a selfSigned side: the operator signs the members' "
+                    "certificates from the CA it issues (with mode secret, the Secret's owner issues them)",
+                    ".memberKeys",
+                ),
+                _cel(
+                    "self.memberKeys != 'podCertificate' || "
+                    f"(duration(self.certificates.validity) >= duration('{POD_CERTIFICATE_MIN_VALIDITY}') && "
+                    f"duration(self.certificates.validity) <= duration('{POD_CERTIFICATE_MAX_VALIDITY}') && "
+                    f"duration(self.certificates.renewBefore) >= duration('{POD_CERTIFICATE_REFRESH_MARGIN}') && "
+                    "duration(self.certificates.validity) - duration(self.certificates.renewBefore) >= "
+                    f"duration('{POD_CERTIFICATE_REFRESH_MARGIN}'))",
+                    f"with tls.memberKeys podCertificate, tls.certificates.validity must be between "
+                    f"{POD_CERTIFICATE_MIN_VALIDITY} and {POD_CERTIFICATE_MAX_VALIDITY} (Kubernetes' bounds for pod "
+                    f"certificates) and renewBefore at least {POD_CERTIFICATE_REFRESH_MARGIN} and at least "
+                    f"{POD_CERTIFICATE_REFRESH_MARGIN} shorter than validity, e.g. validity 2184h, renewBefore 720h",
+                    ".certificates",
+                ),
+                _cel(
                     "!has(self.clients) || size(self.clients) == 0 || self.client.mode == 'selfSigned'",
                     "tls.clients needs tls.client.mode selfSigned: the operator issues them from its client CA "
                     "(with mode secret, issue users' certificates from your own CA)",
@@ -442,12 +473,40 @@ class TLS(ApiModel):
         "the operator's (<cluster>-client-tls). Certificates follow tls.certificates and CA rollovers.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     )
+    member_keys: MemberKeys = Field(
+        MemberKeys.SECRET,
+        description="Where each member's private keys come from (selfSigned sides). secret (default): one Secret "
+        "per side holds every member's key pair and every member mounts it whole, so each member can read the "
+        "others' keys. podCertificate: each member's kubelet creates the member's own keys, which never leave its "
+        "node, and the operator signs them through PodCertificateRequests (certificates.k8s.io/v1beta1: "
+        "Kubernetes 1.35+ with the PodCertificateRequest feature gate and that API enabled, and the chart's "
+        "podCertificates.enabled); the kubelet renews them renewBefore their end, validity 1h to 2184h. Changing "
+        "it restarts the members one at a time.",
+    )
     certificates: CertificateLifetime = Field(
         default_factory=CertificateLifetime,
         description="Lifetime and renewal of the certificates the operator issues (selfSigned sides); with mode "
         "secret the Secret's owner (e.g. cert-manager) decides. Default: one year, renewed 30 days before the end.",
         json_schema_extra=server_default(CertificateLifetime),
     )
+
+    @model_validator(mode="after")
+    def _pod_certificates(self) -> TLS:
+        """The CEL rules on memberKeys, for specs that reach the operator without the API server's checks."""
+        if self.member_keys is not MemberKeys.POD_CERTIFICATE:
+            return self
+        if TLSMode.SELF_SIGNED not in (self.peer.mode, self.client.mode):
+            raise ValueError("tls.memberKeys podCertificate needs a selfSigned side")
+        validity = parse_duration(self.certificates.validity)
+        renew, margin = parse_duration(self.certificates.renew_before), parse_duration(POD_CERTIFICATE_REFRESH_MARGIN)
+        if not parse_duration(POD_CERTIFICATE_MIN_VALIDITY) <= validity <= parse_duration(POD_CERTIFICATE_MAX_VALIDITY):
+            raise ValueError(f"with tls.memberKeys podCertificate, tls.certificates.validity must be between "
+                             f"{POD_CERTIFICATE_MIN_VALIDITY} and {POD_CERTIFICATE_MAX_VALIDITY}")  # fmt: skip
+        if renew < margin or validity - renew < margin:
+            raise ValueError(f"with tls.memberKeys podCertificate, tls.certificates.renewBefore must be at least "
+                             f"{POD_CERTIFICATE_REFRESH_MARGIN} and {POD_CERTIFICATE_REFRESH_MARGIN} shorter than "
+                             "validity")  # fmt: skip
+        return self
 
 
 class RetentionPolicy(StrEnum):

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from etcd_node.tls import issued_by as issued_by
@@ -97,6 +98,22 @@ def issue(
     validity: timedelta = DEFAULT_LIFETIME.validity,
 ) -> x509.Certificate:
     """A leaf certificate, never outliving its CA; `hosts` become DNS or IP subject alternative names."""
+    not_after = min(now + validity, ca_cert.not_valid_after_utc)
+    return issue_for(ca_cert, ca_key, key.public_key(), common_name, hosts, now - CLOCK_SKEW, not_after, serial, usages)
+
+
+def issue_for(
+    ca_cert: x509.Certificate,
+    ca_key: PrivateKey,
+    public_key: CertificatePublicKeyTypes,
+    common_name: str,
+    hosts: Iterable[str],
+    not_before: datetime,
+    not_after: datetime,
+    serial: int,
+    usages: tuple[x509.ObjectIdentifier, ...] = SERVER_AND_CLIENT,
+) -> x509.Certificate:
+    """A leaf for a public key whose private key the operator never sees (a member's pod certificate)."""
     names: list[x509.GeneralName] = []
     for host in dict.fromkeys(hosts):
         try:
@@ -107,10 +124,10 @@ def issue(
         x509.CertificateBuilder()
         .subject_name(_name(common_name))
         .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
+        .public_key(public_key)
         .serial_number(serial)
-        .not_valid_before(now - CLOCK_SKEW)
-        .not_valid_after(min(now + validity, ca_cert.not_valid_after_utc))
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(_key_usage(ca=False), critical=True)
         .add_extension(x509.ExtendedKeyUsage(list(usages)), critical=False)

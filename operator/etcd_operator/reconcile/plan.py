@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from ..models.cluster import EtcdClusterSpec, EtcdClusterStatus, TLSMode
+from ..models.cluster import EtcdClusterSpec, EtcdClusterStatus, MemberKeys, TLSMode
 from ..resources.statefulset import TRUSTED_CA, MemberTemplateInputs
 from . import auth
 from . import maintenance as maint
@@ -50,6 +50,7 @@ class ClusterContext:
     generation: int
     node_repository: str  # the node image without its tag; the tag is the etcd version
     annotations: Mapping[str, str] = field(default_factory=dict)
+    pod_certificates: bool = False  # this operator signs PodCertificateRequests (handlers/podcerts.py)
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,14 @@ def _live_trusted_ca(sts: StatefulSetView | None) -> str | None:
         return None
     meta = sts.live.get("spec", {}).get("template", {}).get("metadata", {})
     return str((meta.get("annotations") or {}).get(TRUSTED_CA, ""))
+
+
+def _live_pod_certificates(sts: StatefulSetView | None) -> bool:
+    """The StatefulSet's current pod template mounts pod certificates (spec.tls.memberKeys podCertificate)."""
+    volumes = (sts.live.get("spec", {}).get("template", {}).get("spec", {}).get("volumes") or []) if sts else []
+    return any(
+        "podCertificate" in source for v in volumes for source in (v.get("projected") or {}).get("sources") or []
+    )
 
 
 def _restarted(sts: StatefulSetView | None, pods: Sequence[PodView]) -> bool:
@@ -309,6 +318,14 @@ def plan(ctx: ClusterContext, observed: Observed, now: datetime) -> Plan:
 
     objects: list[dict[str, Any]] = []
     tls = TLSPlan()
+    pod_certificates = spec.tls.member_keys is MemberKeys.POD_CERTIFICATE
+    if pod_certificates and not ctx.pod_certificates:
+        pod_certificates = False
+        problems.append(Problem("PodCertificatesUnavailable", "spec.tls.memberKeys is podCertificate but this "
+                                "operator does not sign pod certificates: install its chart with "
+                                "podCertificates.enabled=true on Kubernetes 1.35+ serving certificates.k8s.io/v1beta1 "
+                                "PodCertificateRequests (feature gate PodCertificateRequest); until then the members "
+                                "keep their keys in the cluster's Secrets"))  # fmt: skip
     if needs_generated_tls(spec):
         planned_size = max(
             spec.replicas,
@@ -321,7 +338,8 @@ def plan(ctx: ClusterContext, observed: Observed, now: datetime) -> Plan:
         tls = tls_secrets(identity, spec, planned_size, observed.secrets, now, bootstrapped=bootstrapped,
                           reissue_ca=reissue, rotate_ca=ctx.annotations.get(ROTATE_CA, ""),
                           trusted_ca_live=_live_trusted_ca(sts) if _restarted(sts, observed.pods) else None,
-                          gateway_client=managing_auth(ctx))  # fmt: skip
+                          gateway_client=managing_auth(ctx), pod_certificates=pod_certificates,
+                          pod_certificates_live=_live_pod_certificates(sts) and _restarted(sts, observed.pods))  # fmt: skip
         objects += tls.secrets
         problems += tls.problems
         step = _for_rollover(step, tls)
@@ -340,6 +358,7 @@ def plan(ctx: ClusterContext, observed: Observed, now: datetime) -> Plan:
         restore_mount=bool(in_place.restore_id),
         recovery_mount=recovery.mount,
         restore_claim=restore.claim or in_place.claim,
+        pod_certificates=pod_certificates,
     )
     if restore.request is not None:
         objects.append(restore.request)  # before the StatefulSet: the first pods must find it

@@ -95,12 +95,18 @@ def advance(
     return Stage(ca)
 
 
-def trust_digest(sides: Sequence[bundles.CASet]) -> str:
+def trust_digest(sides: Sequence[bundles.CASet], pod_certificates: bool = False) -> str:
     """The TRUSTED_CA value for the pod template: "" for a cluster whose CAs were never rolled over.
 
     Omitting it then keeps the template of every existing cluster as it was. Once a rollover has begun
     it is always set, so each change of the trusted CAs, the last one included, changes the template.
+    With pod certificates it names the signing CAs too: the kubelets hold the members' certificates and
+    renew them only when their time comes, so the new CA's are delivered by restarting every member,
+    whose kubelet then asks again (a third rolling restart, when the new CA starts signing).
     """
     if all(side.generation == 1 for side in sides):
         return ""
-    return hashlib.sha256(b"|".join(side.bundle() for side in sides)).hexdigest()[:16]
+    parts = [side.bundle() for side in sides]
+    if pod_certificates:
+        parts += [certs.cert_pem(side.signer.cert) for side in sides]
+    return hashlib.sha256(b"|".join(parts)).hexdigest()[:16]

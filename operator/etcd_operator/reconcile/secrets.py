@@ -58,6 +58,8 @@ def tls_secrets(
     rotate_ca: str = "",
     trusted_ca_live: str | None = None,
     gateway_client: bool = False,
+    pod_certificates: bool = False,
+    pod_certificates_live: bool = False,
     new_key: Callable[[], certs.PrivateKey] = certs.new_key,
     new_serial: Callable[[], int] = certs.x509.random_serial_number,
 ) -> TLSPlan:
@@ -67,6 +69,9 @@ def tls_secrets(
     `rotate_ca`: the rollover.ROTATE_CA annotation. `trusted_ca_live`: the TRUSTED_CA digest of the pod
     template that every member runs and is ready with; None while a rollout or a start is under way.
     `gateway_client`: etcd auth is (to be) on, so the operator needs its client certificate without a CommonName.
+    `pod_certificates`: members get their own keys from their kubelets (pki.podcerts), so the peer and server
+    Secrets hold only the CAs; `pod_certificates_live`: every member runs a template that mounts them. Until
+    then the Secrets keep the pairs that members started from the Secret still read on each connection.
     """
     names, owner = identity.names, identity.owner
     lifetime = leaf_lifetime(spec.tls.certificates)
@@ -117,23 +122,39 @@ def tls_secrets(
             return {"tls.crt": current["tls.crt"], "tls.key": current["tls.key"], "ca.crt": ca.bundle()}
         return bundles.client_bundle(ca, common_name, now, new_key(), new_serial(), lifetime)
 
+    def held_by_kubelets(secret: str) -> bool:
+        """The members' pairs of this Secret are their pod certificates: it holds none (any more)."""
+        if not pod_certificates or secret not in (names.peer_tls_secret, names.server_tls_secret):
+            return False
+        return pod_certificates_live or not any(key.endswith(".key") for key in existing.get(secret) or {})
+
     def leaves_current(ca: bundles.CASet, side: str) -> bool:
-        """Every leaf of the side was issued by `ca.signer`."""
+        """Every leaf of the side was issued by `ca.signer`.
+
+        Pod certificates are not in a Secret: the template names the signer (trust_digest), so once every
+        member runs it, each member's certificate came from a request that this signer answered.
+        """
         for secret in leaf_secrets(side):
+            if held_by_kubelets(secret):
+                if not restarted:
+                    return False
+                continue
             pems = [pem for key, pem in (existing.get(secret) or {}).items() if key.endswith(".crt") and key != "ca.crt"]
             if not pems or not all(certs.issued_by(certs.load_cert(pem), ca.signer.cert) for pem in pems):
                 return False
         return True
 
+    def member_data(ca: bundles.CASet, secret: str, side: str) -> dict[str, bytes]:
+        if held_by_kubelets(secret):
+            return {"ca.crt": ca.bundle()}
+        return bundles.member_bundle(ca, names, range(members), side, now, new_key, new_serial, existing.get(secret),
+                                     lifetime)  # fmt: skip
+
     def side_leaves(ca: bundles.CASet, side: str) -> dict[str, tuple[dict[str, bytes], str]]:
         """This side's leaf Secrets as they should be with `ca`."""
-        ordinals = range(members)
         if side == "peer":
-            data = bundles.member_bundle(ca, names, ordinals, "peer", now, new_key, new_serial,
-                                         existing.get(names.peer_tls_secret), lifetime)  # fmt: skip
-            return {names.peer_tls_secret: (data, "peer-tls")}
-        server = bundles.member_bundle(ca, names, ordinals, "server", now, new_key, new_serial,
-                                       existing.get(names.server_tls_secret), lifetime)  # fmt: skip
+            return {names.peer_tls_secret: (member_data(ca, names.peer_tls_secret, "peer"), "peer-tls")}
+        server = member_data(ca, names.server_tls_secret, "server")
         if crl_file := revocations(ca):
             server[crl.FILE] = crl_file
         out = {names.server_tls_secret: (server, "server-tls"),
@@ -187,7 +208,9 @@ def tls_secrets(
             if ca is not None:
                 found.append((side, secret, common_name, ca, created))
     # The members were started for the CAs as they are: every side shares the one pod template.
-    restarted = trusted_ca_live is not None and trusted_ca_live == rollover.trust_digest([f[3] for f in found])
+    restarted = trusted_ca_live is not None and trusted_ca_live == rollover.trust_digest(
+        [f[3] for f in found], pod_certificates
+    )
     wanted: dict[str, tuple[dict[str, bytes], str]] = {}
     authorities: dict[str, tuple[dict[str, bytes], str]] = {}
     final: list[bundles.CASet] = []
@@ -211,7 +234,7 @@ def tls_secrets(
         if dict(existing.get(name) or {}) != data
     ]
     server = wanted.get(names.server_tls_secret, ({}, ""))[0]
-    return TLSPlan(secrets, problems, rollover.trust_digest(final), "; ".join(doing), crl.FILE in server,
+    return TLSPlan(secrets, problems, rollover.trust_digest(final, pod_certificates), "; ".join(doing), crl.FILE in server,
                    retire if spec.tls.client.mode is TLSMode.SELF_SIGNED else ())  # fmt: skip
 
 

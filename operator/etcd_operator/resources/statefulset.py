@@ -13,7 +13,8 @@ from typing import Any
 from etcd_node.contract import RECOVERY_FILE, RESTORE_FILE, RESTORE_VOLUME_DIR
 
 from .. import GROUP
-from ..models.cluster import BootstrapMode, EtcdClusterSpec, RetentionPolicy, TLSMode, TLSSide
+from ..models.cluster import BootstrapMode, EtcdClusterSpec, RetentionPolicy, TLSMode, TLSSide, parse_duration
+from ..pki import podcerts
 from .meta import Owner, labels, metadata, selector
 from .naming import CLIENT_PORT, METRICS_PORT, PEER_PORT, ClusterNames
 
@@ -49,23 +50,30 @@ class MemberTemplateInputs:
     restore_mount: bool = False  # mount the restore request (spec.restore): from its first start on, kept after
     recovery_mount: bool = False  # mount the recovery request (spec.recovery): from its stop on, kept after
     restore_claim: str = ""  # a restore from this claim is pending: mounted read-only until it is done
+    # spec.tls.memberKeys podCertificate, and this operator signs pod certificates: selfSigned sides get each
+    # member's own key and certificate from its kubelet (pki.podcerts), the CAs from the side's Secret
+    pod_certificates: bool = False
 
 
 def _uses_files(side: TLSSide) -> bool:
     return side.mode in (TLSMode.SELF_SIGNED, TLSMode.SECRET)
 
 
-def _tls_env(side: TLSSide, prefix: str, mount: str) -> list[dict[str, Any]]:
-    """etcd's TLS variables for one side; selfSigned Secrets hold a pair per pod."""
+def _tls_env(side: TLSSide, prefix: str, mount: str, pod_certificates: bool) -> list[dict[str, Any]]:
+    """etcd's TLS variables for one side; selfSigned Secrets hold a pair per pod, pod certificates one."""
     var = f"ETCD_{prefix}"
     if side.mode is TLSMode.AUTO:
         return [{"name": f"{var}AUTO_TLS", "value": "true"}]
     if not _uses_files(side):
         return []
-    stem = "$(ETCD_NODE_POD_NAME)" if side.mode is TLSMode.SELF_SIGNED else "tls"
+    if side.mode is TLSMode.SELF_SIGNED and pod_certificates:
+        cert, key = podcerts.CERT_FILE, podcerts.KEY_FILE
+    else:
+        stem = "$(ETCD_NODE_POD_NAME)" if side.mode is TLSMode.SELF_SIGNED else "tls"
+        cert, key = f"{stem}.crt", f"{stem}.key"
     return [
-        {"name": f"{var}CERT_FILE", "value": f"{mount}/{stem}.crt"},
-        {"name": f"{var}KEY_FILE", "value": f"{mount}/{stem}.key"},
+        {"name": f"{var}CERT_FILE", "value": f"{mount}/{cert}"},
+        {"name": f"{var}KEY_FILE", "value": f"{mount}/{key}"},
         {"name": f"{var}TRUSTED_CA_FILE", "value": f"{mount}/ca.crt"},
         {"name": f"{var}CLIENT_CERT_AUTH", "value": "true"},
     ]
@@ -137,25 +145,41 @@ def build_env(names: ClusterNames, spec: EtcdClusterSpec, inputs: MemberTemplate
         # Optional: the operator removes the request once the cluster has started from it.
         env += [{"name": key, "valueFrom": {"secretKeyRef": {"name": names.restore_secret, "key": key, "optional": True}}}
                 for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")]  # fmt: skip
-    env += _tls_env(spec.tls.peer, "PEER_", PEER_TLS_MOUNT)
-    env += _tls_env(spec.tls.client, "", SERVER_TLS_MOUNT)
+    env += _tls_env(spec.tls.peer, "PEER_", PEER_TLS_MOUNT, inputs.pod_certificates)
+    env += _tls_env(spec.tls.client, "", SERVER_TLS_MOUNT, inputs.pod_certificates)
     if inputs.client_crl:
         env.append({"name": "ETCD_CLIENT_CRL_FILE", "value": f"{SERVER_TLS_MOUNT}/{CLIENT_CRL_FILE}"})
     env += _etcd_option_env(spec)
     return env
 
 
-def _tls_volumes(names: ClusterNames, spec: EtcdClusterSpec) -> tuple[list[dict], list[dict]]:
+def _tls_volumes(
+    names: ClusterNames, spec: EtcdClusterSpec, inputs: MemberTemplateInputs
+) -> tuple[list[dict], list[dict]]:
     volumes, mounts = [], []
-    for side, volume, mount, generated in (
-        (spec.tls.peer, "peer-tls", PEER_TLS_MOUNT, names.peer_tls_secret),
-        (spec.tls.client, "server-tls", SERVER_TLS_MOUNT, names.server_tls_secret),
+    for side, volume, mount, generated, signer in (
+        (spec.tls.peer, "peer-tls", PEER_TLS_MOUNT, names.peer_tls_secret, podcerts.SIGNERS["peer"]),
+        (spec.tls.client, "server-tls", SERVER_TLS_MOUNT, names.server_tls_secret, podcerts.SIGNERS["server"]),
     ):
         if not _uses_files(side):
             continue
+        mounts.append({"name": volume, "mountPath": mount, "readOnly": True})
+        if side.mode is TLSMode.SELF_SIGNED and inputs.pod_certificates:
+            # The trusted CAs (and the client CA's revocation list) from the Secret, which holds no member
+            # key; the member's own key and certificate from its kubelet, which renews them in place.
+            items = [{"key": "ca.crt", "path": "ca.crt"}]
+            if volume == "server-tls" and inputs.client_crl:
+                items.append({"key": CLIENT_CRL_FILE, "path": CLIENT_CRL_FILE})
+            lifetime = int(parse_duration(spec.tls.certificates.validity).total_seconds())
+            volumes.append({"name": volume, "projected": {"defaultMode": 0o440, "sources": [
+                {"secret": {"name": generated, "items": items}},
+                {"podCertificate": {"signerName": signer, "keyType": podcerts.KEY_TYPE,
+                                    "maxExpirationSeconds": lifetime, "keyPath": podcerts.KEY_FILE,
+                                    "certificateChainPath": podcerts.CERT_FILE}},
+            ]}})  # fmt: skip
+            continue
         secret = generated if side.mode is TLSMode.SELF_SIGNED else side.secret_name
         volumes.append({"name": volume, "secret": {"secretName": secret, "defaultMode": 0o440}})
-        mounts.append({"name": volume, "mountPath": mount, "readOnly": True})
     return volumes, mounts
 
 
@@ -180,7 +204,7 @@ def build_statefulset(
     names: ClusterNames, spec: EtcdClusterSpec, owner: Owner, inputs: MemberTemplateInputs
 ) -> dict[str, Any]:
     pod = spec.pod
-    volumes, tls_mounts = _tls_volumes(names, spec)
+    volumes, tls_mounts = _tls_volumes(names, spec, inputs)
     if inputs.discovery_tls_secret:
         # Optional: the Secret goes once the cluster has bootstrapped; members restarting from their data,
         # or joining from the member list, never read it, and the template does not change when it goes.

@@ -48,7 +48,7 @@ def test_defaults_and_rules_are_where_intended():
     # Nested objects carry their full default: the API server checks CEL rules against defaults as written.
     assert props["bootstrap"]["default"] == {"mode": "static"}
     assert props["bootstrap"]["properties"]["mode"]["default"] == "static"
-    assert props["tls"]["default"] == {"peer": {"mode": "selfSigned"}, "client": {"mode": "selfSigned"},
+    assert props["tls"]["default"] == {"peer": {"mode": "selfSigned"}, "client": {"mode": "selfSigned"}, "memberKeys": "secret",
                                        "certificates": {"validity": "8760h", "renewBefore": "720h"}}
     assert props["tls"]["properties"]["peer"]["properties"]["mode"]["enum"] == ["selfSigned", "auto", "secret", "none"]
     messages = [rule.get("message") or rule["messageExpression"] for rule in spec["x-kubernetes-validations"]]
