@@ -82,6 +82,9 @@ def operator(kube: Kube) -> str:
         "--namespace", OPERATOR_NAMESPACE, "--create-namespace", "--wait", "--timeout", "180s",
         "--set", "image.pullPolicy=IfNotPresent", "--set", "logFormat=json",
     ]
+    # The signer of members' pod certificates, where the cluster has the API (the local cluster; not kind's).
+    resources = kube.run("api-resources", "--api-group=certificates.k8s.io", "-o", "name").stdout
+    cmd += ["--set", f"podCertificates.enabled={'true' if 'podcertificaterequests' in resources else 'false'}"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
     if proc.returncode != 0:
         pytest.fail(f"helm install failed:\n{proc.stdout}\n{proc.stderr}", pytrace=False)

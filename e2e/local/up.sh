@@ -120,9 +120,17 @@ sync_images() {
 # certificates of a few minutes (the renewal tests) reach the members in seconds, not in up to 90 s.
 # A running kubelet started with another value is restarted (its pods keep running).
 kubelet_sync=10s
-kubelet_sync_current() { [ "$(cat "$run/kubelet.sync" 2>/dev/null)" = "$kubelet_sync" ]; }
+# Pod certificates (beta in 1.35, off by default): the members' own keys of spec.tls.memberKeys
+# podCertificate. The API server serves the API, the kubelet fills the volumes, the controller manager
+# cleans up old requests.
+feature_gates=PodCertificateRequest=true
+runtime_config=certificates.k8s.io/v1beta1=true
+# The settings above that a running plane was started with: one started with others is restarted
+# (kube-apiserver, kube-controller-manager and kubelet; the pods keep running).
+plane_config="syncFrequency=$kubelet_sync featureGates=$feature_gates runtimeConfig=$runtime_config"
+plane_config_current() { [ "$(cat "$run/plane.config" 2>/dev/null)" = "$plane_config" ]; }
 
-if [ -e "/run/netns/$netns" ] && all_running && apiserver_ready && node_ready && dns_ready && kubelet_sync_current; then
+if [ -e "/run/netns/$netns" ] && all_running && apiserver_ready && node_ready && dns_ready && plane_config_current; then
   sync_images
   echo "KUBECONFIG=$kubeconfig"
   exit 0
@@ -189,6 +197,9 @@ if ! running etcd "$etcd_bin/etcd"; then
     --initial-cluster e2e-apiserver-etcd=http://127.0.0.1:2380 --initial-cluster-state new
 fi
 
+if ! plane_config_current; then
+  for name in kubelet kube-controller-manager kube-apiserver; do stop_pid "$name" ours 15; done
+fi
 if ! running kube-apiserver "$kube_bin/kube-apiserver"; then
   start kube-apiserver 127.0.0.1 "$api_port" "$kube_bin/kube-apiserver" \
     --bind-address 0.0.0.0 --advertise-address "$node_ip" --secure-port "$api_port" \
@@ -203,6 +214,7 @@ if ! running kube-apiserver "$kube_bin/kube-apiserver"; then
     --authorization-mode Node,RBAC \
     --enable-admission-plugins NodeRestriction \
     --allow-privileged=true \
+    --feature-gates "$feature_gates" --runtime-config "$runtime_config" \
     --service-cluster-ip-range "$service_cidr" \
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
     --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
@@ -233,6 +245,7 @@ start_controller_manager() {
     --authentication-kubeconfig "$conf/controller-manager.kubeconfig" \
     --authorization-kubeconfig "$conf/controller-manager.kubeconfig" \
     --leader-elect=false --controllers '*' --use-service-account-credentials \
+    --feature-gates "$feature_gates" \
     --service-account-private-key-file "$pki/sa.key" --root-ca-file "$pki/ca.crt" \
     --cluster-signing-cert-file "$pki/ca.crt" --cluster-signing-key-file "$pki/ca.key"
 }
@@ -346,16 +359,13 @@ imageGCLowThresholdPercent: 99
 evictionHard: {memory.available: 100Mi, nodefs.available: 1%, imagefs.available: 1%, nodefs.inodesFree: 1%}
 serializeImagePulls: false
 syncFrequency: $kubelet_sync
+featureGates: {${feature_gates%%=*}: ${feature_gates#*=}}
 EOF
-if running kubelet "$kube_bin/kubelet" && ! kubelet_sync_current; then
-  stop_pid kubelet ours 15
-fi
 if ! running kubelet "$kube_bin/kubelet"; then
   start kubelet 127.0.0.1 10248 "$kube_bin/kubelet" \
     --config "$conf/kubelet.yaml" --kubeconfig "$conf/kubelet.kubeconfig" \
     --root-dir "$state/kubelet" --cert-dir "$pki/kubelet" \
     --hostname-override "$node_name" --node-ip "$node_ip"
-  echo "$kubelet_sync" >"$run/kubelet.sync"
 fi
 
 cat >"$conf/kube-proxy.yaml" <<EOF
@@ -388,5 +398,6 @@ sed "s|@COREDNS_IMAGE@|$coredns_image|" "$here/addons.yaml" \
 dns_ready_with_controllers() { controllers_up && dns_ready; }
 wait_for "CoreDNS available" "" dns_ready_with_controllers
 [ "$controller_restarts" -eq 0 ] || log "restarted an exited controller $controller_restarts time(s); see its log"
+echo "$plane_config" >"$run/plane.config"
 log "cluster ready in $((SECONDS - started))s"
 echo "KUBECONFIG=$kubeconfig"

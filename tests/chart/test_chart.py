@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
+from etcd_operator.pki import podcerts
 from tests.support.binaries import ROOT, bin_dir
 
 CHART = ROOT / "charts" / "etcd-operator"
@@ -131,6 +132,26 @@ NAMESPACED_PEERING_GRANTS: dict[tuple[str, str], tuple[set[str], str]] = {
 }
 
 
+# podCertificates.enabled: the signer of members' pod certificates (handlers/podcerts.py), beside the rows above.
+POD_CERTIFICATE_GRANTS: dict[tuple[str, str], tuple[set[str], str]] = {
+    ("certificates.k8s.io", "podcertificaterequests"): ({"list", "watch"}, "kopf's event handler watches them"),
+    ("certificates.k8s.io", "podcertificaterequests/status"): ({"patch"}, "the signer writes its answer"),
+    ("", "pods"): ({"get"}, "the signer reads the pod that asked: its uid, labels and controller"),
+}
+# ... and `sign`, granted per signer name in a ClusterRole of its own (signers are cluster-scoped).
+SIGNER_ROLE_SUFFIX = "-pod-certificate-signer"
+
+
+def merged(*tables: dict[tuple[str, str], tuple[set[str], str]]) -> dict[tuple[str, str], tuple[set[str], str]]:
+    """Several grant tables as one: the verbs of a resource listed in more than one are joined."""
+    out: dict[tuple[str, str], tuple[set[str], str]] = {}
+    for table in tables:
+        for key, (verbs, why) in table.items():
+            known = out.get(key, (set(), ""))
+            out[key] = (known[0] | verbs, "; ".join(w for w in (known[1], why) if w))
+    return out
+
+
 def triples(grants: dict[tuple[str, str], tuple[set[str], str]]) -> set[tuple[str, str, str]]:
     return {(group, resource, verb) for (group, resource), (verbs, _) in grants.items() for verb in verbs}
 
@@ -148,6 +169,7 @@ def beyond(a: dict[tuple[str, str], set[str]], b: dict[tuple[str, str], set[str]
 
 NAMESPACED = ("--set", "rbac.scope=namespaced", "--set", "watchNamespaces={a,b}")
 PEERING = ("--set", "peering.enabled=true", "--set", "replicas=2")
+POD_CERTIFICATES = ("--set", "podCertificates.enabled=true")
 # Each way to install the chart: its values, and what each ClusterRole and each Role must grant.
 RBAC_SCOPES: dict[str, tuple[tuple[str, ...], Grants | None, Grants | None]] = {
     "cluster": ((), {**NAMESPACED_GRANTS, **CLUSTER_GRANTS}, None),
@@ -158,6 +180,10 @@ RBAC_SCOPES: dict[str, tuple[tuple[str, ...], Grants | None, Grants | None]] = {
         ("--set", "watchNamespaces={a}", *PEERING), {**NAMESPACED_GRANTS, **NAMESPACED_PEERING_GRANTS}, None,
     ),
     "namespaced-peering": ((*NAMESPACED, *PEERING), None, {**NAMESPACED_GRANTS, **NAMESPACED_PEERING_GRANTS}),
+    "cluster-pod-certificates": (POD_CERTIFICATES, merged(NAMESPACED_GRANTS, CLUSTER_GRANTS, POD_CERTIFICATE_GRANTS),
+                                 None),  # fmt: skip
+    "namespaced-pod-certificates": ((*NAMESPACED, *POD_CERTIFICATES), None,
+                                    merged(NAMESPACED_GRANTS, POD_CERTIFICATE_GRANTS)),  # fmt: skip
 }
 
 
@@ -256,7 +282,7 @@ def test_default_rbac_is_least_privilege(helm: Path) -> None:
 def test_rbac_grants_exactly_what_the_code_uses(helm: Path, scope: str) -> None:
     """Each Role and ClusterRole grants the table's rows and nothing more: no extra verb, no wildcard."""
     values, cluster_grants, namespace_grants = RBAC_SCOPES[scope]
-    docs = template(helm, *values)
+    docs = [d for d in template(helm, *values) if not d["metadata"]["name"].endswith(SIGNER_ROLE_SUFFIX)]
     roles = of_kind(docs, "ClusterRole") + of_kind(docs, "Role")
     assert len(of_kind(docs, "ClusterRole")) == (1 if cluster_grants else 0)
     assert len(of_kind(docs, "Role")) == (2 if namespace_grants else 0)
@@ -279,6 +305,20 @@ def test_rbac_grants_exactly_what_the_code_uses(helm: Path, scope: str) -> None:
         extra, missing = beyond(granted, wanted), beyond(wanted, granted)
         assert not extra, f"{where} grants verbs no code uses (or the table lacks their reason): {extra}"
         assert not missing, f"{where} lacks verbs the operator needs: {missing}"
+
+
+@pytest.mark.parametrize("values", [(), NAMESPACED], ids=["cluster", "namespaced"])
+def test_the_pod_certificate_signer_may_sign_for_its_two_signers_only(helm: Path, values: tuple[str, ...]) -> None:
+    assert not [d for d in template(helm, *values) if d["metadata"]["name"].endswith(SIGNER_ROLE_SUFFIX)]
+    docs = template(helm, *values, *POD_CERTIFICATES)
+    role, binding = (next(d for d in of_kind(docs, kind) if d["metadata"]["name"].endswith(SIGNER_ROLE_SUFFIX))
+                     for kind in ("ClusterRole", "ClusterRoleBinding"))  # fmt: skip
+    assert role["rules"] == [{"apiGroups": ["certificates.k8s.io"], "resources": ["signers"], "verbs": ["sign"],
+                              "resourceNames": sorted(podcerts.SIGNERS.values())}]  # fmt: skip
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"][0]["name"] == only(docs, "ServiceAccount")["metadata"]["name"]
+    env = {e["name"]: e.get("value") for e in container(docs)["env"]}
+    assert env["ETCD_OPERATOR_POD_CERTIFICATES"] == "true"
 
 
 def test_namespaced(helm: Path) -> None:

@@ -157,6 +157,18 @@ tests/chart/test_chart.py holds the same table and fails on any verb added.
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
   verbs: ["get", "create", "patch"]
+{{- if .Values.podCertificates.enabled }}
+# handlers/podcerts.py: kopf watches PodCertificateRequests; the signer gets the asking pod and writes the answer.
+- apiGroups: ["certificates.k8s.io"]
+  resources: ["podcertificaterequests"]
+  verbs: ["list", "watch"]
+- apiGroups: ["certificates.k8s.io"]
+  resources: ["podcertificaterequests/status"]
+  verbs: ["patch"]
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get"]
+{{- end }}
 {{- if and .Values.peering.enabled .Values.watchNamespaces }}
 # kopf peering with --namespace: lists and watches the KopfPeering, patches its keep-alive into it.
 - apiGroups: ["kopf.dev"]

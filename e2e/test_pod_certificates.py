@@ -1,0 +1,115 @@
+"""spec.tls.memberKeys podCertificate on the real node: each member's key made by its kubelet, signed by the operator.
+
+A cluster started with Secret-held keys is switched under a writer: the members restart one at a time on
+pod certificates, the Secrets keep only the CAs, and each member serves a certificate for a key that no
+Secret holds. It then scales 3 -> 5 -> 3 (new members get theirs the same way) with no write lost.
+Needs the local cluster's pod certificate feature (e2e/local/up.sh enables it).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from typing import Any
+
+import pytest
+
+from e2e.support import CLIENT_POD, Kube, containers, etcd_cluster, patch_spec, wait_settled, wait_until
+from e2e.writer import acked_writes, assert_no_acknowledged_write_lost, run_under_writer
+from etcd_operator.pki import podcerts
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
+
+NAME = "own"
+LIFETIME = {"validity": "24h", "renewBefore": "8h"}  # pod certificates live 1h to 91 days
+
+
+def served(kube: Kube, namespace: str, replicas: int) -> dict[str, dict[str, Any]]:
+    """pod -> what its client port presents: the sha256 of its public key (PKIX DER), serial, names, issuer."""
+    code = (
+        "import socket, ssl, json, hashlib\n"
+        "from cryptography import x509\n"
+        "from cryptography.hazmat.primitives import serialization\n"
+        "ctx = ssl.create_default_context(cafile='/tls/ca.crt'); ctx.load_cert_chain('/tls/tls.crt', '/tls/tls.key')\n"
+        "out = {}\n"
+        f"for i in range({replicas}):\n"
+        f"    pod = '{NAME}-%d' % i; host = '%s.{NAME}.{namespace}.svc.cluster.local' % pod\n"
+        "    with socket.create_connection((host, 2379), timeout=5) as raw, ctx.wrap_socket(raw, server_hostname=host) as s:\n"
+        "        c = x509.load_der_x509_certificate(s.getpeercert(True))\n"
+        "    der = c.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)\n"
+        "    sans = c.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)\n"
+        "    out[pod] = {'key': hashlib.sha256(der).hexdigest(), 'serial': c.serial_number, 'sans': sans,\n"
+        "                'issuer': c.issuer.rfc4514_string()}\n"
+        "print(json.dumps(out))\n"
+    )
+    done = kube.run("-n", namespace, "exec", CLIENT_POD, "--", "python3", "-c", code, timeout=60)
+    return json.loads(done.stdout)
+
+
+def issued_keys(kube: Kube, namespace: str, signer: str) -> dict[str, set[str]]:
+    """pod -> sha256 of each public key the operator issued a certificate for, through that signer."""
+    found: dict[str, set[str]] = {}
+    for request in kube.items(namespace, "podcertificaterequests.certificates.k8s.io"):
+        spec, status = request["spec"], request.get("status") or {}
+        if spec["signerName"] == signer and any(c["type"] == "Issued" for c in status.get("conditions") or []):
+            digest = hashlib.sha256(base64.b64decode(spec["pkixPublicKey"])).hexdigest()
+            found.setdefault(spec["podName"], set()).add(digest)
+    return found
+
+
+def member_keys_in_secrets(kube: Kube, namespace: str) -> list[str]:
+    """Every Secret key that holds a member's private key (`<pod>.key`)."""
+    return [f"{s['metadata']['name']}/{key}" for s in kube.items(namespace, "secrets")
+            for key in (s.get("data") or {}) if key.startswith(f"{NAME}-") and key.endswith(".key")]  # fmt: skip
+
+
+def assert_on_pod_certificates(kube: Kube, namespace: str, replicas: int) -> None:
+    assert member_keys_in_secrets(kube, namespace) == []
+    for secret in (f"{NAME}-peer-tls", f"{NAME}-server-tls"):
+        assert set(kube.get(namespace, "secret", secret)["data"]) <= {"ca.crt", "client.crl"}, secret
+    server_keys = issued_keys(kube, namespace, podcerts.SIGNERS["server"])
+    peer_keys = issued_keys(kube, namespace, podcerts.SIGNERS["peer"])
+    presented = served(kube, namespace, replicas)
+    client_ca = kube.get(namespace, "secret", f"{NAME}-client-ca")["data"]["tls.crt"]
+    assert client_ca
+    for pod, cert in presented.items():
+        # The key a member serves with is one its kubelet asked the operator to certify; no Secret has it.
+        assert cert["key"] in server_keys.get(pod, set()), (pod, cert, server_keys.get(pod))
+        assert peer_keys.get(pod), f"no peer certificate issued for {pod}"
+        assert f"{pod}.{NAME}.{namespace}.svc.cluster.local" in cert["sans"], cert
+        assert "client CA" in cert["issuer"], cert
+    pods = kube.items(namespace, "pods", f"app.kubernetes.io/instance={NAME},app.kubernetes.io/component=member")
+    assert len(pods) == replicas
+    for pod in pods:
+        sources = [s for v in pod["spec"]["volumes"] for s in (v.get("projected") or {}).get("sources") or []]
+        signers = sorted(s["podCertificate"]["signerName"] for s in sources if "podCertificate" in s)
+        assert signers == sorted(podcerts.SIGNERS.values()), pod["metadata"]["name"]
+
+
+def test_a_cluster_moves_to_pod_certificates_and_scales_under_a_writer(kube: Kube, namespace: str) -> None:
+    if not kube.run("api-resources", "--api-group=certificates.k8s.io", "-o", "name").stdout.count("podcertificaterequests"):
+        pytest.fail("the local cluster serves no PodCertificateRequests: e2e/local/up.sh enables them", pytrace=False)
+    cluster = etcd_cluster(NAME, replicas=3, tls={"certificates": LIFETIME})
+    run_under_writer(kube, namespace, cluster, acked=20)
+    assert member_keys_in_secrets(kube, namespace)  # mode secret: every member's pair in the Secrets
+
+    patch_spec(kube, namespace, NAME, tls={"memberKeys": "podCertificate", "certificates": LIFETIME})
+    wait_until("the members restarted on pod certificates", lambda: not member_keys_in_secrets(kube, namespace)
+               or None, timeout=600, interval=3)  # fmt: skip
+    wait_settled(kube, namespace, NAME, replicas=3)
+    assert_on_pod_certificates(kube, namespace, 3)
+    switched = containers(kube, namespace, NAME)
+    assert all(restarts == 0 for _, restarts in switched.values()), switched
+
+    for replicas in (5, 3):
+        before = len(acked_writes(kube, namespace))
+        patch_spec(kube, namespace, NAME, replicas=replicas)
+        wait_settled(kube, namespace, NAME, replicas=replicas, timeout=600)
+        wait_until("writes during the scale", lambda start=before: len(acked_writes(kube, namespace)) >= start + 10
+                   or None, timeout=120)  # fmt: skip
+        assert_on_pod_certificates(kube, namespace, replicas)
+    # The members that stayed kept running on their certificates: no restart since the switch.
+    kept = containers(kube, namespace, NAME)
+    assert {pod: kept[pod] for pod in switched} == switched
+    print(f"acknowledged writes, none lost: {assert_no_acknowledged_write_lost(kube, namespace, NAME)}")
