@@ -15,7 +15,17 @@ from typing import Any
 
 import pytest
 
-from e2e.support import CLIENT_POD, Kube, containers, etcd_cluster, patch_spec, wait_settled, wait_until
+from e2e.support import (
+    CLIENT_POD,
+    NODE_IMAGE,
+    Kube,
+    containers,
+    etcd_cluster,
+    patch_spec,
+    restricted,
+    wait_settled,
+    wait_until,
+)
 from e2e.writer import acked_writes, assert_no_acknowledged_write_lost, run_under_writer
 from etcd_operator.pki import podcerts
 
@@ -113,3 +123,25 @@ def test_a_cluster_moves_to_pod_certificates_and_scales_under_a_writer(kube: Kub
     kept = containers(kube, namespace, NAME)
     assert {pod: kept[pod] for pod in switched} == switched
     print(f"acknowledged writes, none lost: {assert_no_acknowledged_write_lost(kube, namespace, NAME)}")
+
+    # A pod that is no member, labelled as one and asking the peer signer, is denied: it never starts.
+    intruder = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "intruder",
+                "labels": {"app.kubernetes.io/instance": NAME, "app.kubernetes.io/name": "etcd"}},
+                "spec": {"automountServiceAccountToken": False,
+                         "containers": [restricted({"name": "c", "image": NODE_IMAGE, "command": ["sleep", "600"],
+                                                    "volumeMounts": [{"name": "x", "mountPath": "/x"}]})],
+                         "volumes": [{"name": "x", "projected": {"sources": [{"podCertificate": {
+                             "signerName": podcerts.SIGNERS["peer"], "keyType": "ECDSAP256",
+                             "keyPath": "k", "certificateChainPath": "c"}}]}}]}}  # fmt: skip
+    kube.apply(namespace, intruder)
+
+    def denied() -> dict[str, Any] | None:
+        for request in kube.items(namespace, "podcertificaterequests.certificates.k8s.io"):
+            conditions = (request.get("status") or {}).get("conditions") or []
+            if request["spec"]["podName"] == "intruder" and conditions:
+                return conditions[0]
+        return None
+
+    answer = wait_until("the intruder's request answered", denied, timeout=120)
+    assert (answer["type"], answer["reason"]) == ("Denied", "NotAMember"), answer
+    assert kube.get(namespace, "pod", "intruder")["status"]["phase"] == "Pending"
