@@ -30,7 +30,7 @@ def test_defaults_are_applied_by_the_server(kubectl, namespace):
     stored = json.loads(kubectl("get", "-n", namespace, "etcdcluster", "c", "-o", "json").stdout)["spec"]
     assert stored["replicas"] == 3 and stored["version"] == "3.6.16"
     assert stored["bootstrap"] == {"mode": "static"}
-    assert stored["tls"] == {"peer": {"mode": "selfSigned"}, "client": {"mode": "selfSigned"},
+    assert stored["tls"] == {"peer": {"mode": "selfSigned"}, "client": {"mode": "selfSigned"}, "memberKeys": "secret",
                              "certificates": {"validity": "8760h", "renewBefore": "720h"}}
     assert stored["storage"]["whenDeleted"] == "Retain" and stored["storage"]["whenScaled"] == "Retain"
     assert stored["hibernate"] is False
@@ -92,6 +92,13 @@ INVALID = [
     ({"etcd": {"heartbeatInterval": 500, "electionTimeout": 1000}}, "at least 5 times etcd.heartbeatInterval"),
     ({"etcd": {"extraArgs": {"initial-cluster": "x=y"}}}, "may not set flags the operator owns"),
     ({"tls": {"operatorClientSecretName": "x"}}, "tls.operatorClientSecretName is only used with tls.client.mode secret"),
+    # Pod certificates: a selfSigned side to sign for, and lifetimes kube-apiserver lets a signer issue.
+    ({"tls": {"memberKeys": "podCertificate", "peer": {"mode": "none"}, "client": {"mode": "none"}}},
+     "tls.memberKeys podCertificate needs a selfSigned side"),
+    ({"tls": {"memberKeys": "podCertificate"}}, "tls.certificates.validity must be between 1h and 2184h"),
+    ({"tls": {"memberKeys": "podCertificate", "certificates": {"validity": "2h", "renewBefore": "115m"}}},
+     "renewBefore at least 10m and at least 10m shorter than validity"),
+    ({"tls": {"memberKeys": "yes"}}, 'Unsupported value: "yes"'),
     # The node image is the operator's: there is no field to override it.
     ({"image": "registry.example/anything:latest"}, 'unknown field "spec.image"'),
     # Storage: a real quantity, big enough for etcd's write-ahead log; a StorageClass name.
@@ -188,6 +195,7 @@ def test_invalid_specs_are_rejected_with_the_field_and_fix(kubectl, namespace, s
 
 
 VALID = [
+    {"tls": {"memberKeys": "podCertificate", "certificates": {"validity": "2184h", "renewBefore": "720h"}}},
     {"restore": {"backupRef": {"name": "nightly"}, "requestID": "restore-20260101"}},
     {"recovery": {"fromMember": "main-0", "requestID": "recover-20260101"}},
     {"bootstrap": {"restore": {"volume": RESTORE_VOLUME, "bumpRevision": 10, "markCompacted": True}}},
