@@ -271,21 +271,34 @@ def start_client_pod(
     kube.run("-n", namespace, "wait", "--for=condition=Ready", f"pod/{CLIENT_POD}", "--timeout=120s", timeout=150)
 
 
-def served_serials(kube: Kube, namespace: str, cluster: str, replicas: int) -> list[int]:
-    """The serial each member's client port presents on a new connection (member 0 first), read from the client pod."""
+def served_certificates(kube: Kube, namespace: str, cluster: str, replicas: int) -> list[dict[str, Any]]:
+    """What each member's client port presents on a new connection (member 0 first), read from the client pod:
+    its serial, the sha256 of its public key (PKIX DER), its DNS names, its issuer and the issuer's key ID."""
     code = (
-        "import socket, ssl, json\n"
-        "ctx = ssl.create_default_context(cafile='/tls/ca.crt'); ctx.load_cert_chain('/tls/tls.crt', '/tls/tls.key')\n"
+        "import socket, ssl, json, hashlib\n"
         "from cryptography import x509\n"
+        "from cryptography.hazmat.primitives import serialization\n"
+        "ctx = ssl.create_default_context(cafile='/tls/ca.crt'); ctx.load_cert_chain('/tls/tls.crt', '/tls/tls.key')\n"
         f"hosts = ['{cluster}-%d.{cluster}.{namespace}.svc.cluster.local' % i for i in range({replicas})]\n"
         "out = []\n"
         "for h in hosts:\n"
         "    with socket.create_connection((h, 2379), timeout=5) as raw, ctx.wrap_socket(raw, server_hostname=h) as s:\n"
-        "        out.append(x509.load_der_x509_certificate(s.getpeercert(True)).serial_number)\n"
+        "        c = x509.load_der_x509_certificate(s.getpeercert(True))\n"
+        "    der = c.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)\n"
+        "    sans = c.extensions.get_extension_for_class(x509.SubjectAlternativeName).value\n"
+        "    aki = c.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier\n"
+        "    out.append({'serial': c.serial_number, 'key': hashlib.sha256(der).hexdigest(),\n"
+        "                'sans': sans.get_values_for_type(x509.DNSName), 'issuer': c.issuer.rfc4514_string(),\n"
+        "                'issuer_key_id': aki.hex()})\n"
         "print(json.dumps(out))\n"
     )
     out = kube.run("-n", namespace, "exec", CLIENT_POD, "--", "python3", "-c", code, timeout=60).stdout
-    return [int(x) for x in json.loads(out)]
+    return list(json.loads(out))
+
+
+def served_serials(kube: Kube, namespace: str, cluster: str, replicas: int) -> list[int]:
+    """The serial each member's client port presents on a new connection (member 0 first)."""
+    return [int(c["serial"]) for c in served_certificates(kube, namespace, cluster, replicas)]
 
 
 def containers(kube: Kube, namespace: str, cluster: str) -> dict[str, tuple[str, int]]:

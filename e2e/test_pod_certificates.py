@@ -10,19 +10,20 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 from typing import Any
 
 import pytest
+from cryptography import x509
 
 from e2e.support import (
-    CLIENT_POD,
     NODE_IMAGE,
     Kube,
+    condition,
     containers,
     etcd_cluster,
     patch_spec,
     restricted,
+    served_certificates,
     wait_settled,
     wait_until,
 )
@@ -33,28 +34,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
 NAME = "own"
 LIFETIME = {"validity": "24h", "renewBefore": "8h"}  # pod certificates live 1h to 91 days
-
-
-def served(kube: Kube, namespace: str, replicas: int) -> dict[str, dict[str, Any]]:
-    """pod -> what its client port presents: the sha256 of its public key (PKIX DER), serial, names, issuer."""
-    code = (
-        "import socket, ssl, json, hashlib\n"
-        "from cryptography import x509\n"
-        "from cryptography.hazmat.primitives import serialization\n"
-        "ctx = ssl.create_default_context(cafile='/tls/ca.crt'); ctx.load_cert_chain('/tls/tls.crt', '/tls/tls.key')\n"
-        "out = {}\n"
-        f"for i in range({replicas}):\n"
-        f"    pod = '{NAME}-%d' % i; host = '%s.{NAME}.{namespace}.svc.cluster.local' % pod\n"
-        "    with socket.create_connection((host, 2379), timeout=5) as raw, ctx.wrap_socket(raw, server_hostname=host) as s:\n"
-        "        c = x509.load_der_x509_certificate(s.getpeercert(True))\n"
-        "    der = c.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)\n"
-        "    sans = c.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)\n"
-        "    out[pod] = {'key': hashlib.sha256(der).hexdigest(), 'serial': c.serial_number, 'sans': sans,\n"
-        "                'issuer': c.issuer.rfc4514_string()}\n"
-        "print(json.dumps(out))\n"
-    )
-    done = kube.run("-n", namespace, "exec", CLIENT_POD, "--", "python3", "-c", code, timeout=60)
-    return json.loads(done.stdout)
 
 
 def issued_keys(kube: Kube, namespace: str, signer: str) -> dict[str, set[str]]:
@@ -80,7 +59,7 @@ def assert_on_pod_certificates(kube: Kube, namespace: str, replicas: int) -> Non
         assert set(kube.get(namespace, "secret", secret)["data"]) <= {"ca.crt", "client.crl"}, secret
     server_keys = issued_keys(kube, namespace, podcerts.SIGNERS["server"])
     peer_keys = issued_keys(kube, namespace, podcerts.SIGNERS["peer"])
-    presented = served(kube, namespace, replicas)
+    presented = {f"{NAME}-{i}": c for i, c in enumerate(served_certificates(kube, namespace, NAME, replicas))}
     client_ca = kube.get(namespace, "secret", f"{NAME}-client-ca")["data"]["tls.crt"]
     assert client_ca
     for pod, cert in presented.items():
@@ -145,3 +124,32 @@ def test_a_cluster_moves_to_pod_certificates_and_scales_under_a_writer(kube: Kub
     answer = wait_until("the intruder's request answered", denied, timeout=120)
     assert (answer["type"], answer["reason"]) == ("Denied", "NotAMember"), answer
     assert kube.get(namespace, "pod", "intruder")["status"]["phase"] == "Pending"
+
+
+def test_a_ca_rollover_reaches_pod_certificates_and_loses_no_write(kube: Kube, namespace: str) -> None:
+    """With pod certificates the kubelets hold the leaves: after the new CA starts signing, every member is
+    restarted once more so that its kubelet asks it, before the old CA leaves the bundles."""
+    run_under_writer(kube, namespace, etcd_cluster(NAME, replicas=3, tls={"memberKeys": "podCertificate",
+                                                                            "certificates": LIFETIME}), acked=20)  # fmt: skip
+    old = {side: kube.get(namespace, "secret", f"{NAME}-{side}-ca")["data"]["tls.crt"] for side in ("peer", "client")}
+    pods_before = {uid for uid, _ in containers(kube, namespace, NAME).values()}
+    kube.run("-n", namespace, "annotate", "etcdcluster", NAME, "etcd.operator.dev/rotate-ca=e2e-pod-1")
+
+    def rolled_over() -> bool:
+        for side in ("peer", "client"):
+            data = kube.get(namespace, "secret", f"{NAME}-{side}-ca")["data"]
+            if data["tls.crt"] == old[side] or {"next.crt", "previous.crt", "restarting"} & set(data):
+                return False
+        return (condition(kube.get(namespace, "etcdcluster", NAME), "Progressing") or {}).get("status") == "False"
+
+    wait_until("both CAs rolled over", rolled_over, timeout=900, interval=3)
+    status = wait_settled(kube, namespace, NAME, replicas=3)
+    assert {c["generation"] for c in status["certificates"] if c["kind"] == "ca"} == {2}
+    assert not pods_before & {uid for uid, _ in containers(kube, namespace, NAME).values()}
+    assert_on_pod_certificates(kube, namespace, 3)
+    new_ca = x509.load_pem_x509_certificate(base64.b64decode(kube.get(namespace, "secret", f"{NAME}-client-ca")["data"]["tls.crt"]))
+    new_id = x509.SubjectKeyIdentifier.from_public_key(new_ca.public_key()).digest.hex()
+    served = served_certificates(kube, namespace, NAME, 3)
+    assert [c["issuer_key_id"] for c in served] == [new_id] * 3, served
+    print(f"CA rollover with pod certificates: generation 2, {assert_no_acknowledged_write_lost(kube, namespace, NAME)} "
+          "writes acknowledged, 0 lost")
