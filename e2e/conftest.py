@@ -83,7 +83,7 @@ def operator(kube: Kube) -> str:
         "--set", "image.pullPolicy=IfNotPresent", "--set", "logFormat=json",
     ]
     # The signer of members' pod certificates, where the cluster has the API (the local cluster; not kind's).
-    resources = kube.run("api-resources", "--api-group=certificates.k8s.io", "-o", "name").stdout
+    resources = kube.run("api-resources", "--api-group=certificates.k8s.io", "-o", "name", check=False).stdout
     cmd += ["--set", f"podCertificates.enabled={'true' if 'podcertificaterequests' in resources else 'false'}"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
     if proc.returncode != 0:
