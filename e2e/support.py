@@ -285,11 +285,12 @@ def served_certificates(kube: Kube, namespace: str, cluster: str, replicas: int)
         "    with socket.create_connection((h, 2379), timeout=5) as raw, ctx.wrap_socket(raw, server_hostname=h) as s:\n"
         "        c = x509.load_der_x509_certificate(s.getpeercert(True))\n"
         "    der = c.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)\n"
-        "    sans = c.extensions.get_extension_for_class(x509.SubjectAlternativeName).value\n"
-        "    aki = c.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier\n"
+        "    ext = {type(e.value).__name__: e.value for e in c.extensions}\n"  # a user's certificate may lack either
+        "    sans, aki = ext.get('SubjectAlternativeName'), ext.get('AuthorityKeyIdentifier')\n"
         "    out.append({'serial': c.serial_number, 'key': hashlib.sha256(der).hexdigest(),\n"
-        "                'sans': sans.get_values_for_type(x509.DNSName), 'issuer': c.issuer.rfc4514_string(),\n"
-        "                'issuer_key_id': aki.hex()})\n"
+        "                'sans': sans.get_values_for_type(x509.DNSName) if sans else [],\n"
+        "                'issuer': c.issuer.rfc4514_string(),\n"
+        "                'issuer_key_id': aki.key_identifier.hex() if aki and aki.key_identifier else None})\n"
         "print(json.dumps(out))\n"
     )
     out = kube.run("-n", namespace, "exec", CLIENT_POD, "--", "python3", "-c", code, timeout=60).stdout
